@@ -1,0 +1,521 @@
+//! Effects as values: what the machine asks an executor to do, and what comes back.
+//!
+//! Writes are stated as desired state wherever AWS allows it (`SetListenerWeights`,
+//! `ScaleEnvironment`), so executing one twice is harmless; creates carry a [`CommandId`]
+//! whose [`CommandId::client_token`] makes them idempotent at AWS.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::CommandId;
+use crate::spec::{HookStage, ListenerRef, Mode};
+use crate::time::Timestamp;
+
+/// One effect the executor must perform.
+#[must_use = "a command does nothing until an executor performs it"]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Command {
+    pub id: CommandId,
+    /// 1 on the first try; retries of the same step keep the id and count up.
+    pub attempt: u32,
+    pub kind: CommandKind,
+}
+
+/// The effects. Executors implement every variant; see `docs/commands.md` for the AWS
+/// calls each maps to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CommandKind {
+    /// Check that every resource the deployment names exists and fits together. A
+    /// missing or mismatched resource is a `Fatal` error naming it.
+    Preflight(Preflight),
+    /// Find a revision that [`CommandKind::RegisterTaskDefinition`] with the same fields
+    /// registered before (so one image gets one revision, across retries, crashes and
+    /// deployments). Executors tag what they register with `bluegreen:base` and
+    /// `bluegreen:image` and match on those tags within `base`'s family.
+    FindTaskDefinition {
+        base: String,
+        container: String,
+        image: String,
+    },
+    /// Register a new revision copied from `base` with only `container`'s image replaced,
+    /// tagged `bluegreen:base = base`, `bluegreen:image = image`.
+    RegisterTaskDefinition {
+        base: String,
+        container: String,
+        image: String,
+    },
+    /// Bring green up on its target group running `task_definition`.
+    EnsureGreen(EnsureGreen),
+    /// Set a service's desired count (service-pair model).
+    ScaleEnvironment {
+        cluster: String,
+        service: String,
+        desired_count: u32,
+    },
+    /// Delete a task set (task-set model). Deleting one that is already gone succeeds.
+    DeleteEnvironment {
+        cluster: String,
+        service: String,
+        task_set: String,
+    },
+    /// Make the listener (default action, or rule) forward with exactly these weights,
+    /// then read it back and return what AWS holds.
+    SetListenerWeights {
+        listener: ListenerRef,
+        weights: Vec<TargetWeight>,
+    },
+    /// Task-set model: make `task_set` (an ARN) the service's primary.
+    SetPrimaryTaskSet {
+        cluster: String,
+        service: String,
+        task_set: String,
+    },
+    /// Read some state. Reads never change anything and are retried freely.
+    Observe(Observe),
+    /// Call a user's HTTP hook.
+    CallHook(HookCall),
+}
+
+/// What preflight checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preflight {
+    pub cluster: String,
+    pub mode: Mode,
+    /// Service-pair: both slots, `services[i]` must be bound to `target_groups[i]`.
+    /// Task-set: the one service, which must use the `EXTERNAL` deployment controller.
+    pub services: Vec<String>,
+    pub target_groups: [String; 2],
+    pub listener: ListenerRef,
+    pub test_listener: Option<ListenerRef>,
+    /// Must be a container of the live task definition.
+    pub container: String,
+}
+
+/// How green is brought up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum EnsureGreen {
+    /// Update the idle slot's service to `task_definition` and `desired_count`
+    /// (`UpdateService`; idempotent as desired state).
+    Service {
+        cluster: String,
+        service: String,
+        task_definition: String,
+        desired_count: u32,
+    },
+    /// Create a task set at 100 % scale on `target_group`, copying network
+    /// configuration, launch type and container port from `like_task_set` (blue's).
+    /// `external_id` (the deployment id) marks it as ours; the command id's client token
+    /// makes the create idempotent.
+    TaskSet {
+        cluster: String,
+        service: String,
+        task_definition: String,
+        target_group: String,
+        like_task_set: String,
+        external_id: String,
+    },
+}
+
+/// One weighted forward target.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TargetWeight {
+    pub target_group: String,
+    /// ALB weight, 0–999; the machine uses percentages (0–100).
+    pub weight: u32,
+}
+
+/// Reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum Observe {
+    Listener(ListenerRef),
+    /// A service, its task sets, and (when `failures` is set) how many tasks of a
+    /// task definition stopped by failure since a time — the circuit breaker's count.
+    Service {
+        cluster: String,
+        service: String,
+        failures: Option<FailureFilter>,
+    },
+    TargetHealth {
+        target_group: String,
+    },
+    /// Current state of these alarms (executors batch 100 names per call).
+    Alarms {
+        names: Vec<String>,
+    },
+    Metrics(MetricRequest),
+}
+
+/// Which stopped tasks count as failures.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureFilter {
+    pub task_definition: String,
+    /// Only tasks that stopped at or after this time.
+    pub since: Timestamp,
+    /// Task-set model: only tasks started by this task set (its id or ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_by: Option<String>,
+}
+
+/// A `GetMetricData` request over `[start, end)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRequest {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub queries: Vec<MetricQuery>,
+}
+
+/// One metric-stat query. Ids are unique within a request and are `[a-z][a-zA-Z0-9_]*`
+/// as CloudWatch requires.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetricQuery {
+    pub id: String,
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<(String, String)>,
+    pub stat: String,
+    pub period_s: u32,
+}
+
+/// A hook call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookCall {
+    pub name: String,
+    pub url: String,
+    pub timeout_ms: u64,
+    pub payload: HookPayload,
+}
+
+/// The JSON body a hook receives (the executor signs it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookPayload {
+    pub deployment: String,
+    pub app: String,
+    pub stage: HookStage,
+    pub image: Option<String>,
+    pub task_definition: Option<String>,
+    pub weights: Weights,
+    /// Green's target group, so a hook can address green directly.
+    pub green_target_group: Option<String>,
+    /// 1-based count of calls to this hook in this deployment.
+    pub call: u32,
+}
+
+/// Production weights in percent, blue + green = 100.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Weights {
+    pub blue: u8,
+    pub green: u8,
+}
+
+impl Weights {
+    pub const ALL_BLUE: Weights = Weights {
+        blue: 100,
+        green: 0,
+    };
+    pub const ALL_GREEN: Weights = Weights {
+        blue: 0,
+        green: 100,
+    };
+
+    pub const fn green(percent: u8) -> Weights {
+        Weights {
+            blue: 100 - percent,
+            green: percent,
+        }
+    }
+}
+
+/// What a successful command returns. Each command kind has exactly one matching result
+/// kind; a mismatch is treated as a bad response (`Fatal`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CommandResult {
+    PreflightPassed,
+    TaskDefinitionFound { arn: Option<String> },
+    TaskDefinitionRegistered { arn: String },
+    /// The green environment; for task sets, the created (or found) task set's ARN.
+    GreenEnsured { task_set: Option<String> },
+    Scaled,
+    Deleted,
+    /// What the listener holds after the write (the executor reads it back).
+    WeightsSet(ListenerState),
+    PrimarySet,
+    Observed(Observation),
+    Hook(HookVerdict),
+}
+
+/// Observed state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub enum Observation {
+    Listener(ListenerState),
+    Service(ServiceStatus),
+    TargetHealth(TargetHealth),
+    Alarms(AlarmStates),
+    Metrics(MetricData),
+}
+
+/// A listener's forward action as AWS holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerState {
+    /// Every target group the action forwards to with its weight (weight 0 included).
+    /// Empty when the action is not a forward (e.g. a fixed response or redirect).
+    pub forwards: Vec<TargetWeight>,
+}
+
+impl ListenerState {
+    pub fn weight_of(&self, target_group: &str) -> u32 {
+        self.forwards
+            .iter()
+            .filter(|f| f.target_group == target_group)
+            .map(|f| f.weight)
+            .sum()
+    }
+
+    pub fn total_weight(&self) -> u32 {
+        self.forwards.iter().map(|f| f.weight).sum()
+    }
+}
+
+/// An ECS service as observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub service: String,
+    /// `ACTIVE`, `DRAINING` or `INACTIVE`.
+    pub status: String,
+    pub desired_count: u32,
+    pub running_count: u32,
+    pub pending_count: u32,
+    /// The service's task definition (service-pair model); empty for `EXTERNAL`.
+    pub task_definition: String,
+    /// Target groups the service is bound to.
+    pub target_groups: Vec<String>,
+    pub task_sets: Vec<TaskSetStatus>,
+    /// Tasks matching the request's `FailureFilter` that stopped by failure.
+    pub failed_tasks: u32,
+}
+
+/// A task set as observed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSetStatus {
+    pub id: String,
+    pub arn: String,
+    /// `PRIMARY`, `ACTIVE` or `DRAINING`.
+    pub status: String,
+    pub external_id: Option<String>,
+    pub task_definition: String,
+    pub target_groups: Vec<String>,
+    pub computed_desired_count: u32,
+    pub running_count: u32,
+    pub pending_count: u32,
+    /// `STEADY_STATE` or `STABILIZING`.
+    pub stability_status: String,
+}
+
+/// Target health of one target group, as counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    pub healthy: u32,
+    pub unhealthy: u32,
+    pub initial: u32,
+    pub draining: u32,
+    /// `unused`, `unavailable` and any other state.
+    pub other: u32,
+}
+
+impl TargetHealth {
+    pub fn total(&self) -> u32 {
+        self.healthy + self.unhealthy + self.initial + self.draining + self.other
+    }
+}
+
+/// Alarm states; alarms that do not exist are listed in `missing`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmStates {
+    pub alarms: Vec<AlarmObservation>,
+    pub missing: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmObservation {
+    pub name: String,
+    pub state: AlarmState,
+    pub reason: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+/// `GetMetricData` results by query id; values oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricData {
+    pub series: Vec<MetricSeries>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricSeries {
+    pub id: String,
+    pub values: Vec<f64>,
+}
+
+/// A hook's answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum HookVerdict {
+    Pass,
+    Fail { reason: String },
+    /// Ask again after the hook's interval.
+    NotYet,
+}
+
+/// Why a command did not succeed, classified for the machine's error policy.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[error("{class:?} {code}: {message}")]
+pub struct CommandError {
+    pub class: ErrorClass,
+    /// The provider's error code (e.g. `ThrottlingException`, `ServiceNotFoundException`),
+    /// or our own (`Timeout`, `BadResponse`).
+    pub code: String,
+    pub message: String,
+}
+
+impl CommandError {
+    pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Retryable, code, message)
+    }
+    pub fn fatal(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Fatal, code, message)
+    }
+    pub fn ambiguous(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Ambiguous, code, message)
+    }
+    pub fn new(class: ErrorClass, code: impl Into<String>, message: impl Into<String>) -> Self {
+        CommandError {
+            class,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The error policy's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorClass {
+    /// Not applied; try again later (throttled, 5xx, connection refused).
+    Retryable,
+    /// Will not succeed by retrying (invalid, access denied, not found where it must exist).
+    Fatal,
+    /// A write whose outcome is unknown (response lost, timed out after sending): the
+    /// machine observes before it decides anything else.
+    Ambiguous,
+}
+
+impl CommandKind {
+    /// Does this command change anything? Reads (and hook calls, which the user's
+    /// endpoint must make idempotent) are simply retried; writes that may or may not have
+    /// happened are resolved by observation first.
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            CommandKind::Preflight(_)
+                | CommandKind::FindTaskDefinition { .. }
+                | CommandKind::Observe(_)
+                | CommandKind::CallHook(_)
+        )
+    }
+
+    /// Short, stable name for logs, metrics labels and plans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CommandKind::Preflight(_) => "preflight",
+            CommandKind::FindTaskDefinition { .. } => "find-task-definition",
+            CommandKind::RegisterTaskDefinition { .. } => "register-task-definition",
+            CommandKind::EnsureGreen(_) => "ensure-green",
+            CommandKind::ScaleEnvironment { .. } => "scale-environment",
+            CommandKind::DeleteEnvironment { .. } => "delete-environment",
+            CommandKind::SetListenerWeights { .. } => "set-listener-weights",
+            CommandKind::SetPrimaryTaskSet { .. } => "set-primary-task-set",
+            CommandKind::Observe(Observe::Listener(_)) => "observe-listener",
+            CommandKind::Observe(Observe::Service { .. }) => "observe-service",
+            CommandKind::Observe(Observe::TargetHealth { .. }) => "observe-target-health",
+            CommandKind::Observe(Observe::Alarms { .. }) => "observe-alarms",
+            CommandKind::Observe(Observe::Metrics(_)) => "observe-metrics",
+            CommandKind::CallHook(_) => "call-hook",
+        }
+    }
+
+    /// The fewest AWS API calls the reference adapter makes for this command (the
+    /// lower bound plans report and the simulator compares against). See
+    /// `docs/commands.md` for the table.
+    pub fn aws_calls_min(&self) -> u32 {
+        match self {
+            // DescribeListeners (+DescribeRules per rule), DescribeTargetGroups,
+            // DescribeClusters, DescribeServices, DescribeTaskDefinition.
+            CommandKind::Preflight(p) => {
+                5 + u32::from(p.listener.rule_arn.is_some())
+                    + u32::from(p.test_listener.is_some())
+                    + u32::from(
+                        p.test_listener
+                            .as_ref()
+                            .is_some_and(|t| t.rule_arn.is_some()),
+                    )
+            }
+            // ListTaskDefinitions + DescribeTaskDefinition of the newest revision.
+            CommandKind::FindTaskDefinition { .. } => 2,
+            // DescribeTaskDefinition(base) + RegisterTaskDefinition.
+            CommandKind::RegisterTaskDefinition { .. } => 2,
+            // UpdateService | DescribeServices(blue task set) + CreateTaskSet.
+            CommandKind::EnsureGreen(EnsureGreen::Service { .. }) => 1,
+            CommandKind::EnsureGreen(EnsureGreen::TaskSet { .. }) => 2,
+            CommandKind::ScaleEnvironment { .. } => 1,
+            CommandKind::DeleteEnvironment { .. } => 1,
+            // ModifyListener|ModifyRule + read-back.
+            CommandKind::SetListenerWeights { .. } => 2,
+            CommandKind::SetPrimaryTaskSet { .. } => 1,
+            CommandKind::Observe(Observe::Listener(_)) => 1,
+            // DescribeServices (+ ListTasks STOPPED for the breaker; DescribeTasks only
+            // when there are stopped tasks).
+            CommandKind::Observe(Observe::Service { failures, .. }) => {
+                1 + u32::from(failures.is_some())
+            }
+            CommandKind::Observe(Observe::TargetHealth { .. }) => 1,
+            CommandKind::Observe(Observe::Alarms { names }) => names.len().div_ceil(100) as u32,
+            CommandKind::Observe(Observe::Metrics(_)) => 1,
+            CommandKind::CallHook(_) => 0,
+        }
+    }
+
+    /// Does `result` answer this kind of command?
+    pub fn accepts(&self, result: &CommandResult) -> bool {
+        use CommandKind as K;
+        use CommandResult as R;
+        matches!(
+            (self, result),
+            (K::Preflight(_), R::PreflightPassed)
+                | (K::FindTaskDefinition { .. }, R::TaskDefinitionFound { .. })
+                | (K::RegisterTaskDefinition { .. }, R::TaskDefinitionRegistered { .. })
+                | (K::EnsureGreen(_), R::GreenEnsured { .. })
+                | (K::ScaleEnvironment { .. }, R::Scaled)
+                | (K::DeleteEnvironment { .. }, R::Deleted)
+                | (K::SetListenerWeights { .. }, R::WeightsSet(_))
+                | (K::SetPrimaryTaskSet { .. }, R::PrimarySet)
+                | (K::Observe(Observe::Listener(_)), R::Observed(Observation::Listener(_)))
+                | (K::Observe(Observe::Service { .. }), R::Observed(Observation::Service(_)))
+                | (
+                    K::Observe(Observe::TargetHealth { .. }),
+                    R::Observed(Observation::TargetHealth(_))
+                )
+                | (K::Observe(Observe::Alarms { .. }), R::Observed(Observation::Alarms(_)))
+                | (K::Observe(Observe::Metrics(_)), R::Observed(Observation::Metrics(_)))
+                | (K::CallHook(_), R::Hook(_))
+        )
+    }
+}

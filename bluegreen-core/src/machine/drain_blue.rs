@@ -1,0 +1,199 @@
+//! drain-blue: hold the drain time (in-flight requests to blue finish; signals still
+//! watched, abort still rolls back), then remove blue — service pair: scale blue's
+//! service to zero (the slot stays for the next deployment); task set: make green primary
+//! and delete blue's task set — and wait until blue holds no tasks.
+
+use serde::{Deserialize, Serialize};
+
+use super::exec::Cx;
+use super::monitor::{Monitor, Watch};
+use super::phase::{Phase, Step, tick_or_wait};
+use crate::command::{CommandKind, Observe};
+use crate::io::{Reason, ReasonKind};
+use crate::spec::EnvironmentModel;
+use crate::time::{Timestamp, format_duration_ms};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainBlue {
+    pub stage: DrainStage,
+    pub monitor: Monitor,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "stage")]
+pub enum DrainStage {
+    Waiting { until: Timestamp },
+    /// Task-set model: the primary swap is out.
+    Promoting,
+    /// The scale-down (or task-set delete) is out.
+    Removing,
+    Verifying { deadline: Timestamp },
+}
+
+impl DrainBlue {
+    pub(crate) fn new(cx: &Cx<'_>) -> Self {
+        DrainBlue {
+            stage: DrainStage::Waiting {
+                until: cx.now.plus_ms(cx.spec.drain_ms),
+            },
+            monitor: Monitor::new(cx.now),
+        }
+    }
+
+    /// Still in the drain wait: blue is whole and a rollback is still instant.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.stage, DrainStage::Waiting { .. })
+    }
+
+    pub fn extend(&mut self, ms: u64) {
+        self.monitor.extend(ms);
+        match &mut self.stage {
+            DrainStage::Waiting { until } => *until = until.plus_ms(ms),
+            DrainStage::Verifying { deadline } => *deadline = deadline.plus_ms(ms),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn decide(&mut self, cx: &mut Cx<'_>) -> Step {
+        let spec = cx.spec;
+        match self.stage {
+            DrainStage::Waiting { until } => {
+                if let Some(Err(reason)) = self.monitor.collect(cx, Watch::LIVE) {
+                    return Step::Rollback(reason);
+                }
+                if cx.now < until {
+                    return tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[Some(until)]);
+                }
+                cx.k.blue_removal_at = Some(cx.now);
+                match &spec.environment {
+                    EnvironmentModel::ServicePair { services } => {
+                        cx.issue(
+                            "scale-down-blue",
+                            CommandKind::ScaleEnvironment {
+                                cluster: spec.cluster.clone(),
+                                service: services[cx.sides().blue].clone(),
+                                desired_count: 0,
+                            },
+                        );
+                        self.stage = DrainStage::Removing;
+                    }
+                    EnvironmentModel::TaskSet { service } => {
+                        let green = cx.k.green_task_set.clone();
+                        let Some(green) = green else {
+                            return Step::Rollback(Reason::new(
+                                ReasonKind::Invariant,
+                                "green's task set ARN is unknown at drain time",
+                            ));
+                        };
+                        cx.issue(
+                            "primary-green",
+                            CommandKind::SetPrimaryTaskSet {
+                                cluster: spec.cluster.clone(),
+                                service: service.clone(),
+                                task_set: green,
+                            },
+                        );
+                        self.stage = DrainStage::Promoting;
+                    }
+                }
+                Step::Issued
+            }
+            DrainStage::Promoting => {
+                let EnvironmentModel::TaskSet { service } = &spec.environment else {
+                    unreachable!("only task sets are promoted")
+                };
+                let blue = cx.sides().blue_task_set.clone().expect("task-set preflight records blue");
+                cx.issue(
+                    "remove-blue",
+                    CommandKind::DeleteEnvironment {
+                        cluster: spec.cluster.clone(),
+                        service: service.clone(),
+                        task_set: blue,
+                    },
+                );
+                self.stage = DrainStage::Removing;
+                Step::Issued
+            }
+            DrainStage::Removing => {
+                self.stage = DrainStage::Verifying {
+                    deadline: cx.now.plus_ms(spec.timeouts.scale_down_ms),
+                };
+                self.monitor = Monitor::new(cx.now);
+                self.verify(cx)
+            }
+            DrainStage::Verifying { .. } => self.verify(cx),
+        }
+    }
+
+    fn verify(&mut self, cx: &mut Cx<'_>) -> Step {
+        let DrainStage::Verifying { deadline } = self.stage else {
+            unreachable!("verify outside Verifying")
+        };
+        let blue_service = cx.k.blue_service_name(cx.spec).expect("sides known").to_string();
+        if self.monitor.observing {
+            self.monitor.observing = false;
+            match blue_left(cx, &blue_service) {
+                None => {
+                    return Step::Goto(
+                        Phase::Completed { at: cx.now },
+                        "blue holds no tasks".into(),
+                    );
+                }
+                Some(left) if cx.now >= deadline => {
+                    return Step::Goto(
+                        Phase::Failed {
+                            at: cx.now,
+                            reason: Reason::new(
+                                ReasonKind::Timeout,
+                                format!(
+                                    "blue still holds {left} {} after scale-down",
+                                    format_duration_ms(cx.spec.timeouts.scale_down_ms)
+                                ),
+                            ),
+                            action_required: format!(
+                                "green serves 100 % and is healthy; stop blue's remaining tasks by hand \
+                                 (service {blue_service} in cluster {})",
+                                cx.spec.cluster
+                            ),
+                        },
+                        "blue did not empty in time".into(),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        if self.monitor.due(cx.now) {
+            let n = self.monitor.begin(cx);
+            cx.issue(
+                &format!("verify-blue-{n}"),
+                CommandKind::Observe(Observe::Service {
+                    cluster: cx.spec.cluster.clone(),
+                    service: blue_service,
+                    failures: None,
+                }),
+            );
+            return Step::Issued;
+        }
+        Step::WaitUntil(self.monitor.next_tick_at.min(deadline))
+    }
+}
+
+/// What blue still holds, or `None` when it holds nothing.
+fn blue_left(cx: &Cx<'_>, blue_service: &str) -> Option<String> {
+    let s = &cx.k.services.get(blue_service)?.value;
+    match &cx.spec.environment {
+        EnvironmentModel::ServicePair { .. } => {
+            let tasks = s.running_count + s.pending_count;
+            (tasks > 0 || s.desired_count > 0).then(|| {
+                format!("{tasks} task(s) (desired {})", s.desired_count)
+            })
+        }
+        EnvironmentModel::TaskSet { .. } => {
+            let blue = cx.sides().blue_task_set.as_deref()?;
+            s.task_sets
+                .iter()
+                .find(|ts| ts.arn == blue)
+                .map(|ts| format!("task set {} with {} running", ts.id, ts.running_count))
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Execution bookkeeping: the outbox, commands in flight, scheduled retries — and the
+//! emission guards every command passes on its way out.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::knowledge::Knowledge;
+use crate::command::{Command, CommandKind, Weights};
+use crate::ids::{CommandId, DeploymentId};
+use crate::io::{Notice, Output};
+use crate::spec::{DeploymentSpec, EnvironmentModel};
+use crate::time::Timestamp;
+
+/// Most commands in flight at once (one observation batch is at most 5).
+pub const IN_FLIGHT_MAX: usize = 8;
+/// Most outputs queued before the caller drains them.
+pub const OUTBOX_MAX: usize = 64;
+
+/// A command handed out and not yet answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub command: Command,
+    pub issued_at: Timestamp,
+    pub deadline: Timestamp,
+    /// Set when this command is an observation resolving an ambiguous write.
+    pub resolves: Option<Box<Command>>,
+}
+
+/// A command to send again later.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    pub command: Command,
+    pub at: Timestamp,
+    pub resolves: Option<Box<Command>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Exec {
+    pub outbox: VecDeque<Output>,
+    pub in_flight: BTreeMap<CommandId, InFlight>,
+    pub retries: BTreeMap<CommandId, Retry>,
+    /// The phase asked not to be consulted before this time.
+    pub wait_until: Option<Timestamp>,
+    /// An emission guard refused a command: the machine fails with this reason.
+    pub violation: Option<String>,
+    /// Commands sent, retries included.
+    pub commands_sent: u64,
+    /// Lower bound of AWS API calls those commands made.
+    pub aws_calls_min: u64,
+}
+
+impl Exec {
+    pub(crate) fn send(&mut self, command: Command, now: Timestamp, command_ms: u64, resolves: Option<Box<Command>>) {
+        self.commands_sent += 1;
+        self.aws_calls_min += u64::from(command.kind.aws_calls_min());
+        self.in_flight.insert(
+            command.id.clone(),
+            InFlight {
+                command: command.clone(),
+                issued_at: now,
+                deadline: now.plus_ms(command_ms),
+                resolves,
+            },
+        );
+        self.push(Output::Command(command));
+    }
+
+    pub(crate) fn push(&mut self, out: Output) {
+        // Notices beyond the bound are dropped oldest-first; commands never are (the
+        // bound is far above one decision's output, so this is a safety valve).
+        if self.outbox.len() >= OUTBOX_MAX
+            && let Some(pos) = self.outbox.iter().position(|o| matches!(o, Output::Notice(_)))
+        {
+            self.outbox.remove(pos);
+        }
+        self.outbox.push_back(out);
+    }
+
+    pub(crate) fn notice(&mut self, n: Notice) {
+        self.push(Output::Notice(n));
+    }
+
+    pub(crate) fn writes_in_flight(&self) -> usize {
+        self.in_flight
+            .values()
+            .filter(|f| f.command.kind.is_write())
+            .count()
+    }
+}
+
+/// What a phase sees while deciding.
+pub(crate) struct Cx<'a> {
+    pub id: &'a DeploymentId,
+    pub spec: &'a DeploymentSpec,
+    pub now: Timestamp,
+    pub k: &'a mut Knowledge,
+    pub exec: &'a mut Exec,
+}
+
+impl Cx<'_> {
+    /// Send a command for logical step `step` (first attempt).
+    pub fn issue(&mut self, step: &str, kind: CommandKind) {
+        if let Err(why) = guard(self.spec, self.k, self.now, &kind) {
+            if self.exec.violation.is_none() {
+                self.exec.violation = Some(format!("refused to send {}: {why}", kind.name()));
+            }
+            return;
+        }
+        let command = Command {
+            id: CommandId::new(self.id, step),
+            attempt: 1,
+            kind,
+        };
+        self.exec
+            .send(command, self.now, self.spec.timeouts.command_ms, None);
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.id.seed()
+    }
+
+    pub fn sides(&self) -> &super::knowledge::Sides {
+        self.k
+            .sides
+            .as_ref()
+            .expect("sides are known after preflight; phases past preflight only")
+    }
+
+    pub fn blue_tg(&self) -> &str {
+        &self.spec.target_groups[self.sides().blue]
+    }
+
+    pub fn green_tg(&self) -> &str {
+        &self.spec.target_groups[self.sides().green()]
+    }
+}
+
+/// Emission guards: checks on every outgoing command that must hold whatever the phase
+/// logic says. A refusal is a bug in the machine, and fails the deployment loudly rather
+/// than sending traffic to nowhere or removing the live side.
+pub(crate) fn guard(spec: &DeploymentSpec, k: &Knowledge, now: Timestamp, kind: &CommandKind) -> Result<(), String> {
+    let Some(sides) = &k.sides else {
+        return if kind.is_write() {
+            Err("no write before preflight has read which side is live".into())
+        } else {
+            Ok(())
+        };
+    };
+    let blue_tg = &spec.target_groups[sides.blue];
+    let green_tg = &spec.target_groups[sides.green()];
+    match kind {
+        CommandKind::SetListenerWeights { weights, .. } => {
+            let to_green: u32 = weights
+                .iter()
+                .filter(|w| &w.target_group == green_tg)
+                .map(|w| w.weight)
+                .sum();
+            if weights
+                .iter()
+                .any(|w| &w.target_group != green_tg && &w.target_group != blue_tg)
+            {
+                return Err("weights name a target group that is neither blue nor green".into());
+            }
+            if to_green > 0 {
+                if k.green_healthy_at.is_none() {
+                    return Err("green weight > 0 before health-check passed".into());
+                }
+                let fresh = k.green_health(spec).filter(|s| {
+                    s.value.healthy > 0 && k.prod_written_at.is_none_or(|w| s.at >= w)
+                });
+                if fresh.is_none() {
+                    return Err(
+                        "green weight > 0 without a healthy observation of green since the last listener write"
+                            .into(),
+                    );
+                }
+            }
+            Ok(())
+        }
+        CommandKind::ScaleEnvironment {
+            service,
+            desired_count,
+            ..
+        } => {
+            let blue_service = k.blue_service_name(spec);
+            if matches!(spec.environment, EnvironmentModel::ServicePair { .. })
+                && Some(service.as_str()) == blue_service
+            {
+                blue_removal_allowed(spec, k, now)?;
+                if *desired_count != 0 {
+                    return Err("blue is only ever scaled to zero".into());
+                }
+            }
+            Ok(())
+        }
+        CommandKind::DeleteEnvironment { task_set, .. } => {
+            if Some(task_set) == sides.blue_task_set.as_ref() {
+                blue_removal_allowed(spec, k, now)?;
+            }
+            Ok(())
+        }
+        CommandKind::EnsureGreen(crate::command::EnsureGreen::Service { service, .. }) => {
+            if Some(service.as_str()) == k.blue_service_name(spec) {
+                return Err("ensure-green addressed blue's service".into());
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn blue_removal_allowed(spec: &DeploymentSpec, k: &Knowledge, now: Timestamp) -> Result<(), String> {
+    if k.prod_weights != Weights::ALL_GREEN {
+        return Err(format!(
+            "blue still has production weight {} %",
+            k.prod_weights.blue
+        ));
+    }
+    if spec.test_listener.is_some() && k.test_weights != Some(Weights::ALL_GREEN) {
+        return Err("the test listener may still send traffic to blue".into());
+    }
+    if k
+        .prod_written_at
+        .is_none_or(|w| w.plus_ms(spec.drain_ms) > now)
+    {
+        return Err("blue removed before the drain time passed since its last weight".into());
+    }
+    match k.blue_removal_at {
+        Some(at) if at <= now => Ok(()),
+        _ => Err("blue removed before the drain wait ended".into()),
+    }
+}

@@ -1,0 +1,313 @@
+//! What the machine has learned about the world, from command results only.
+//!
+//! Phases read it; only the driver writes it (in [`Knowledge::absorb`]), so a result that
+//! arrives after the phase moved on (an abort during a create, say) is still learned —
+//! rollback needs to know a green task set exists even if create-green never saw it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{
+    AlarmStates, CommandKind, CommandResult, HookVerdict, ListenerState, MetricData, Observation,
+    Observe, ServiceStatus, TargetHealth, TargetWeight, TaskSetStatus, Weights,
+};
+use crate::spec::{DeploymentSpec, EnvironmentModel, ListenerRef};
+use crate::time::Timestamp;
+
+/// A value and when the machine learned it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sample<T> {
+    pub at: Timestamp,
+    pub value: T,
+}
+
+/// Which slot is blue, read from the production listener at preflight — never assumed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sides {
+    /// 0 or 1: index into the spec's `target_groups` (and `services`).
+    pub blue: usize,
+    /// Green's size (the spec's `desired_count`, or blue's desired count).
+    pub desired_count: u32,
+    pub blue_task_definition: String,
+    /// Task-set model: blue's task set ARN.
+    pub blue_task_set: Option<String>,
+    /// The test listener as it was before the deployment (restored on rollback).
+    pub test_listener_original: Option<ListenerState>,
+}
+
+impl Sides {
+    pub fn green(&self) -> usize {
+        1 - self.blue
+    }
+}
+
+/// Everything learned so far.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Knowledge {
+    pub sides: Option<Sides>,
+    /// Production weights as last written and read back (or observed at preflight).
+    pub prod_weights: Weights,
+    /// When production weights were last written (guards want observations newer).
+    pub prod_written_at: Option<Timestamp>,
+    /// Test-listener weights once the machine has pointed it at green.
+    pub test_weights: Option<Weights>,
+    pub green_task_definition: Option<String>,
+    /// Task-set model: green's task set ARN once created (or found).
+    pub green_task_set: Option<String>,
+    /// When green was first asked for: task failures before this are not green's.
+    pub green_since: Option<Timestamp>,
+    /// When health-check passed (K consecutive healthy observations).
+    pub green_healthy_at: Option<Timestamp>,
+    /// When the drain wait ended and blue's removal began.
+    pub blue_removal_at: Option<Timestamp>,
+    pub prod_listener: Option<Sample<ListenerState>>,
+    pub test_listener: Option<Sample<ListenerState>>,
+    pub services: BTreeMap<String, Sample<ServiceStatus>>,
+    pub target_health: BTreeMap<String, Sample<TargetHealth>>,
+    pub alarms: Option<Sample<AlarmStates>>,
+    pub metrics: Option<Sample<MetricData>>,
+    pub hook_verdicts: BTreeMap<String, Sample<HookVerdict>>,
+    pub hook_calls: BTreeMap<String, u32>,
+    /// Observation batches issued so far (names command ids).
+    pub ticks: u64,
+}
+
+impl Default for Knowledge {
+    fn default() -> Self {
+        Knowledge {
+            sides: None,
+            prod_weights: Weights::ALL_BLUE,
+            prod_written_at: None,
+            test_weights: None,
+            green_task_definition: None,
+            green_task_set: None,
+            green_since: None,
+            green_healthy_at: None,
+            blue_removal_at: None,
+            prod_listener: None,
+            test_listener: None,
+            services: BTreeMap::new(),
+            target_health: BTreeMap::new(),
+            alarms: None,
+            metrics: None,
+            hook_verdicts: BTreeMap::new(),
+            hook_calls: BTreeMap::new(),
+            ticks: 0,
+        }
+    }
+}
+
+/// Percent weights for a listener state across our two target groups (blue, green).
+pub(crate) fn weights_from(state: &ListenerState, blue_tg: &str, green_tg: &str) -> Option<Weights> {
+    let total = state.total_weight();
+    if total == 0 {
+        return None;
+    }
+    let (b, g) = (state.weight_of(blue_tg), state.weight_of(green_tg));
+    if b + g != total {
+        return None;
+    }
+    // Round green to the nearest percent; ALB weights are relative, not percentages.
+    let green = ((u64::from(g) * 100 + u64::from(total) / 2) / u64::from(total)) as u8;
+    Some(Weights::green(green))
+}
+
+/// The forwards that express `weights` across blue and green.
+pub(crate) fn forwards(blue_tg: &str, green_tg: &str, w: Weights) -> Vec<TargetWeight> {
+    vec![
+        TargetWeight {
+            target_group: blue_tg.to_string(),
+            weight: u32::from(w.blue),
+        },
+        TargetWeight {
+            target_group: green_tg.to_string(),
+            weight: u32::from(w.green),
+        },
+    ]
+}
+
+/// Does the listener hold exactly these forwards (ignoring order and zero-weight extras
+/// of the same groups)?
+pub(crate) fn holds(state: &ListenerState, wanted: &[TargetWeight]) -> bool {
+    let total_wanted: u32 = wanted.iter().map(|w| w.weight).sum();
+    state.total_weight() == total_wanted
+        && wanted
+            .iter()
+            .all(|w| state.weight_of(&w.target_group) == w.weight)
+}
+
+impl Knowledge {
+    /// Learn from a successful result.
+    pub(crate) fn absorb(
+        &mut self,
+        spec: &DeploymentSpec,
+        kind: &CommandKind,
+        result: &CommandResult,
+        now: Timestamp,
+    ) {
+        match (kind, result) {
+            (_, CommandResult::TaskDefinitionFound { arn: Some(arn) })
+            | (_, CommandResult::TaskDefinitionRegistered { arn }) => {
+                self.green_task_definition = Some(arn.clone());
+            }
+            (_, CommandResult::GreenEnsured { task_set }) => {
+                if task_set.is_some() {
+                    self.green_task_set = task_set.clone();
+                }
+            }
+            (CommandKind::SetListenerWeights { listener, weights }, CommandResult::WeightsSet(state)) => {
+                self.record_listener(spec, listener, state, now);
+                if let Some(w) = self.percent_of(spec, weights) {
+                    if listener == &spec.listener {
+                        self.prod_weights = w;
+                        self.prod_written_at = Some(now);
+                    } else if Some(listener) == spec.test_listener.as_ref() {
+                        self.test_weights = Some(w);
+                    }
+                }
+            }
+            (CommandKind::Observe(Observe::Listener(l)), CommandResult::Observed(Observation::Listener(state))) => {
+                self.record_listener(spec, l, state, now);
+            }
+            (_, CommandResult::Observed(Observation::Service(s))) => {
+                self.services.insert(
+                    s.service.clone(),
+                    Sample {
+                        at: now,
+                        value: s.clone(),
+                    },
+                );
+            }
+            (
+                CommandKind::Observe(Observe::TargetHealth { target_group }),
+                CommandResult::Observed(Observation::TargetHealth(h)),
+            ) => {
+                self.target_health
+                    .insert(target_group.clone(), Sample { at: now, value: *h });
+            }
+            (_, CommandResult::Observed(Observation::Alarms(a))) => {
+                self.alarms = Some(Sample {
+                    at: now,
+                    value: a.clone(),
+                });
+            }
+            (_, CommandResult::Observed(Observation::Metrics(m))) => {
+                self.metrics = Some(Sample {
+                    at: now,
+                    value: m.clone(),
+                });
+            }
+            (CommandKind::CallHook(call), CommandResult::Hook(v)) => {
+                self.hook_verdicts.insert(
+                    call.name.clone(),
+                    Sample {
+                        at: now,
+                        value: v.clone(),
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn record_listener(&mut self, spec: &DeploymentSpec, l: &ListenerRef, state: &ListenerState, now: Timestamp) {
+        let sample = Some(Sample {
+            at: now,
+            value: state.clone(),
+        });
+        if l == &spec.listener {
+            self.prod_listener = sample;
+        } else if Some(l) == spec.test_listener.as_ref() {
+            self.test_listener = sample;
+        }
+    }
+
+    fn percent_of(&self, spec: &DeploymentSpec, weights: &[TargetWeight]) -> Option<Weights> {
+        let sides = self.sides.as_ref()?;
+        let state = ListenerState {
+            forwards: weights.to_vec(),
+        };
+        weights_from(
+            &state,
+            &spec.target_groups[sides.blue],
+            &spec.target_groups[sides.green()],
+        )
+    }
+
+    /// Green's service (service pair) or the service holding green's task set.
+    pub(crate) fn green_service_name<'a>(&self, spec: &'a DeploymentSpec) -> Option<&'a str> {
+        let sides = self.sides.as_ref()?;
+        Some(match &spec.environment {
+            EnvironmentModel::ServicePair { services } => &services[sides.green()],
+            EnvironmentModel::TaskSet { service } => service,
+        })
+    }
+
+    pub(crate) fn blue_service_name<'a>(&self, spec: &'a DeploymentSpec) -> Option<&'a str> {
+        let sides = self.sides.as_ref()?;
+        Some(match &spec.environment {
+            EnvironmentModel::ServicePair { services } => &services[sides.blue],
+            EnvironmentModel::TaskSet { service } => service,
+        })
+    }
+
+    /// Green's task set as last observed: by ARN once known, else by our external id.
+    pub(crate) fn green_task_set_status(&self, spec: &DeploymentSpec, external_id: &str) -> Option<&TaskSetStatus> {
+        let service = self.services.get(self.green_service_name(spec)?)?;
+        service.value.task_sets.iter().find(|ts| match &self.green_task_set {
+            Some(arn) => &ts.arn == arn,
+            None => ts.external_id.as_deref() == Some(external_id),
+        })
+    }
+
+    pub(crate) fn green_health(&self, spec: &DeploymentSpec) -> Option<&Sample<TargetHealth>> {
+        let sides = self.sides.as_ref()?;
+        self.target_health.get(&spec.target_groups[sides.green()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(pairs: &[(&str, u32)]) -> ListenerState {
+        ListenerState {
+            forwards: pairs
+                .iter()
+                .map(|(tg, w)| TargetWeight {
+                    target_group: tg.to_string(),
+                    weight: *w,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn weights_are_read_as_percentages_of_the_total() {
+        assert_eq!(weights_from(&state(&[("b", 1)]), "b", "g"), Some(Weights::ALL_BLUE));
+        assert_eq!(
+            weights_from(&state(&[("b", 900), ("g", 100)]), "b", "g"),
+            Some(Weights::green(10))
+        );
+        assert_eq!(
+            weights_from(&state(&[("b", 0), ("g", 5)]), "b", "g"),
+            Some(Weights::ALL_GREEN)
+        );
+    }
+
+    #[test]
+    fn forwards_to_a_third_group_or_nowhere_are_not_ours() {
+        assert_eq!(weights_from(&state(&[("b", 50), ("x", 50)]), "b", "g"), None);
+        assert_eq!(weights_from(&state(&[]), "b", "g"), None);
+        assert_eq!(weights_from(&state(&[("b", 0), ("g", 0)]), "b", "g"), None);
+    }
+
+    #[test]
+    fn holds_compares_weights_per_group_regardless_of_order() {
+        let want = forwards("b", "g", Weights::green(10));
+        assert!(holds(&state(&[("g", 10), ("b", 90)]), &want));
+        assert!(!holds(&state(&[("g", 20), ("b", 80)]), &want));
+        assert!(!holds(&state(&[("g", 10), ("b", 90), ("x", 1)]), &want));
+    }
+}

@@ -1,0 +1,158 @@
+//! Metric checks: compiled into one `GetMetricData` request, evaluated from its answer.
+
+use crate::command::{MetricData, MetricQuery, MetricRequest};
+use crate::io::{Reason, ReasonKind};
+use crate::spec::{DeploymentSpec, MetricCheck, MetricKind, target_group_dimension};
+use crate::time::Timestamp;
+
+const NAMESPACE_ALB: &str = "AWS/ApplicationELB";
+const PERIOD_S: u32 = 60;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Green,
+    Blue,
+}
+
+impl Side {
+    fn tag(self) -> char {
+        match self {
+            Side::Green => 'g',
+            Side::Blue => 'b',
+        }
+    }
+}
+
+/// Query id: `m<check><side><series>` — CloudWatch ids must start with a lower-case letter.
+fn query_id(check: usize, side: Side, series: char) -> String {
+    format!("m{check}{}{series}", side.tag())
+}
+
+/// The request covering every check, green always and blue where a relative limit needs it.
+pub(crate) fn request(spec: &DeploymentSpec, blue_tg: &str, green_tg: &str, now: Timestamp) -> MetricRequest {
+    let lb = spec.listener.load_balancer_dimension().unwrap_or_default();
+    let window_ms = spec.metrics.iter().map(|c| c.window_ms).max().unwrap_or(300_000);
+    // Align to whole periods: CloudWatch returns partial periods otherwise.
+    let end_ms = now.as_millis() - now.as_millis() % 60_000;
+    let start = Timestamp::from_millis(end_ms.saturating_sub(window_ms));
+    let mut queries = Vec::new();
+    for (i, check) in spec.metrics.iter().enumerate() {
+        let mut sides = vec![(Side::Green, green_tg)];
+        if check.max_ratio_to_blue.is_some() {
+            sides.push((Side::Blue, blue_tg));
+        }
+        for (side, tg) in sides {
+            let tg_dim = target_group_dimension(tg).unwrap_or_default();
+            let alb_dims = vec![
+                ("TargetGroup".to_string(), tg_dim.clone()),
+                ("LoadBalancer".to_string(), lb.clone()),
+            ];
+            let q = |series, metric: &str, stat: &str, dims: Vec<(String, String)>| MetricQuery {
+                id: query_id(i, side, series),
+                namespace: NAMESPACE_ALB.to_string(),
+                metric_name: metric.to_string(),
+                dimensions: dims,
+                stat: stat.to_string(),
+                period_s: PERIOD_S,
+            };
+            match &check.metric {
+                MetricKind::ErrorRate5xx => {
+                    queries.push(q('a', "HTTPCode_Target_5XX_Count", "Sum", alb_dims.clone()));
+                    queries.push(q('b', "RequestCount", "Sum", alb_dims));
+                }
+                MetricKind::LatencyP99 => {
+                    queries.push(q('a', "TargetResponseTime", "p99", alb_dims));
+                }
+                MetricKind::Custom {
+                    namespace,
+                    metric_name,
+                    stat,
+                    dimensions,
+                } => {
+                    let dims = dimensions
+                        .iter()
+                        .map(|(k, v)| {
+                            let v = match v.as_str() {
+                                "$target_group" => tg_dim.clone(),
+                                "$load_balancer" => lb.clone(),
+                                other => other.to_string(),
+                            };
+                            (k.clone(), v)
+                        })
+                        .collect();
+                    queries.push(MetricQuery {
+                        id: query_id(i, side, 'a'),
+                        namespace: namespace.clone(),
+                        metric_name: metric_name.clone(),
+                        dimensions: dims,
+                        stat: stat.clone(),
+                        period_s: PERIOD_S,
+                    });
+                }
+            }
+        }
+    }
+    MetricRequest {
+        start,
+        end: Timestamp::from_millis(end_ms),
+        queries,
+    }
+}
+
+fn series<'a>(data: &'a MetricData, id: &str) -> &'a [f64] {
+    data.series
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.values.as_slice())
+        .unwrap_or(&[])
+}
+
+/// One check's value for one side, or `None` when the window has no data (no traffic).
+fn value(check: &MetricCheck, i: usize, side: Side, data: &MetricData) -> Option<f64> {
+    let a = series(data, &query_id(i, side, 'a'));
+    match &check.metric {
+        MetricKind::ErrorRate5xx => {
+            let requests: f64 = series(data, &query_id(i, side, 'b')).iter().sum();
+            // No requests, no rate: a side without traffic cannot breach.
+            (requests > 0.0).then(|| 100.0 * a.iter().sum::<f64>() / requests)
+        }
+        MetricKind::LatencyP99 => a
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .reduce(f64::max)
+            .map(|s| s * 1000.0),
+        MetricKind::Custom { .. } => a.last().copied().filter(|v| v.is_finite()),
+    }
+}
+
+/// The first breached check, as a rollback reason.
+pub(crate) fn evaluate(spec: &DeploymentSpec, data: &MetricData) -> Option<Reason> {
+    for (i, check) in spec.metrics.iter().enumerate() {
+        let Some(green) = value(check, i, Side::Green, data) else {
+            continue;
+        };
+        if let Some(max) = check.max
+            && green > max
+        {
+            return Some(Reason::new(
+                ReasonKind::Metric,
+                format!("{}: green {green:.3} > limit {max}", check.name),
+            ));
+        }
+        if let Some(ratio) = check.max_ratio_to_blue
+            && green > check.floor
+            && let Some(blue) = value(check, i, Side::Blue, data)
+            && green > blue * ratio
+        {
+            return Some(Reason::new(
+                ReasonKind::Metric,
+                format!(
+                    "{}: green {green:.3} > {ratio} × blue {blue:.3}",
+                    check.name
+                ),
+            ));
+        }
+    }
+    None
+}

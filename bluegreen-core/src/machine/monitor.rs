@@ -1,0 +1,263 @@
+//! The watch: periodic observation batches and the rollback signals read from them.
+//!
+//! Phases that wait (deploy, health-check, test traffic, approval, shift holds, bake, the
+//! drain wait, pause) embed a [`Monitor`]; it issues one batch per poll interval on a
+//! fixed grid (so slow answers do not stretch the schedule) and, once the batch is back,
+//! says whether a signal demands a rollback.
+
+use serde::{Deserialize, Serialize};
+
+use super::exec::Cx;
+use super::retry::poll_jitter_ms;
+use crate::command::{AlarmState, CommandKind, FailureFilter, Observe};
+use crate::io::{Reason, ReasonKind};
+use crate::spec::EnvironmentModel;
+use crate::time::Timestamp;
+
+/// What a phase watches. A static description per phase, not state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Watch {
+    /// Green's ECS tasks: the circuit breaker (and steadiness in deploy).
+    pub green_service: bool,
+    pub green_health: HealthRule,
+    pub alarms: bool,
+    /// Metric checks: only once green has production traffic.
+    pub metrics: bool,
+}
+
+/// How green's target health is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HealthRule {
+    Off,
+    /// Observed; the phase judges it (health-check counts consecutive healthy samples).
+    Observe,
+    /// After health-check: no healthy target → rollback at once; fewer than desired for
+    /// `degraded_observations_max` samples in a row → rollback.
+    Sustain,
+}
+
+impl Watch {
+    pub const DEPLOY: Watch = Watch {
+        green_service: true,
+        green_health: HealthRule::Off,
+        alarms: false,
+        metrics: false,
+    };
+    pub const HEALTH_CHECK: Watch = Watch {
+        green_service: true,
+        green_health: HealthRule::Observe,
+        alarms: false,
+        metrics: false,
+    };
+    /// Green is healthy but has no production traffic (test traffic, approval, guards
+    /// before the first shift).
+    pub const READY: Watch = Watch {
+        green_service: true,
+        green_health: HealthRule::Sustain,
+        alarms: true,
+        metrics: false,
+    };
+    /// Green has production traffic (shift, bake, drain wait).
+    pub const LIVE: Watch = Watch {
+        green_service: true,
+        green_health: HealthRule::Sustain,
+        alarms: true,
+        metrics: true,
+    };
+}
+
+/// The cadence and memory of a watch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Monitor {
+    /// Grid origin: tick `n` is due at `epoch + n × interval + jitter(n)`.
+    pub epoch: Timestamp,
+    pub n: u64,
+    pub next_tick_at: Timestamp,
+    /// A batch is out; its results are judged at the next decision.
+    pub observing: bool,
+    /// Consecutive samples with fewer healthy green targets than desired.
+    pub degraded_streak: u32,
+}
+
+impl Monitor {
+    /// A monitor whose first batch is due at once.
+    pub fn new(now: Timestamp) -> Self {
+        Monitor {
+            epoch: now,
+            n: 0,
+            next_tick_at: now,
+            observing: false,
+            degraded_streak: 0,
+        }
+    }
+
+    pub fn due(&self, now: Timestamp) -> bool {
+        !self.observing && now >= self.next_tick_at
+    }
+
+    /// Push every future time by `ms` (resume after a pause).
+    pub fn extend(&mut self, ms: u64) {
+        self.epoch = self.epoch.plus_ms(ms);
+        self.next_tick_at = self.next_tick_at.plus_ms(ms);
+    }
+
+    /// Start a batch the caller issues itself; returns the batch number for command ids.
+    pub(crate) fn begin(&mut self, cx: &mut Cx<'_>) -> u64 {
+        debug_assert!(!self.observing);
+        cx.k.ticks += 1;
+        self.observing = true;
+        self.schedule_next(cx);
+        cx.k.ticks
+    }
+
+    /// Issue one observation batch.
+    pub(crate) fn tick(&mut self, cx: &mut Cx<'_>, watch: Watch) {
+        let tick = self.begin(cx);
+        let spec = cx.spec;
+        if watch.green_service
+            && let Some(service) = cx.k.green_service_name(spec)
+        {
+            let failures = cx.k.green_task_definition.clone().map(|td| FailureFilter {
+                task_definition: td,
+                since: cx.k.green_since.unwrap_or(cx.now),
+                started_by: match &spec.environment {
+                    EnvironmentModel::TaskSet { .. } => cx.k.green_task_set.clone(),
+                    EnvironmentModel::ServicePair { .. } => None,
+                },
+            });
+            cx.issue(
+                &format!("t{tick}-service"),
+                CommandKind::Observe(Observe::Service {
+                    cluster: spec.cluster.clone(),
+                    service: service.to_string(),
+                    failures,
+                }),
+            );
+        }
+        if watch.green_health != HealthRule::Off {
+            let tg = cx.green_tg().to_string();
+            cx.issue(
+                &format!("t{tick}-health"),
+                CommandKind::Observe(Observe::TargetHealth { target_group: tg }),
+            );
+        }
+        if watch.alarms && !spec.alarms.is_empty() {
+            cx.issue(
+                &format!("t{tick}-alarms"),
+                CommandKind::Observe(Observe::Alarms {
+                    names: spec.alarms.clone(),
+                }),
+            );
+        }
+        if watch.metrics && !spec.metrics.is_empty() {
+            let request = super::metrics::request(spec, cx.blue_tg(), cx.green_tg(), cx.now);
+            cx.issue(
+                &format!("t{tick}-metrics"),
+                CommandKind::Observe(Observe::Metrics(request)),
+            );
+        }
+    }
+
+    fn schedule_next(&mut self, cx: &Cx<'_>) {
+        let interval = cx.spec.pacing.poll_interval_ms;
+        let seed = cx.seed();
+        self.n += 1;
+        let grid = |n: u64| {
+            self.epoch
+                .plus_ms(n.saturating_mul(interval))
+                .plus_ms(poll_jitter_ms(interval, seed, n))
+        };
+        let mut at = grid(self.n);
+        if at <= cx.now {
+            // Fell behind (slow answers, a long pause): skip the missed grid points.
+            self.n = cx.now.ms_since(self.epoch) / interval + 1;
+            at = grid(self.n);
+        }
+        self.next_tick_at = at;
+    }
+
+    /// Called at the start of a decision: if a batch was out, it is back now — judge
+    /// it. `None`: no batch was out. `Some(Err(reason))`: roll back.
+    pub(crate) fn collect(&mut self, cx: &Cx<'_>, watch: Watch) -> Option<Result<(), Reason>> {
+        if !self.observing {
+            return None;
+        }
+        self.observing = false;
+        Some(self.judge(cx, watch))
+    }
+
+    fn judge(&mut self, cx: &Cx<'_>, watch: Watch) -> Result<(), Reason> {
+        let spec = cx.spec;
+        let k = &*cx.k;
+        if watch.green_service {
+            let failed = match &spec.environment {
+                EnvironmentModel::ServicePair { .. } => k
+                    .green_service_name(spec)
+                    .and_then(|s| k.services.get(s))
+                    .map(|s| s.value.failed_tasks),
+                EnvironmentModel::TaskSet { service } => k.services.get(service).map(|s| s.value.failed_tasks),
+            };
+            let max = spec.circuit_breaker.failed_tasks_max;
+            if let Some(failed) = failed
+                && failed >= max
+            {
+                return Err(Reason::new(
+                    ReasonKind::CircuitBreaker,
+                    format!("{failed} green tasks stopped by failure (limit {max})"),
+                ));
+            }
+        }
+        if watch.alarms
+            && let Some(alarms) = &k.alarms
+        {
+            if let Some(a) = alarms.value.alarms.iter().find(|a| a.state == AlarmState::Alarm) {
+                return Err(Reason::new(
+                    ReasonKind::Alarm,
+                    format!("alarm {} is in ALARM: {}", a.name, a.reason),
+                ));
+            }
+            if let Some(name) = alarms.value.missing.first() {
+                return Err(Reason::new(
+                    ReasonKind::Alarm,
+                    format!("alarm {name} no longer exists: the deployment cannot be watched"),
+                ));
+            }
+        }
+        if watch.metrics
+            && let Some(data) = &k.metrics
+            && let Some(reason) = super::metrics::evaluate(spec, &data.value)
+        {
+            return Err(reason);
+        }
+        if watch.green_health == HealthRule::Sustain
+            && let Some(h) = k.green_health(spec)
+        {
+            let desired = cx.sides().desired_count;
+            if h.value.healthy == 0 {
+                return Err(Reason::new(
+                    ReasonKind::Unhealthy,
+                    format!(
+                        "green has no healthy targets ({} unhealthy, {} initial, {} draining)",
+                        h.value.unhealthy, h.value.initial, h.value.draining
+                    ),
+                ));
+            }
+            if h.value.healthy < desired {
+                self.degraded_streak += 1;
+                let max = spec.health.degraded_observations_max;
+                if self.degraded_streak >= max {
+                    return Err(Reason::new(
+                        ReasonKind::Unhealthy,
+                        format!(
+                            "green had {} of {desired} targets healthy for {} observations in a row",
+                            h.value.healthy, self.degraded_streak
+                        ),
+                    ));
+                }
+            } else {
+                self.degraded_streak = 0;
+            }
+        }
+        Ok(())
+    }
+}
