@@ -28,10 +28,12 @@ pub enum CommandKind {
     /// Check that every resource the deployment names exists and fits together. A
     /// missing or mismatched resource is a `Fatal` error naming it.
     Preflight(Preflight),
-    /// Find a revision that [`CommandKind::RegisterTaskDefinition`] with the same fields
-    /// registered before (so one image gets one revision, across retries, crashes and
-    /// deployments). Executors tag what they register with `bluegreen:base` and
-    /// `bluegreen:image` and match on those tags within `base`'s family.
+    /// Find the revision green should run without registering anything: `base` itself
+    /// when its `container` already runs exactly `image` (redeploying the live image),
+    /// else a revision that [`CommandKind::RegisterTaskDefinition`] with the same fields
+    /// registered before (so one image gets one revision per base, across retries,
+    /// crashes and deployments). Executors tag what they register with `bluegreen:base`
+    /// and `bluegreen:image` and match on those tags within `base`'s family.
     FindTaskDefinition {
         base: String,
         container: String,
@@ -233,10 +235,16 @@ impl Weights {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CommandResult {
     PreflightPassed,
-    TaskDefinitionFound { arn: Option<String> },
-    TaskDefinitionRegistered { arn: String },
+    TaskDefinitionFound {
+        arn: Option<String>,
+    },
+    TaskDefinitionRegistered {
+        arn: String,
+    },
     /// The green environment; for task sets, the created (or found) task set's ARN.
-    GreenEnsured { task_set: Option<String> },
+    GreenEnsured {
+        task_set: Option<String>,
+    },
     Scaled,
     Deleted,
     /// What the listener holds after the write (the executor reads it back).
@@ -370,7 +378,9 @@ pub struct MetricSeries {
 #[serde(tag = "verdict", rename_all = "kebab-case")]
 pub enum HookVerdict {
     Pass,
-    Fail { reason: String },
+    Fail {
+        reason: String,
+    },
     /// Ask again after the hook's interval.
     NotYet,
 }
@@ -501,20 +511,35 @@ impl CommandKind {
             (self, result),
             (K::Preflight(_), R::PreflightPassed)
                 | (K::FindTaskDefinition { .. }, R::TaskDefinitionFound { .. })
-                | (K::RegisterTaskDefinition { .. }, R::TaskDefinitionRegistered { .. })
+                | (
+                    K::RegisterTaskDefinition { .. },
+                    R::TaskDefinitionRegistered { .. }
+                )
                 | (K::EnsureGreen(_), R::GreenEnsured { .. })
                 | (K::ScaleEnvironment { .. }, R::Scaled)
                 | (K::DeleteEnvironment { .. }, R::Deleted)
                 | (K::SetListenerWeights { .. }, R::WeightsSet(_))
                 | (K::SetPrimaryTaskSet { .. }, R::PrimarySet)
-                | (K::Observe(Observe::Listener(_)), R::Observed(Observation::Listener(_)))
-                | (K::Observe(Observe::Service { .. }), R::Observed(Observation::Service(_)))
+                | (
+                    K::Observe(Observe::Listener(_)),
+                    R::Observed(Observation::Listener(_))
+                )
+                | (
+                    K::Observe(Observe::Service { .. }),
+                    R::Observed(Observation::Service(_))
+                )
                 | (
                     K::Observe(Observe::TargetHealth { .. }),
                     R::Observed(Observation::TargetHealth(_))
                 )
-                | (K::Observe(Observe::Alarms { .. }), R::Observed(Observation::Alarms(_)))
-                | (K::Observe(Observe::Metrics(_)), R::Observed(Observation::Metrics(_)))
+                | (
+                    K::Observe(Observe::Alarms { .. }),
+                    R::Observed(Observation::Alarms(_))
+                )
+                | (
+                    K::Observe(Observe::Metrics(_)),
+                    R::Observed(Observation::Metrics(_))
+                )
                 | (K::CallHook(_), R::Hook(_))
         )
     }

@@ -37,7 +37,9 @@ pub enum OperatorRequest {
     /// bake) early.
     Promote,
     /// Roll back now.
-    Abort { reason: Option<String> },
+    Abort {
+        reason: Option<String>,
+    },
     /// Stop forward progress; rollback signals are still watched.
     Pause,
     Resume,
@@ -90,16 +92,24 @@ pub enum Notice {
         error: CommandError,
     },
     /// A write's outcome is unknown; it is being resolved by observation.
-    Resolving { id: CommandId, error: CommandError },
+    Resolving {
+        id: CommandId,
+        error: CommandError,
+    },
     /// A hook answered.
     HookAnswered {
         name: String,
         verdict: crate::command::HookVerdict,
     },
     /// A rollback hook failed or could not be reached; the rollback goes on.
-    RollbackHookFailed { name: String, reason: String },
+    RollbackHookFailed {
+        name: String,
+        reason: String,
+    },
     /// Operator request accepted.
-    Operator { request: OperatorRequest },
+    Operator {
+        request: OperatorRequest,
+    },
 }
 
 /// A phase change, with why.

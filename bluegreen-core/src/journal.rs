@@ -107,7 +107,16 @@ pub fn replay(lines: &[JournalLine]) -> Result<ReplayReport, ReplayError> {
             JournalEntry::Input { input } => {
                 if let Some(extra) = pending.pop_front() {
                     let (seq, at) = last_input.unwrap_or((line.seq, line.at));
-                    return Ok(diverged(&machine, first, inputs, outputs, seq, at, None, Some(extra)));
+                    return Ok(diverged(
+                        &machine,
+                        first,
+                        inputs,
+                        outputs,
+                        seq,
+                        at,
+                        None,
+                        Some(extra),
+                    ));
                 }
                 inputs += 1;
                 last_input = Some((line.seq, line.at));
@@ -145,7 +154,16 @@ pub fn replay(lines: &[JournalLine]) -> Result<ReplayReport, ReplayError> {
     }
     if let Some(extra) = pending.pop_front() {
         let (seq, at) = last_input.unwrap_or((first.seq, first.at));
-        return Ok(diverged(&machine, first, inputs, outputs, seq, at, None, Some(extra)));
+        return Ok(diverged(
+            &machine,
+            first,
+            inputs,
+            outputs,
+            seq,
+            at,
+            None,
+            Some(extra),
+        ));
     }
     Ok(ReplayReport {
         deployment: first.deployment.clone(),
@@ -197,9 +215,12 @@ impl Recorder {
             seq: 0,
             lines: Vec::new(),
         };
-        r.push(at, JournalEntry::Created {
-            spec: Box::new(machine.spec().clone()),
-        });
+        r.push(
+            at,
+            JournalEntry::Created {
+                spec: Box::new(machine.spec().clone()),
+            },
+        );
         r
     }
 
@@ -217,16 +238,22 @@ impl Recorder {
     /// Journal the input, hand it to the machine, drain and journal its outputs; returns
     /// the outputs (the last is `Idle`).
     pub fn step(&mut self, machine: &mut Deployment, at: Timestamp, input: Input) -> Vec<Output> {
-        self.push(at, JournalEntry::Input {
-            input: input.clone(),
-        });
+        self.push(
+            at,
+            JournalEntry::Input {
+                input: input.clone(),
+            },
+        );
         let _ = machine.handle(at, input);
         let mut outs = Vec::new();
         for _ in 0..OUTPUTS_PER_INPUT_MAX {
             let out = machine.poll(at);
-            self.push(at, JournalEntry::Output {
-                output: out.clone(),
-            });
+            self.push(
+                at,
+                JournalEntry::Output {
+                    output: out.clone(),
+                },
+            );
             let idle = matches!(out, Output::Idle { .. });
             outs.push(out);
             if idle {

@@ -48,6 +48,12 @@ impl Approval {
                 format!("no promote within {}", format_duration_ms(timeout_ms)),
             ));
         }
-        tick_or_wait(&mut self.monitor, cx, Watch::READY, false, &[Some(self.deadline)])
+        tick_or_wait(
+            &mut self.monitor,
+            cx,
+            Watch::READY,
+            false,
+            &[Some(self.deadline)],
+        )
     }
 }

@@ -60,9 +60,18 @@ impl Bake {
         {
             return Step::Goto(
                 Phase::DrainBlue(DrainBlue::new(cx)),
-                format!("baked {} with no signal", format_duration_ms(cx.spec.bake_ms)),
+                format!(
+                    "baked {} with no signal",
+                    format_duration_ms(cx.spec.bake_ms)
+                ),
             );
         }
-        tick_or_wait(&mut self.monitor, cx, Watch::LIVE, issued, &[wake, self.until])
+        tick_or_wait(
+            &mut self.monitor,
+            cx,
+            Watch::LIVE,
+            issued,
+            &[wake, self.until],
+        )
     }
 }

@@ -25,12 +25,22 @@ pub(crate) fn green_counts(cx: &Cx<'_>) -> Option<(u32, u32, u32, bool)> {
     match &spec.environment {
         EnvironmentModel::ServicePair { .. } => {
             let s = &k.services.get(k.green_service_name(spec)?)?.value;
-            Some((s.running_count, s.desired_count, s.pending_count, s.task_definition == td))
+            Some((
+                s.running_count,
+                s.desired_count,
+                s.pending_count,
+                s.task_definition == td,
+            ))
         }
         EnvironmentModel::TaskSet { .. } => {
             let ts = k.green_task_set_status(spec, cx.id.as_str())?;
             let on_td = ts.task_definition == td && ts.stability_status == "STEADY_STATE";
-            Some((ts.running_count, ts.computed_desired_count, ts.pending_count, on_td))
+            Some((
+                ts.running_count,
+                ts.computed_desired_count,
+                ts.pending_count,
+                on_td,
+            ))
         }
     }
 }
@@ -79,6 +89,12 @@ impl Deploy {
                 ),
             ));
         }
-        tick_or_wait(&mut self.monitor, cx, Watch::DEPLOY, false, &[Some(self.deadline)])
+        tick_or_wait(
+            &mut self.monitor,
+            cx,
+            Watch::DEPLOY,
+            false,
+            &[Some(self.deadline)],
+        )
     }
 }

@@ -22,12 +22,16 @@ pub struct DrainBlue {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "stage")]
 pub enum DrainStage {
-    Waiting { until: Timestamp },
+    Waiting {
+        until: Timestamp,
+    },
     /// Task-set model: the primary swap is out.
     Promoting,
     /// The scale-down (or task-set delete) is out.
     Removing,
-    Verifying { deadline: Timestamp },
+    Verifying {
+        deadline: Timestamp,
+    },
 }
 
 impl DrainBlue {
@@ -102,7 +106,11 @@ impl DrainBlue {
                 let EnvironmentModel::TaskSet { service } = &spec.environment else {
                     unreachable!("only task sets are promoted")
                 };
-                let blue = cx.sides().blue_task_set.clone().expect("task-set preflight records blue");
+                let blue = cx
+                    .sides()
+                    .blue_task_set
+                    .clone()
+                    .expect("task-set preflight records blue");
                 cx.issue(
                     "remove-blue",
                     CommandKind::DeleteEnvironment {
@@ -129,7 +137,10 @@ impl DrainBlue {
         let DrainStage::Verifying { deadline } = self.stage else {
             unreachable!("verify outside Verifying")
         };
-        let blue_service = cx.k.blue_service_name(cx.spec).expect("sides known").to_string();
+        let blue_service =
+            cx.k.blue_service_name(cx.spec)
+                .expect("sides known")
+                .to_string();
         if self.monitor.observing {
             self.monitor.observing = false;
             match blue_left(cx, &blue_service) {
@@ -184,9 +195,8 @@ fn blue_left(cx: &Cx<'_>, blue_service: &str) -> Option<String> {
     match &cx.spec.environment {
         EnvironmentModel::ServicePair { .. } => {
             let tasks = s.running_count + s.pending_count;
-            (tasks > 0 || s.desired_count > 0).then(|| {
-                format!("{tasks} task(s) (desired {})", s.desired_count)
-            })
+            (tasks > 0 || s.desired_count > 0)
+                .then(|| format!("{tasks} task(s) (desired {})", s.desired_count))
         }
         EnvironmentModel::TaskSet { .. } => {
             let blue = cx.sides().blue_task_set.as_deref()?;

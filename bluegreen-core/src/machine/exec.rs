@@ -51,7 +51,13 @@ pub struct Exec {
 }
 
 impl Exec {
-    pub(crate) fn send(&mut self, command: Command, now: Timestamp, command_ms: u64, resolves: Option<Box<Command>>) {
+    pub(crate) fn send(
+        &mut self,
+        command: Command,
+        now: Timestamp,
+        command_ms: u64,
+        resolves: Option<Box<Command>>,
+    ) {
         self.commands_sent += 1;
         self.aws_calls_min += u64::from(command.kind.aws_calls_min());
         self.in_flight.insert(
@@ -70,7 +76,10 @@ impl Exec {
         // Notices beyond the bound are dropped oldest-first; commands never are (the
         // bound is far above one decision's output, so this is a safety valve).
         if self.outbox.len() >= OUTBOX_MAX
-            && let Some(pos) = self.outbox.iter().position(|o| matches!(o, Output::Notice(_)))
+            && let Some(pos) = self
+                .outbox
+                .iter()
+                .position(|o| matches!(o, Output::Notice(_)))
         {
             self.outbox.remove(pos);
         }
@@ -139,7 +148,12 @@ impl Cx<'_> {
 /// Emission guards: checks on every outgoing command that must hold whatever the phase
 /// logic says. A refusal is a bug in the machine, and fails the deployment loudly rather
 /// than sending traffic to nowhere or removing the live side.
-pub(crate) fn guard(spec: &DeploymentSpec, k: &Knowledge, now: Timestamp, kind: &CommandKind) -> Result<(), String> {
+pub(crate) fn guard(
+    spec: &DeploymentSpec,
+    k: &Knowledge,
+    now: Timestamp,
+    kind: &CommandKind,
+) -> Result<(), String> {
     let Some(sides) = &k.sides else {
         return if kind.is_write() {
             Err("no write before preflight has read which side is live".into())
@@ -166,9 +180,9 @@ pub(crate) fn guard(spec: &DeploymentSpec, k: &Knowledge, now: Timestamp, kind: 
                 if k.green_healthy_at.is_none() {
                     return Err("green weight > 0 before health-check passed".into());
                 }
-                let fresh = k.green_health(spec).filter(|s| {
-                    s.value.healthy > 0 && k.prod_written_at.is_none_or(|w| s.at >= w)
-                });
+                let fresh = k
+                    .green_health(spec)
+                    .filter(|s| s.value.healthy > 0 && k.prod_written_at.is_none_or(|w| s.at >= w));
                 if fresh.is_none() {
                     return Err(
                         "green weight > 0 without a healthy observation of green since the last listener write"
@@ -210,7 +224,11 @@ pub(crate) fn guard(spec: &DeploymentSpec, k: &Knowledge, now: Timestamp, kind: 
     }
 }
 
-fn blue_removal_allowed(spec: &DeploymentSpec, k: &Knowledge, now: Timestamp) -> Result<(), String> {
+fn blue_removal_allowed(
+    spec: &DeploymentSpec,
+    k: &Knowledge,
+    now: Timestamp,
+) -> Result<(), String> {
     if k.prod_weights != Weights::ALL_GREEN {
         return Err(format!(
             "blue still has production weight {} %",
@@ -220,8 +238,7 @@ fn blue_removal_allowed(spec: &DeploymentSpec, k: &Knowledge, now: Timestamp) ->
     if spec.test_listener.is_some() && k.test_weights != Some(Weights::ALL_GREEN) {
         return Err("the test listener may still send traffic to blue".into());
     }
-    if k
-        .prod_written_at
+    if k.prod_written_at
         .is_none_or(|w| w.plus_ms(spec.drain_ms) > now)
     {
         return Err("blue removed before the drain time passed since its last weight".into());

@@ -97,7 +97,9 @@ impl HealthCheck {
             }
             HookStep::Failed(reason) => Step::Rollback(reason),
             HookStep::Called => tick_or_wait(&mut self.monitor, cx, Watch::READY, true, &[]),
-            HookStep::WaitUntil(at) => tick_or_wait(&mut self.monitor, cx, Watch::READY, false, &[Some(at)]),
+            HookStep::WaitUntil(at) => {
+                tick_or_wait(&mut self.monitor, cx, Watch::READY, false, &[Some(at)])
+            }
         }
     }
 }

@@ -58,12 +58,11 @@ impl HookRun {
             let hook = hook.clone();
             if self.calling {
                 self.calling = false;
-                let verdict = cx
-                    .k
-                    .hook_verdicts
-                    .get(&hook.name)
-                    .map(|s| s.value.clone())
-                    .unwrap_or(HookVerdict::NotYet);
+                let verdict =
+                    cx.k.hook_verdicts
+                        .get(&hook.name)
+                        .map(|s| s.value.clone())
+                        .unwrap_or(HookVerdict::NotYet);
                 cx.exec.notice(Notice::HookAnswered {
                     name: hook.name.clone(),
                     verdict: verdict.clone(),
@@ -78,7 +77,11 @@ impl HookRun {
                     HookVerdict::Fail { reason } => {
                         return HookStep::Failed(Reason::new(
                             ReasonKind::Hook,
-                            format!("hook {} ({}) failed: {reason}", hook.name, self.stage.as_str()),
+                            format!(
+                                "hook {} ({}) failed: {reason}",
+                                hook.name,
+                                self.stage.as_str()
+                            ),
                         ));
                     }
                     HookVerdict::NotYet => {
@@ -117,7 +120,11 @@ impl HookRun {
                 },
                 task_definition: cx.k.green_task_definition.clone(),
                 weights: cx.k.prod_weights,
-                green_target_group: cx.k.sides.as_ref().map(|s| cx.spec.target_groups[s.green()].clone()),
+                green_target_group: cx
+                    .k
+                    .sides
+                    .as_ref()
+                    .map(|s| cx.spec.target_groups[s.green()].clone()),
                 call,
             };
             cx.issue(

@@ -12,7 +12,10 @@ pub(crate) fn violated(d: &Deployment) -> Option<String> {
     let k = &d.knowledge;
     let w = k.prod_weights;
     if u16::from(w.blue) + u16::from(w.green) != 100 {
-        return Some(format!("production weights {}/{} do not sum to 100", w.blue, w.green));
+        return Some(format!(
+            "production weights {}/{} do not sum to 100",
+            w.blue, w.green
+        ));
     }
     if w.green > 0 && k.green_healthy_at.is_none() {
         return Some("green has production weight but never passed health-check".into());
@@ -32,13 +35,22 @@ pub(crate) fn violated(d: &Deployment) -> Option<String> {
                 | Phase::Approval(_)
         )
     {
-        return Some(format!("green has production weight {} % before shift", w.green));
+        return Some(format!(
+            "green has production weight {} % before shift",
+            w.green
+        ));
     }
-    if k.blue_removal_at.is_some() && w != Weights::ALL_GREEN && !matches!(d.phase, Phase::Failed { .. }) {
+    if k.blue_removal_at.is_some()
+        && w != Weights::ALL_GREEN
+        && !matches!(d.phase, Phase::Failed { .. })
+    {
         return Some("blue's removal began while blue still had production weight".into());
     }
     if d.exec.in_flight.len() > IN_FLIGHT_MAX {
-        return Some(format!("{} commands in flight (max {IN_FLIGHT_MAX})", d.exec.in_flight.len()));
+        return Some(format!(
+            "{} commands in flight (max {IN_FLIGHT_MAX})",
+            d.exec.in_flight.len()
+        ));
     }
     if d.exec.writes_in_flight() > 1 {
         return Some("two writes in flight at once: their order at AWS would be undefined".into());

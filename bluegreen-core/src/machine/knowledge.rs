@@ -99,7 +99,11 @@ impl Default for Knowledge {
 }
 
 /// Percent weights for a listener state across our two target groups (blue, green).
-pub(crate) fn weights_from(state: &ListenerState, blue_tg: &str, green_tg: &str) -> Option<Weights> {
+pub(crate) fn weights_from(
+    state: &ListenerState,
+    blue_tg: &str,
+    green_tg: &str,
+) -> Option<Weights> {
     let total = state.total_weight();
     if total == 0 {
         return None;
@@ -156,7 +160,10 @@ impl Knowledge {
                     self.green_task_set = task_set.clone();
                 }
             }
-            (CommandKind::SetListenerWeights { listener, weights }, CommandResult::WeightsSet(state)) => {
+            (
+                CommandKind::SetListenerWeights { listener, weights },
+                CommandResult::WeightsSet(state),
+            ) => {
                 self.record_listener(spec, listener, state, now);
                 if let Some(w) = self.percent_of(spec, weights) {
                     if listener == &spec.listener {
@@ -167,7 +174,10 @@ impl Knowledge {
                     }
                 }
             }
-            (CommandKind::Observe(Observe::Listener(l)), CommandResult::Observed(Observation::Listener(state))) => {
+            (
+                CommandKind::Observe(Observe::Listener(l)),
+                CommandResult::Observed(Observation::Listener(state)),
+            ) => {
                 self.record_listener(spec, l, state, now);
             }
             (_, CommandResult::Observed(Observation::Service(s))) => {
@@ -211,7 +221,13 @@ impl Knowledge {
         }
     }
 
-    fn record_listener(&mut self, spec: &DeploymentSpec, l: &ListenerRef, state: &ListenerState, now: Timestamp) {
+    fn record_listener(
+        &mut self,
+        spec: &DeploymentSpec,
+        l: &ListenerRef,
+        state: &ListenerState,
+        now: Timestamp,
+    ) {
         let sample = Some(Sample {
             at: now,
             value: state.clone(),
@@ -253,12 +269,20 @@ impl Knowledge {
     }
 
     /// Green's task set as last observed: by ARN once known, else by our external id.
-    pub(crate) fn green_task_set_status(&self, spec: &DeploymentSpec, external_id: &str) -> Option<&TaskSetStatus> {
+    pub(crate) fn green_task_set_status(
+        &self,
+        spec: &DeploymentSpec,
+        external_id: &str,
+    ) -> Option<&TaskSetStatus> {
         let service = self.services.get(self.green_service_name(spec)?)?;
-        service.value.task_sets.iter().find(|ts| match &self.green_task_set {
-            Some(arn) => &ts.arn == arn,
-            None => ts.external_id.as_deref() == Some(external_id),
-        })
+        service
+            .value
+            .task_sets
+            .iter()
+            .find(|ts| match &self.green_task_set {
+                Some(arn) => &ts.arn == arn,
+                None => ts.external_id.as_deref() == Some(external_id),
+            })
     }
 
     pub(crate) fn green_health(&self, spec: &DeploymentSpec) -> Option<&Sample<TargetHealth>> {
@@ -285,7 +309,10 @@ mod tests {
 
     #[test]
     fn weights_are_read_as_percentages_of_the_total() {
-        assert_eq!(weights_from(&state(&[("b", 1)]), "b", "g"), Some(Weights::ALL_BLUE));
+        assert_eq!(
+            weights_from(&state(&[("b", 1)]), "b", "g"),
+            Some(Weights::ALL_BLUE)
+        );
         assert_eq!(
             weights_from(&state(&[("b", 900), ("g", 100)]), "b", "g"),
             Some(Weights::green(10))
@@ -298,7 +325,10 @@ mod tests {
 
     #[test]
     fn forwards_to_a_third_group_or_nowhere_are_not_ours() {
-        assert_eq!(weights_from(&state(&[("b", 50), ("x", 50)]), "b", "g"), None);
+        assert_eq!(
+            weights_from(&state(&[("b", 50), ("x", 50)]), "b", "g"),
+            None
+        );
         assert_eq!(weights_from(&state(&[]), "b", "g"), None);
         assert_eq!(weights_from(&state(&[("b", 0), ("g", 0)]), "b", "g"), None);
     }

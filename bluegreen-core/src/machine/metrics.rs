@@ -29,9 +29,19 @@ fn query_id(check: usize, side: Side, series: char) -> String {
 }
 
 /// The request covering every check, green always and blue where a relative limit needs it.
-pub(crate) fn request(spec: &DeploymentSpec, blue_tg: &str, green_tg: &str, now: Timestamp) -> MetricRequest {
+pub(crate) fn request(
+    spec: &DeploymentSpec,
+    blue_tg: &str,
+    green_tg: &str,
+    now: Timestamp,
+) -> MetricRequest {
     let lb = spec.listener.load_balancer_dimension().unwrap_or_default();
-    let window_ms = spec.metrics.iter().map(|c| c.window_ms).max().unwrap_or(300_000);
+    let window_ms = spec
+        .metrics
+        .iter()
+        .map(|c| c.window_ms)
+        .max()
+        .unwrap_or(300_000);
     // Align to whole periods: CloudWatch returns partial periods otherwise.
     let end_ms = now.as_millis() - now.as_millis() % 60_000;
     let start = Timestamp::from_millis(end_ms.saturating_sub(window_ms));

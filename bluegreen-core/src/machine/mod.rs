@@ -54,7 +54,9 @@ use phase::Step;
 
 use crate::command::{Command, CommandError, CommandKind, CommandResult, ErrorClass, HookVerdict};
 use crate::ids::{CommandId, DeploymentId};
-use crate::io::{Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused, Transition};
+use crate::io::{
+    Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused, Transition,
+};
 use crate::spec::DeploymentSpec;
 use crate::time::Timestamp;
 
@@ -215,8 +217,14 @@ impl Deployment {
             self.check_invariants(now);
         }
         // A phase that neither waits nor issues anything is a bug: stop loudly.
-        self.fail_invariant(now, "the machine decided 64 times in one poll without waiting".into());
-        self.exec.outbox.pop_front().unwrap_or(Output::Idle { wake_at: None })
+        self.fail_invariant(
+            now,
+            "the machine decided 64 times in one poll without waiting".into(),
+        );
+        self.exec
+            .outbox
+            .pop_front()
+            .unwrap_or(Output::Idle { wake_at: None })
     }
 
     fn decide(&mut self, now: Timestamp) {
@@ -237,7 +245,10 @@ impl Deployment {
         match step {
             Step::Issued => {}
             Step::WaitUntil(at) => {
-                debug_assert!(at > now, "a phase asked to wait until {at}, not after {now}");
+                debug_assert!(
+                    at > now,
+                    "a phase asked to wait until {at}, not after {now}"
+                );
                 self.exec.wait_until = Some(at.max(now.plus_ms(1)));
             }
             Step::Goto(next, why) => self.transition(now, next, why),
@@ -334,20 +345,28 @@ impl Deployment {
                 w.blue, w.green, self.spec.listener.listener_arn
             ),
         };
-        self.exec.outbox.retain(|o| !matches!(o, Output::Command(_)));
+        self.exec
+            .outbox
+            .retain(|o| !matches!(o, Output::Command(_)));
         self.transition(now, next, format!("invariant violated: {detail}"));
     }
 
     // ----- results and the error policy -----
 
-    fn on_result(&mut self, now: Timestamp, id: &CommandId, result: Result<CommandResult, CommandError>) {
+    fn on_result(
+        &mut self,
+        now: Timestamp,
+        id: &CommandId,
+        result: Result<CommandResult, CommandError>,
+    ) {
         let Some(flight) = self.exec.in_flight.remove(id) else {
             return; // a duplicate, or an answer to a command already given up on
         };
         if self.phase.is_terminal() {
             return;
         }
-        let checked = result.and_then(|r| resolve::validate(&self.spec, &flight.command.kind, &r).map(|()| r));
+        let checked = result
+            .and_then(|r| resolve::validate(&self.spec, &flight.command.kind, &r).map(|()| r));
         match checked {
             Ok(r) => self.on_success(now, flight, r),
             Err(e) => self.on_error(now, flight.command, flight.resolves, e),
@@ -370,7 +389,13 @@ impl Deployment {
         }
     }
 
-    fn on_error(&mut self, now: Timestamp, command: Command, resolves: Option<Box<Command>>, error: CommandError) {
+    fn on_error(
+        &mut self,
+        now: Timestamp,
+        command: Command,
+        resolves: Option<Box<Command>>,
+        error: CommandError,
+    ) {
         let write = command.kind.is_write() && resolves.is_none();
         match error.class {
             ErrorClass::Fatal => self.give_up(now, &command, error, "failed"),
@@ -422,7 +447,12 @@ impl Deployment {
         let delay_ms = if immediately {
             0
         } else {
-            retry_delay_ms(&self.spec.pacing, self.id.seed(), command.id.as_str(), command.attempt)
+            retry_delay_ms(
+                &self.spec.pacing,
+                self.id.seed(),
+                command.id.as_str(),
+                command.attempt,
+            )
         };
         command.attempt += 1;
         let at = now.plus_ms(delay_ms);
@@ -432,9 +462,14 @@ impl Deployment {
             at,
             error,
         });
-        self.exec
-            .retries
-            .insert(command.id.clone(), Retry { command, at, resolves });
+        self.exec.retries.insert(
+            command.id.clone(),
+            Retry {
+                command,
+                at,
+                resolves,
+            },
+        );
     }
 
     /// A command will not succeed. A hook's failure to answer is its verdict (fail); any
@@ -460,7 +495,12 @@ impl Deployment {
         };
         let reason = Reason::new(
             kind,
-            format!("{} {what}: {} {}", command.kind.name(), error.code, error.message),
+            format!(
+                "{} {what}: {} {}",
+                command.kind.name(),
+                error.code,
+                error.message
+            ),
         );
         self.escalate(now, reason);
     }
@@ -509,14 +549,19 @@ impl Deployment {
     /// The executor restarted: nothing in flight has an executor any more.
     fn on_restart(&mut self, now: Timestamp) {
         // Commands not yet drained are in `in_flight` too; they are re-sent below.
-        self.exec.outbox.retain(|o| !matches!(o, Output::Command(_)));
+        self.exec
+            .outbox
+            .retain(|o| !matches!(o, Output::Command(_)));
         let lost: Vec<InFlight> = std::mem::take(&mut self.exec.in_flight)
             .into_values()
             .collect();
         let command_ms = self.spec.timeouts.command_ms;
         for f in lost {
             if f.command.kind.is_write() && f.resolves.is_none() {
-                let error = CommandError::ambiguous("Restarted", "the executor restarted while this write was out");
+                let error = CommandError::ambiguous(
+                    "Restarted",
+                    "the executor restarted while this write was out",
+                );
                 self.resolve(now, f.command, error);
             } else {
                 self.exec.send(f.command, now, command_ms, f.resolves);
@@ -527,13 +572,11 @@ impl Deployment {
     // ----- operators -----
 
     fn on_operator(&mut self, now: Timestamp, request: OperatorRequest) -> Result<(), Refused> {
-        self.phase
-            .allows(&request, now)
-            .map_err(|reason| Refused {
-                request: request.name().to_string(),
-                phase: self.phase.name(),
-                reason,
-            })?;
+        self.phase.allows(&request, now).map_err(|reason| Refused {
+            request: request.name().to_string(),
+            phase: self.phase.name(),
+            reason,
+        })?;
         self.exec.notice(Notice::Operator {
             request: request.clone(),
         });
@@ -551,7 +594,9 @@ impl Deployment {
                 self.phase_changed(now, from, "paused by an operator".into());
             }
             OperatorRequest::Resume => {
-                let Phase::Paused(p) = std::mem::replace(&mut self.phase, Phase::Completed { at: now }) else {
+                let Phase::Paused(p) =
+                    std::mem::replace(&mut self.phase, Phase::Completed { at: now })
+                else {
                     unreachable!("resume is only allowed when paused")
                 };
                 let mut inner = *p.inner;
@@ -561,7 +606,10 @@ impl Deployment {
                 self.phase_changed(
                     now,
                     PhaseName::Paused,
-                    format!("resumed after {}", crate::time::format_duration_ms(paused_ms)),
+                    format!(
+                        "resumed after {}",
+                        crate::time::format_duration_ms(paused_ms)
+                    ),
                 );
             }
         }

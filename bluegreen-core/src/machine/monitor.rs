@@ -195,7 +195,9 @@ impl Monitor {
                     .green_service_name(spec)
                     .and_then(|s| k.services.get(s))
                     .map(|s| s.value.failed_tasks),
-                EnvironmentModel::TaskSet { service } => k.services.get(service).map(|s| s.value.failed_tasks),
+                EnvironmentModel::TaskSet { service } => {
+                    k.services.get(service).map(|s| s.value.failed_tasks)
+                }
             };
             let max = spec.circuit_breaker.failed_tasks_max;
             if let Some(failed) = failed
@@ -210,7 +212,12 @@ impl Monitor {
         if watch.alarms
             && let Some(alarms) = &k.alarms
         {
-            if let Some(a) = alarms.value.alarms.iter().find(|a| a.state == AlarmState::Alarm) {
+            if let Some(a) = alarms
+                .value
+                .alarms
+                .iter()
+                .find(|a| a.state == AlarmState::Alarm)
+            {
                 return Err(Reason::new(
                     ReasonKind::Alarm,
                     format!("alarm {} is in ALARM: {}", a.name, a.reason),

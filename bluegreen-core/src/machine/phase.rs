@@ -35,9 +35,14 @@ pub enum Phase {
     Paused(Paused),
     Rollback(Rollback),
     /// Green serves 100 %, blue holds no tasks.
-    Completed { at: Timestamp },
+    Completed {
+        at: Timestamp,
+    },
     /// Blue serves 100 %, green holds no tasks.
-    RolledBack { at: Timestamp, reason: Reason },
+    RolledBack {
+        at: Timestamp,
+        reason: Reason,
+    },
     /// Even rollback could not finish: `action_required` says what an operator must do.
     Failed {
         at: Timestamp,
@@ -45,7 +50,10 @@ pub enum Phase {
         action_required: String,
     },
     /// Refused to start; nothing was changed.
-    Rejected { at: Timestamp, reason: Reason },
+    Rejected {
+        at: Timestamp,
+        reason: Reason,
+    },
 }
 
 /// What a phase decided.

@@ -128,7 +128,10 @@ impl Default for Preflight {
 
 /// The last path segment of an ARN-ish name, for messages.
 pub(crate) fn short(arn: &str) -> &str {
-    arn.rsplit(['/', ':']).nth(1).filter(|s| !s.is_empty()).unwrap_or(arn)
+    arn.rsplit(['/', ':'])
+        .nth(1)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(arn)
 }
 
 fn reject(kind: ReasonKind, detail: String) -> Reason {
@@ -179,7 +182,10 @@ fn resolve_sides(cx: &Cx<'_>) -> Result<Sides, Reason> {
     let spec = cx.spec;
     let k = &*cx.k;
     let prod = k.prod_listener.as_ref().ok_or_else(|| {
-        reject(ReasonKind::Preflight, "the production listener was not read".into())
+        reject(
+            ReasonKind::Preflight,
+            "the production listener was not read".into(),
+        )
     })?;
     let blue = live_slot(&prod.value, &spec.target_groups)?;
     let green_tg = &spec.target_groups[1 - blue];
@@ -188,7 +194,10 @@ fn resolve_sides(cx: &Cx<'_>) -> Result<Sides, Reason> {
         None => None,
         Some(_) => {
             let test = k.test_listener.as_ref().ok_or_else(|| {
-                reject(ReasonKind::Preflight, "the test listener was not read".into())
+                reject(
+                    ReasonKind::Preflight,
+                    "the test listener was not read".into(),
+                )
             })?;
             if let Some(f) = test
                 .value
@@ -220,7 +229,10 @@ fn resolve_sides(cx: &Cx<'_>) -> Result<Sides, Reason> {
     let (desired_count, blue_task_definition, blue_task_set) = match &spec.environment {
         EnvironmentModel::ServicePair { services } => {
             let blue_svc = k.services.get(&services[blue]).ok_or_else(|| {
-                reject(ReasonKind::Preflight, format!("service {} was not read", services[blue]))
+                reject(
+                    ReasonKind::Preflight,
+                    format!("service {} was not read", services[blue]),
+                )
             })?;
             let s = &blue_svc.value;
             if s.desired_count == 0 || s.task_definition.is_empty() {
@@ -240,7 +252,10 @@ fn resolve_sides(cx: &Cx<'_>) -> Result<Sides, Reason> {
         }
         EnvironmentModel::TaskSet { service } => {
             let svc = k.services.get(service).ok_or_else(|| {
-                reject(ReasonKind::Preflight, format!("service {service} was not read"))
+                reject(
+                    ReasonKind::Preflight,
+                    format!("service {service} was not read"),
+                )
             })?;
             let s = &svc.value;
             let serving = |ts: &&crate::command::TaskSetStatus| {
@@ -283,7 +298,9 @@ fn resolve_sides(cx: &Cx<'_>) -> Result<Sides, Reason> {
             if s.desired_count == 0 {
                 return Err(reject(
                     ReasonKind::Preflight,
-                    format!("service {service} has desired count 0: there would be nothing to roll back to"),
+                    format!(
+                        "service {service} has desired count 0: there would be nothing to roll back to"
+                    ),
                 ));
             }
             (

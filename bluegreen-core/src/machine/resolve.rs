@@ -5,9 +5,7 @@
 //! the write counts as done (with a result made from the observation), otherwise it is
 //! sent again with the same id (and so the same idempotency token).
 
-use crate::command::{
-    CommandError, CommandKind, CommandResult, EnsureGreen, Observation, Observe,
-};
+use crate::command::{CommandError, CommandKind, CommandResult, EnsureGreen, Observation, Observe};
 use crate::spec::DeploymentSpec;
 
 use super::knowledge::holds;
@@ -32,19 +30,29 @@ pub(crate) fn resolver(write: &CommandKind) -> CommandKind {
             image: image.clone(),
         },
         CommandKind::EnsureGreen(EnsureGreen::Service {
-            cluster, service: s, ..
+            cluster,
+            service: s,
+            ..
         })
         | CommandKind::EnsureGreen(EnsureGreen::TaskSet {
-            cluster, service: s, ..
+            cluster,
+            service: s,
+            ..
         })
         | CommandKind::ScaleEnvironment {
-            cluster, service: s, ..
+            cluster,
+            service: s,
+            ..
         }
         | CommandKind::DeleteEnvironment {
-            cluster, service: s, ..
+            cluster,
+            service: s,
+            ..
         }
         | CommandKind::SetPrimaryTaskSet {
-            cluster, service: s, ..
+            cluster,
+            service: s,
+            ..
         } => service(cluster, s),
         CommandKind::SetListenerWeights { listener, .. } => {
             CommandKind::Observe(Observe::Listener(listener.clone()))
@@ -143,7 +151,9 @@ pub(crate) fn validate(
     match (kind, result) {
         (CommandKind::SetListenerWeights { weights, .. }, CommandResult::WeightsSet(state)) => {
             if !listener_ok(state) {
-                return bad("listener read back with more than 5 targets or a weight over 999".into());
+                return bad(
+                    "listener read back with more than 5 targets or a weight over 999".into(),
+                );
             }
             if !holds(state, weights) {
                 return Err(CommandError::retryable(

@@ -9,15 +9,15 @@
 use serde::{Deserialize, Serialize};
 
 use super::exec::Cx;
-use super::knowledge::Knowledge;
-use crate::ids::DeploymentId;
-use crate::spec::DeploymentSpec;
 use super::hooks::{HookRun, HookStep};
+use super::knowledge::Knowledge;
 use super::knowledge::forwards;
 use super::monitor::Monitor;
 use super::phase::{Phase, Step};
 use crate::command::{CommandKind, Observe, Weights};
+use crate::ids::DeploymentId;
 use crate::io::{Notice, Reason};
+use crate::spec::DeploymentSpec;
 use crate::spec::{EnvironmentModel, HookStage};
 use crate::time::Timestamp;
 
@@ -42,8 +42,12 @@ pub enum RollbackStage {
     /// Task-set model: reading the service to find every task set of this deployment.
     FindingGreen,
     /// Green's removal is out; `remaining` task sets still to delete.
-    RemovingGreen { remaining: Vec<String> },
-    Verifying { deadline: Timestamp },
+    RemovingGreen {
+        remaining: Vec<String>,
+    },
+    Verifying {
+        deadline: Timestamp,
+    },
 }
 
 impl RollbackStage {
@@ -55,7 +59,9 @@ impl RollbackStage {
             RollbackStage::Hooks => "running rollback hooks".into(),
             RollbackStage::FindingGreen => "finding green's task sets".into(),
             RollbackStage::RemovingGreen { .. } => "removing green".into(),
-            RollbackStage::Verifying { deadline } => format!("waiting for green to empty (deadline {deadline})"),
+            RollbackStage::Verifying { deadline } => {
+                format!("waiting for green to empty (deadline {deadline})")
+            }
         }
     }
 }
@@ -72,7 +78,12 @@ impl Rollback {
     }
 
     /// What an operator must do if the rollback cannot finish from where it is.
-    pub(crate) fn action_required(&self, id: &DeploymentId, spec: &DeploymentSpec, k: &Knowledge) -> String {
+    pub(crate) fn action_required(
+        &self,
+        id: &DeploymentId,
+        spec: &DeploymentSpec,
+        k: &Knowledge,
+    ) -> String {
         let Some(sides) = &k.sides else {
             return "nothing was changed".into();
         };
@@ -82,9 +93,9 @@ impl Rollback {
             EnvironmentModel::ServicePair { services } => {
                 format!("scale service {} to 0", services[sides.green()])
             }
-            EnvironmentModel::TaskSet { service } => format!(
-                "delete the task sets of service {service} with external id {id}"
-            ),
+            EnvironmentModel::TaskSet { service } => {
+                format!("delete the task sets of service {service} with external id {id}")
+            }
         };
         match self.stage {
             RollbackStage::Start | RollbackStage::RestoringProduction => format!(
@@ -238,7 +249,10 @@ impl Rollback {
             unreachable!("verify outside Verifying")
         };
         let spec = cx.spec;
-        let green_service = cx.k.green_service_name(spec).expect("sides known").to_string();
+        let green_service =
+            cx.k.green_service_name(spec)
+                .expect("sides known")
+                .to_string();
         if self.monitor.observing {
             self.monitor.observing = false;
             let left = green_left(cx, &green_service);

@@ -31,10 +31,14 @@ pub struct Shift {
 pub enum ShiftStage {
     BeforeHooks,
     /// Waiting for an observation of green, newer than `since`, with every target healthy.
-    Guarding { since: Timestamp },
+    Guarding {
+        since: Timestamp,
+    },
     /// The listener write is out.
     Applying,
-    Holding { until: Timestamp },
+    Holding {
+        until: Timestamp,
+    },
 }
 
 impl Shift {
@@ -96,7 +100,9 @@ impl Shift {
                 }
                 HookStep::Failed(reason) => Step::Rollback(reason),
                 HookStep::Called => tick_or_wait(&mut self.monitor, cx, watch, true, &[]),
-                HookStep::WaitUntil(at) => tick_or_wait(&mut self.monitor, cx, watch, false, &[Some(at)]),
+                HookStep::WaitUntil(at) => {
+                    tick_or_wait(&mut self.monitor, cx, watch, false, &[Some(at)])
+                }
             },
             ShiftStage::Guarding { .. } => self.decide_guard(cx, watch),
             ShiftStage::Applying => {
@@ -127,18 +133,21 @@ impl Shift {
             unreachable!("decide_guard outside Guarding")
         };
         let desired = cx.sides().desired_count;
-        let fresh = cx
-            .k
-            .green_health(cx.spec)
-            .filter(|s| s.at >= since && !self.monitor.observing)
-            .map(|s| s.value);
+        let fresh =
+            cx.k.green_health(cx.spec)
+                .filter(|s| s.at >= since && !self.monitor.observing)
+                .map(|s| s.value);
         if let Some(h) = fresh
             && h.healthy >= desired
             && h.unhealthy == 0
         {
             let step = self.steps[self.index];
             let listener = cx.spec.listener.clone();
-            let weights = forwards(cx.blue_tg(), cx.green_tg(), Weights::green(step.green_percent));
+            let weights = forwards(
+                cx.blue_tg(),
+                cx.green_tg(),
+                Weights::green(step.green_percent),
+            );
             cx.issue(
                 &format!("shift-{}", self.index),
                 CommandKind::SetListenerWeights { listener, weights },
@@ -149,7 +158,12 @@ impl Shift {
         let stalled_ms = cx.now.ms_since(since);
         if stalled_ms >= cx.spec.timeouts.health_ms {
             let seen = fresh
-                .map(|h| format!("{} of {desired} healthy, {} unhealthy", h.healthy, h.unhealthy))
+                .map(|h| {
+                    format!(
+                        "{} of {desired} healthy, {} unhealthy",
+                        h.healthy, h.unhealthy
+                    )
+                })
                 .unwrap_or_else(|| "no observation".into());
             return Step::Rollback(Reason::new(
                 ReasonKind::Unhealthy,

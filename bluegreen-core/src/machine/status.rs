@@ -110,7 +110,9 @@ fn detail(phase: &Phase) -> String {
             let what = match p.stage {
                 crate::machine::CreateStage::Start => "starting",
                 crate::machine::CreateStage::Finding => "looking for the task-definition revision",
-                crate::machine::CreateStage::Registering => "registering the task-definition revision",
+                crate::machine::CreateStage::Registering => {
+                    "registering the task-definition revision"
+                }
                 crate::machine::CreateStage::Ensuring => "bringing up green",
             };
             format!("{what} (deadline {})", p.deadline)
@@ -134,9 +136,13 @@ fn detail(phase: &Phase) -> String {
             let pct = p.steps.get(p.index).map(|s| s.green_percent).unwrap_or(100);
             match p.stage {
                 ShiftStage::BeforeHooks => "running before-shift hooks".into(),
-                ShiftStage::Guarding { .. } => format!("step {i}/{n}: checking green before {pct} %"),
+                ShiftStage::Guarding { .. } => {
+                    format!("step {i}/{n}: checking green before {pct} %")
+                }
                 ShiftStage::Applying => format!("step {i}/{n}: setting green to {pct} %"),
-                ShiftStage::Holding { until } => format!("step {i}/{n}: green {pct} % until {until}"),
+                ShiftStage::Holding { until } => {
+                    format!("step {i}/{n}: green {pct} % until {until}")
+                }
             }
         }
         Phase::Bake(p) => match p.until {
@@ -147,7 +153,9 @@ fn detail(phase: &Phase) -> String {
             DrainStage::Waiting { until } => format!("draining blue until {until}"),
             DrainStage::Promoting => "making green's task set primary".into(),
             DrainStage::Removing => "removing blue".into(),
-            DrainStage::Verifying { deadline } => format!("waiting for blue to empty (deadline {deadline})"),
+            DrainStage::Verifying { deadline } => {
+                format!("waiting for blue to empty (deadline {deadline})")
+            }
         },
         Phase::Paused(p) => format!("paused since {} in {}", p.since, p.inner.name()),
         Phase::Rollback(r) => format!("{}; because {}", r.stage.describe(), r.reason),

@@ -30,7 +30,10 @@ pub fn example_draft() -> SpecDraft {
         test_listener: None,
         test_traffic_ms: 0,
         container: "web".into(),
-        artifact: Artifact::Image(format!("123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:{}", "ab".repeat(32))),
+        artifact: Artifact::Image(format!(
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:{}",
+            "ab".repeat(32)
+        )),
         desired_count: None,
         strategy: Strategy::Canary {
             percent: 10,

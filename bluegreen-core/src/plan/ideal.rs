@@ -102,7 +102,12 @@ impl IdealCloud {
     /// Production weights as (slot 0, slot 1) — slot 0 starts live.
     pub fn weights_of_listener(&self) -> (u32, u32) {
         let f = &self.listeners[&self.production];
-        let w = |tg: &str| f.iter().filter(|t| t.target_group == tg).map(|t| t.weight).sum();
+        let w = |tg: &str| {
+            f.iter()
+                .filter(|t| t.target_group == tg)
+                .map(|t| t.weight)
+                .sum()
+        };
         (w(&self.target_groups[0]), w(&self.target_groups[1]))
     }
 
@@ -125,15 +130,21 @@ impl IdealCloud {
     }
 
     fn status(&self, name: &str) -> Result<ServiceStatus, CommandError> {
-        let s = self
-            .services
-            .get(name)
-            .ok_or_else(|| CommandError::fatal("ServiceNotFoundException", format!("service {name} not found")))?;
+        let s = self.services.get(name).ok_or_else(|| {
+            CommandError::fatal(
+                "ServiceNotFoundException",
+                format!("service {name} not found"),
+            )
+        })?;
         Ok(ServiceStatus {
             service: name.to_string(),
             status: "ACTIVE".into(),
             desired_count: s.desired,
-            running_count: if s.task_sets.is_empty() { s.desired } else { s.task_sets.iter().map(|t| t.running_count).sum() },
+            running_count: if s.task_sets.is_empty() {
+                s.desired
+            } else {
+                s.task_sets.iter().map(|t| t.running_count).sum()
+            },
             pending_count: 0,
             task_definition: s.task_definition.clone(),
             target_groups: s.target_groups.clone(),
@@ -148,9 +159,19 @@ impl IdealCloud {
         self.aws_calls += u64::from(command.kind.aws_calls_min());
         Ok(match &command.kind {
             CommandKind::Preflight(_) => CommandResult::PreflightPassed,
-            CommandKind::FindTaskDefinition { base, image, .. } => CommandResult::TaskDefinitionFound {
-                arn: self.registered.get(&(base.clone(), image.clone())).cloned(),
-            },
+            CommandKind::FindTaskDefinition { base, image, .. } => {
+                let base_runs_image = self
+                    .registered
+                    .iter()
+                    .any(|((_, i), arn)| arn == base && i == image);
+                CommandResult::TaskDefinitionFound {
+                    arn: if base_runs_image {
+                        Some(base.clone())
+                    } else {
+                        self.registered.get(&(base.clone(), image.clone())).cloned()
+                    },
+                }
+            }
             CommandKind::RegisterTaskDefinition { base, image, .. } => {
                 let key = (base.clone(), image.clone());
                 let arn = match self.registered.get(&key) {
@@ -188,11 +209,20 @@ impl IdealCloud {
                 let s = self.services.get_mut(service).ok_or_else(|| {
                     CommandError::fatal("ServiceNotFoundException", service.clone())
                 })?;
-                let existing = s.task_sets.iter().find(|t| t.external_id.as_deref() == Some(external_id));
+                let existing = s
+                    .task_sets
+                    .iter()
+                    .find(|t| t.external_id.as_deref() == Some(external_id));
                 let arn = match existing {
                     Some(t) => t.arn.clone(),
                     None => {
-                        let mut t = task_set(&format!("ts-{}", s.task_sets.len() + 1), external_id, task_definition, target_group, "ACTIVE");
+                        let mut t = task_set(
+                            &format!("ts-{}", s.task_sets.len() + 1),
+                            external_id,
+                            task_definition,
+                            target_group,
+                            "ACTIVE",
+                        );
                         t.computed_desired_count = s.desired;
                         t.running_count = s.desired;
                         let arn = t.arn.clone();
@@ -200,7 +230,9 @@ impl IdealCloud {
                         arn
                     }
                 };
-                CommandResult::GreenEnsured { task_set: Some(arn) }
+                CommandResult::GreenEnsured {
+                    task_set: Some(arn),
+                }
             }
             CommandKind::ScaleEnvironment {
                 service,
@@ -213,7 +245,9 @@ impl IdealCloud {
                 s.desired = *desired_count;
                 CommandResult::Scaled
             }
-            CommandKind::DeleteEnvironment { service, task_set, .. } => {
+            CommandKind::DeleteEnvironment {
+                service, task_set, ..
+            } => {
                 if let Some(s) = self.services.get_mut(service) {
                     s.task_sets.retain(|t| &t.arn != task_set);
                 }
@@ -225,17 +259,26 @@ impl IdealCloud {
                     forwards: weights.clone(),
                 })
             }
-            CommandKind::SetPrimaryTaskSet { service, task_set, .. } => {
+            CommandKind::SetPrimaryTaskSet {
+                service, task_set, ..
+            } => {
                 if let Some(s) = self.services.get_mut(service) {
                     for t in &mut s.task_sets {
-                        t.status = if &t.arn == task_set { "PRIMARY" } else { "ACTIVE" }.into();
+                        t.status = if &t.arn == task_set {
+                            "PRIMARY"
+                        } else {
+                            "ACTIVE"
+                        }
+                        .into();
                     }
                 }
                 CommandResult::PrimarySet
             }
-            CommandKind::Observe(Observe::Listener(l)) => CommandResult::Observed(Observation::Listener(ListenerState {
-                forwards: self.listeners.get(l).cloned().unwrap_or_default(),
-            })),
+            CommandKind::Observe(Observe::Listener(l)) => {
+                CommandResult::Observed(Observation::Listener(ListenerState {
+                    forwards: self.listeners.get(l).cloned().unwrap_or_default(),
+                }))
+            }
             CommandKind::Observe(Observe::Service { service, .. }) => {
                 CommandResult::Observed(Observation::Service(self.status(service)?))
             }
@@ -245,18 +288,22 @@ impl IdealCloud {
                     ..TargetHealth::default()
                 }))
             }
-            CommandKind::Observe(Observe::Alarms { names }) => CommandResult::Observed(Observation::Alarms(AlarmStates {
-                alarms: names
-                    .iter()
-                    .map(|n| AlarmObservation {
-                        name: n.clone(),
-                        state: AlarmState::Ok,
-                        reason: "ideal".into(),
-                    })
-                    .collect(),
-                missing: vec![],
-            })),
-            CommandKind::Observe(Observe::Metrics(_)) => CommandResult::Observed(Observation::Metrics(MetricData::default())),
+            CommandKind::Observe(Observe::Alarms { names }) => {
+                CommandResult::Observed(Observation::Alarms(AlarmStates {
+                    alarms: names
+                        .iter()
+                        .map(|n| AlarmObservation {
+                            name: n.clone(),
+                            state: AlarmState::Ok,
+                            reason: "ideal".into(),
+                        })
+                        .collect(),
+                    missing: vec![],
+                }))
+            }
+            CommandKind::Observe(Observe::Metrics(_)) => {
+                CommandResult::Observed(Observation::Metrics(MetricData::default()))
+            }
             CommandKind::CallHook(_) => CommandResult::Hook(HookVerdict::Pass),
         })
     }

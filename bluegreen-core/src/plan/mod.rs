@@ -18,8 +18,8 @@ pub use example::{example_draft, example_spec};
 pub use ideal::{Drive, IDEAL_BLUE_TASKS, IdealCloud, drive};
 
 use crate::command::Weights;
-use crate::io::Output;
 use crate::ids::DeploymentId;
+use crate::io::Output;
 use crate::io::PhaseName;
 use crate::machine::{Deployment, Phase};
 use crate::spec::{DeploymentSpec, HookStage};
@@ -86,17 +86,24 @@ impl Plan {
         let mut cloud = IdealCloud::new(spec);
         // (phase, shift index) → (first seen, last seen, aws calls)
         let mut seen: Vec<((PhaseName, usize), Timestamp, Timestamp, u64)> = Vec::new();
-        drive(&mut d, &mut cloud, start, true, DRY_RUN_STEPS_MAX, |phase, out, now| {
-            let key = step_key(phase);
-            if seen.last().map(|s| s.0) != Some(key) {
-                seen.push((key, now, now, 0));
-            }
-            let last = seen.last_mut().expect("just pushed");
-            last.2 = now;
-            if let Output::Command(c) = out {
-                last.3 += u64::from(c.kind.aws_calls_min());
-            }
-        });
+        drive(
+            &mut d,
+            &mut cloud,
+            start,
+            true,
+            DRY_RUN_STEPS_MAX,
+            |phase, out, now| {
+                let key = step_key(phase);
+                if seen.last().map(|s| s.0) != Some(key) {
+                    seen.push((key, now, now, 0));
+                }
+                let last = seen.last_mut().expect("just pushed");
+                last.2 = now;
+                if let Output::Command(c) = out {
+                    last.3 += u64::from(c.kind.aws_calls_min());
+                }
+            },
+        );
         let calls_of = |phase: PhaseName, index: usize| -> u64 {
             seen.iter()
                 .filter(|s| s.0 == (phase, index))
@@ -118,9 +125,14 @@ impl Plan {
         };
 
         let t = &spec.timeouts;
-        let hooks_ms = |stage: HookStage| -> u64 { spec.hooks_at(stage).map(|(_, h)| h.deadline_ms).sum() };
+        let hooks_ms =
+            |stage: HookStage| -> u64 { spec.hooks_at(stage).map(|(_, h)| h.deadline_ms).sum() };
         let mut steps = Vec::new();
-        let mut push = |phase: PhaseName, index: usize, action: String, weights: Weights, deadline_ms: Option<u64>| {
+        let mut push = |phase: PhaseName,
+                        index: usize,
+                        action: String,
+                        weights: Weights,
+                        deadline_ms: Option<u64>| {
             steps.push(PlanStep {
                 phase,
                 action,
@@ -146,7 +158,9 @@ impl Plan {
                     "register a revision of blue's task definition with {} = {image} (or reuse one); bring up green on the idle target group",
                     spec.container
                 ),
-                crate::spec::Artifact::TaskDefinition(td) => format!("bring up green on the idle target group running {td}"),
+                crate::spec::Artifact::TaskDefinition(td) => {
+                    format!("bring up green on the idle target group running {td}")
+                }
             },
             blue,
             Some(t.deploy_ms),
@@ -197,17 +211,34 @@ impl Plan {
         let shift_steps = spec.strategy.steps();
         let n = shift_steps.len();
         for (i, s) in shift_steps.iter().enumerate() {
-            let before = if i == 0 { hook_note(spec, HookStage::BeforeShift) } else { String::new() };
+            let before = if i == 0 {
+                hook_note(spec, HookStage::BeforeShift)
+            } else {
+                String::new()
+            };
             push(
                 PhaseName::Shift,
                 i,
                 if s.hold_ms > 0 {
-                    format!("step {}/{n}: green {} %, hold {}{before}", i + 1, s.green_percent, format_duration_ms(s.hold_ms))
+                    format!(
+                        "step {}/{n}: green {} %, hold {}{before}",
+                        i + 1,
+                        s.green_percent,
+                        format_duration_ms(s.hold_ms)
+                    )
                 } else {
                     format!("step {}/{n}: green {} %{before}", i + 1, s.green_percent)
                 },
                 Weights::green(s.green_percent),
-                Some(t.health_ms + s.hold_ms + if i == 0 { hooks_ms(HookStage::BeforeShift) } else { 0 }),
+                Some(
+                    t.health_ms
+                        + s.hold_ms
+                        + if i == 0 {
+                            hooks_ms(HookStage::BeforeShift)
+                        } else {
+                            0
+                        },
+                ),
             );
         }
         push(
@@ -235,12 +266,20 @@ impl Plan {
             Weights::ALL_GREEN,
             Some(spec.drain_ms + t.scale_down_ms),
         );
-        let worst_case_ms = steps.iter().map(|s| s.deadline_ms.unwrap_or(t.command_ms)).fold(0u64, u64::saturating_add)
+        let worst_case_ms = steps
+            .iter()
+            .map(|s| s.deadline_ms.unwrap_or(t.command_ms))
+            .fold(0u64, u64::saturating_add)
             // create-green and deploy share one deadline
             .saturating_sub(t.deploy_ms);
-        let rollback_worst_case_ms = 2 * t.command_ms + hooks_ms(HookStage::Rollback) + t.scale_down_ms;
+        let rollback_worst_case_ms =
+            2 * t.command_ms + hooks_ms(HookStage::Rollback) + t.scale_down_ms;
         let happy_path_ms = d.updated_at().ms_since(start);
-        debug_assert_eq!(d.phase_name(), PhaseName::Completed, "the ideal dry run completes");
+        debug_assert_eq!(
+            d.phase_name(),
+            PhaseName::Completed,
+            "the ideal dry run completes"
+        );
         let aws_calls_min = steps.iter().map(|s| s.aws_calls_min).sum();
         Plan {
             app: spec.app.clone(),
@@ -289,7 +328,9 @@ impl fmt::Display for Plan {
                 s.weights.blue,
                 s.weights.green,
                 format_duration_ms(s.wait_ms),
-                s.deadline_ms.map(format_duration_ms).unwrap_or_else(|| "-".into()),
+                s.deadline_ms
+                    .map(format_duration_ms)
+                    .unwrap_or_else(|| "-".into()),
                 s.aws_calls_min,
                 s.action
             )?;

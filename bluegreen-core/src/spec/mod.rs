@@ -160,7 +160,11 @@ impl Default for Timeouts {
 #[serde(deny_unknown_fields, default)]
 pub struct Pacing {
     /// Observation interval (a 0–10 % jitter from the deployment seed is added).
-    #[serde(rename = "poll_interval", alias = "poll_interval_ms", with = "duration")]
+    #[serde(
+        rename = "poll_interval",
+        alias = "poll_interval_ms",
+        with = "duration"
+    )]
     pub poll_interval_ms: u64,
     /// Attempts per command (first try included) before giving up on the step.
     pub attempts_max: u32,
@@ -199,7 +203,12 @@ pub struct SpecDraft {
     #[serde(default)]
     pub test_listener: Option<ListenerRef>,
     /// How long green holds the test traffic (after the test-traffic hooks) before going on.
-    #[serde(rename = "test_traffic", alias = "test_traffic_ms", with = "duration", default)]
+    #[serde(
+        rename = "test_traffic",
+        alias = "test_traffic_ms",
+        with = "duration",
+        default
+    )]
     pub test_traffic_ms: u64,
     /// The container whose image is replaced.
     pub container: String,
@@ -215,7 +224,12 @@ pub struct SpecDraft {
     #[serde(rename = "drain", alias = "drain_ms", with = "duration", default)]
     pub drain_ms: u64,
     /// `Some(timeout)`: wait for an operator's promote before production traffic.
-    #[serde(rename = "approval", alias = "approval_ms", with = "duration_opt", default)]
+    #[serde(
+        rename = "approval",
+        alias = "approval_ms",
+        with = "duration_opt",
+        default
+    )]
     pub approval_timeout_ms: Option<u64>,
     #[serde(default)]
     pub health: HealthSpec,
@@ -321,7 +335,11 @@ fn check_arn(field: &str, arn: &str, kind: &str) -> Result<(), SpecError> {
 }
 
 fn check_listener(field: &str, l: &ListenerRef) -> Result<(), SpecError> {
-    check_arn(&format!("{field}.listener_arn"), &l.listener_arn, "listener")?;
+    check_arn(
+        &format!("{field}.listener_arn"),
+        &l.listener_arn,
+        "listener",
+    )?;
     if let Some(rule) = &l.rule_arn {
         check_arn(&format!("{field}.rule_arn"), rule, "listener-rule")?;
     }
@@ -438,7 +456,10 @@ impl SpecDraft {
         if let Some(t) = self.approval_timeout_ms
             && !(1..=7 * WAIT_MS_MAX).contains(&t)
         {
-            return Err(SpecError::new("approval", "timeout must be between 1ms and 7d"));
+            return Err(SpecError::new(
+                "approval",
+                "timeout must be between 1ms and 7d",
+            ));
         }
         let h = &self.health;
         if !(1..=100).contains(&h.healthy_observations_min) {

@@ -25,7 +25,12 @@ pub struct MetricCheck {
     #[serde(default)]
     pub floor: f64,
     /// The look-back window each evaluation reads.
-    #[serde(rename = "window", alias = "window_ms", with = "duration", default = "default_window_ms")]
+    #[serde(
+        rename = "window",
+        alias = "window_ms",
+        with = "duration",
+        default = "default_window_ms"
+    )]
     pub window_ms: u64,
 }
 
@@ -91,14 +96,29 @@ pub struct HookSpec {
     pub stage: HookStage,
     pub url: String,
     /// One HTTP call's timeout.
-    #[serde(rename = "timeout", alias = "timeout_ms", with = "duration", default = "default_hook_timeout_ms")]
+    #[serde(
+        rename = "timeout",
+        alias = "timeout_ms",
+        with = "duration",
+        default = "default_hook_timeout_ms"
+    )]
     pub timeout_ms: u64,
     /// How long the hook may keep answering `not-yet` (or failing retryably) before it
     /// counts as failed.
-    #[serde(rename = "deadline", alias = "deadline_ms", with = "duration", default = "default_hook_deadline_ms")]
+    #[serde(
+        rename = "deadline",
+        alias = "deadline_ms",
+        with = "duration",
+        default = "default_hook_deadline_ms"
+    )]
     pub deadline_ms: u64,
     /// Pause between a `not-yet` answer and the next call.
-    #[serde(rename = "interval", alias = "interval_ms", with = "duration", default = "default_hook_interval_ms")]
+    #[serde(
+        rename = "interval",
+        alias = "interval_ms",
+        with = "duration",
+        default = "default_hook_interval_ms"
+    )]
     pub interval_ms: u64,
 }
 
@@ -159,7 +179,10 @@ impl MetricCheck {
                 "needs `max`, `max_ratio_to_blue` or both: a check without a limit never fires",
             ));
         }
-        for (key, value) in [("max", self.max), ("max_ratio_to_blue", self.max_ratio_to_blue)] {
+        for (key, value) in [
+            ("max", self.max),
+            ("max_ratio_to_blue", self.max_ratio_to_blue),
+        ] {
             if let Some(v) = value
                 && (!v.is_finite() || v < 0.0)
             {
@@ -197,7 +220,9 @@ impl MetricCheck {
             if !is_valid_stat(stat) {
                 return Err(SpecError::new(
                     format!("{field}.metric.stat"),
-                    format!("{stat:?} is not a CloudWatch statistic (Sum, Average, Maximum, Minimum, SampleCount, pNN)"),
+                    format!(
+                        "{stat:?} is not a CloudWatch statistic (Sum, Average, Maximum, Minimum, SampleCount, pNN)"
+                    ),
                 ));
             }
             if dimensions.len() > 30 {
@@ -285,7 +310,10 @@ mod tests {
     fn negative_or_nan_limits_name_the_key() {
         let mut c = check();
         c.max = Some(f64::NAN);
-        assert_eq!(c.validate("metrics[2]").unwrap_err().field, "metrics[2].max");
+        assert_eq!(
+            c.validate("metrics[2]").unwrap_err().field,
+            "metrics[2].max"
+        );
         let mut c = check();
         c.max_ratio_to_blue = Some(-1.0);
         assert_eq!(

@@ -47,14 +47,14 @@ impl Strategy {
             Strategy::Linear { step_percent, .. } if !(1..=99).contains(&step_percent) => Err(
                 SpecError::new("strategy.step_percent", "must be between 1 and 99"),
             ),
-            Strategy::Canary { wait_ms, .. } | Strategy::Linear { interval_ms: wait_ms, .. }
-                if wait_ms > super::WAIT_MS_MAX =>
-            {
-                Err(SpecError::new(
-                    "strategy.wait",
-                    "must be at most 24h (longer holds belong to an approval gate)",
-                ))
-            }
+            Strategy::Canary { wait_ms, .. }
+            | Strategy::Linear {
+                interval_ms: wait_ms,
+                ..
+            } if wait_ms > super::WAIT_MS_MAX => Err(SpecError::new(
+                "strategy.wait",
+                "must be at most 24h (longer holds belong to an approval gate)",
+            )),
             _ => Ok(()),
         }
     }

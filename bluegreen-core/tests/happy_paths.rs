@@ -1,0 +1,285 @@
+//! Deployments that succeed: the phases they pass, the weights they write, the state they
+//! leave the world in, for every strategy and both environment models.
+
+mod support;
+
+use bluegreen_core::*;
+use support::*;
+
+fn completes(spec: DeploymentSpec) -> Run {
+    let mut r = Run::new(spec);
+    r.until(|r| r.d.phase_name() == PhaseName::Approval || r.d.is_terminal());
+    if r.d.phase_name() == PhaseName::Approval {
+        r.operator(OperatorRequest::Promote).unwrap();
+    }
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::Completed,
+        "{:#?}",
+        r.d.history()
+    );
+    r
+}
+
+#[test]
+fn canary_writes_the_canary_weight_then_100_and_leaves_green_alone_at_rest() {
+    let r = completes(spec(|_| {}));
+    assert_eq!(r.prod_green_writes(), vec![10, 100]);
+    assert_eq!(r.w.prod_weights(), (0, 100));
+    assert_eq!(r.w.tasks(0), 0, "blue scaled to zero");
+    assert_eq!(r.w.tasks(1), 3, "green sized like blue");
+    let phases: Vec<PhaseName> = r.d.history().iter().map(|t| t.to).collect();
+    assert_eq!(
+        phases,
+        [
+            PhaseName::CreateGreen,
+            PhaseName::Deploy,
+            PhaseName::HealthCheck,
+            PhaseName::Shift,
+            PhaseName::Bake,
+            PhaseName::DrainBlue,
+            PhaseName::Completed
+        ]
+    );
+}
+
+#[test]
+fn all_at_once_writes_a_single_100_percent_shift() {
+    let r = completes(spec(|d| d.strategy = Strategy::AllAtOnce));
+    assert_eq!(r.prod_green_writes(), vec![100]);
+}
+
+#[test]
+fn linear_writes_every_step_in_order() {
+    let r = completes(spec(|d| {
+        d.strategy = Strategy::Linear {
+            step_percent: 30,
+            interval_ms: 5_000,
+        }
+    }));
+    assert_eq!(r.prod_green_writes(), vec![30, 60, 90, 100]);
+}
+
+#[test]
+fn canary_holds_the_canary_weight_for_the_configured_wait() {
+    let r = completes(spec(|d| {
+        d.strategy = Strategy::Canary {
+            percent: 20,
+            wait_ms: 120_000,
+        }
+    }));
+    let writes: Vec<Timestamp> = r
+        .outs
+        .iter()
+        .filter(|o| matches!(&o.out, Output::Command(c) if matches!(c.kind, CommandKind::SetListenerWeights{..})))
+        .map(|o| o.at)
+        .collect();
+    assert_eq!(writes.len(), 2);
+    assert!(
+        writes[1].ms_since(writes[0]) >= 120_000,
+        "held {} ms",
+        writes[1].ms_since(writes[0])
+    );
+}
+
+#[test]
+fn bake_and_drain_wait_their_full_time_before_blue_is_scaled_down() {
+    let r = completes(spec(|d| {
+        d.strategy = Strategy::AllAtOnce;
+        d.bake_ms = 300_000;
+        d.drain_ms = 60_000;
+    }));
+    let at = |f: &dyn Fn(&CommandKind) -> bool| {
+        r.outs
+            .iter()
+            .find(|o| matches!(&o.out, Output::Command(c) if f(&c.kind)))
+            .map(|o| o.at)
+            .unwrap()
+    };
+    let shifted = at(&|k| matches!(k, CommandKind::SetListenerWeights { .. }));
+    let scaled =
+        at(&|k| matches!(k, CommandKind::ScaleEnvironment { service, .. } if service == "web-a"));
+    assert!(
+        scaled.ms_since(shifted) >= 360_000,
+        "blue scaled {} ms after the shift",
+        scaled.ms_since(shifted)
+    );
+}
+
+#[test]
+fn task_set_model_creates_a_task_set_swaps_primary_and_deletes_blue() {
+    let r = completes(spec(|d| {
+        d.environment = EnvironmentModel::TaskSet {
+            service: "web".into(),
+        }
+    }));
+    let kinds: Vec<&str> = r
+        .commands()
+        .map(|c| c.kind.name())
+        .filter(|k| !k.starts_with("observe"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "preflight",
+            "find-task-definition",
+            "register-task-definition",
+            "ensure-green",
+            "set-listener-weights",
+            "set-listener-weights",
+            "set-primary-task-set",
+            "delete-environment"
+        ]
+    );
+    assert_eq!(r.w.tasks(0), 0);
+    assert_eq!(r.w.tasks(1), 3);
+    let create = r
+        .commands()
+        .find(|c| {
+            matches!(
+                c.kind,
+                CommandKind::EnsureGreen(EnsureGreen::TaskSet { .. })
+            )
+        })
+        .unwrap();
+    let CommandKind::EnsureGreen(EnsureGreen::TaskSet {
+        external_id,
+        like_task_set,
+        ..
+    }) = &create.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!(external_id, "web-1");
+    assert!(like_task_set.ends_with("ts-blue"));
+}
+
+#[test]
+fn a_full_deployment_passes_every_phase_and_every_hook_stage_in_order() {
+    let mut r = completes(full_spec(|_| {}));
+    r.finish();
+    let phases: Vec<PhaseName> = r.d.history().iter().map(|t| t.to).collect();
+    assert_eq!(
+        phases,
+        [
+            PhaseName::CreateGreen,
+            PhaseName::Deploy,
+            PhaseName::HealthCheck,
+            PhaseName::TestTraffic,
+            PhaseName::Approval,
+            PhaseName::Shift,
+            PhaseName::Bake,
+            PhaseName::DrainBlue,
+            PhaseName::Completed
+        ]
+    );
+    let hooks: Vec<String> = r
+        .commands()
+        .filter_map(|c| match &c.kind {
+            CommandKind::CallHook(h) => Some(h.name.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hooks, ["ready", "test", "before", "after"]);
+    let status = r.d.status();
+    assert_eq!(
+        status.test_weights,
+        Some(Weights::ALL_GREEN),
+        "the test listener follows production"
+    );
+}
+
+#[test]
+fn the_live_side_is_read_from_the_listener_so_a_second_deployment_goes_back_to_slot_0() {
+    // First deployment: slot 0 → slot 1.
+    let spec1 = spec(|d| d.strategy = Strategy::AllAtOnce);
+    let mut r = completes(spec1.clone());
+    // Second deployment with a new image, against the same world.
+    let mut d2 = spec1.into_draft();
+    d2.artifact = Artifact::Image(format!("web@sha256:{}", "cd".repeat(32)));
+    let spec2 = DeploymentSpec::new(d2).unwrap();
+    r.d = Deployment::new(DeploymentId::new("web-2").unwrap(), spec2, r.now);
+    r.inbox = vec![Input::Wake];
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    assert_eq!(
+        r.d.knowledge().sides.as_ref().unwrap().blue,
+        1,
+        "slot 1 was live"
+    );
+    assert_eq!(r.w.prod_weights(), (100, 0));
+    assert_eq!(r.w.tasks(1), 0);
+}
+
+#[test]
+fn the_same_image_twice_reuses_its_task_definition_revision() {
+    let spec1 = spec(|d| d.strategy = Strategy::AllAtOnce);
+    let mut r = completes(spec1.clone());
+    r.d = Deployment::new(DeploymentId::new("web-2").unwrap(), spec1, r.now);
+    r.inbox = vec![Input::Wake];
+    r.finish();
+    let registrations =
+        r.w.log
+            .iter()
+            .filter(|c| matches!(c.kind, CommandKind::RegisterTaskDefinition { .. }))
+            .count();
+    assert_eq!(
+        registrations, 1,
+        "the second deployment found the first one's revision"
+    );
+}
+
+#[test]
+fn an_existing_task_definition_is_deployed_without_registering() {
+    let r = completes(spec(|d| {
+        d.artifact = Artifact::TaskDefinition(
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7".into(),
+        )
+    }));
+    assert!(r.commands().all(|c| !matches!(
+        c.kind,
+        CommandKind::RegisterTaskDefinition { .. } | CommandKind::FindTaskDefinition { .. }
+    )));
+    assert_eq!(
+        r.d.status().green.unwrap().task_definition.as_deref(),
+        Some("arn:aws:ecs:us-east-1:123456789012:task-definition/web:7")
+    );
+}
+
+#[test]
+fn an_explicit_desired_count_sizes_green() {
+    let r = completes(spec(|d| d.desired_count = Some(5)));
+    assert_eq!(r.w.tasks(1), 5);
+}
+
+#[test]
+fn every_command_id_is_derived_from_the_deployment_id() {
+    let r = completes(spec(|_| {}));
+    assert!(r.commands().all(|c| c.id.as_str().starts_with("web-1/")));
+    let ensure = r
+        .commands()
+        .find(|c| c.kind.name() == "ensure-green")
+        .unwrap();
+    assert_eq!(ensure.id.as_str(), "web-1/ensure-green");
+}
+
+#[test]
+fn the_plan_is_a_lower_bound_of_the_calls_a_healthy_deployment_makes() {
+    for s in [
+        spec(|_| {}),
+        spec(|d| d.strategy = Strategy::AllAtOnce),
+        spec(|d| {
+            d.strategy = Strategy::Linear {
+                step_percent: 25,
+                interval_ms: 10_000,
+            }
+        }),
+        full_spec(|_| {}),
+    ] {
+        let plan = Plan::for_deployment(&DeploymentId::new("web-1").unwrap(), &s);
+        let r = completes(s);
+        assert_eq!(plan.aws_calls_min, r.d.aws_calls_min(), "{plan}");
+        assert_eq!(plan.steps.last().unwrap().weights, Weights::ALL_GREEN);
+    }
+}

@@ -1,0 +1,560 @@
+//! Every rollback trigger from every phase where it applies. Each case checks the
+//! outcome, the reason, that production went back to 100 % blue *first*, that blue was
+//! never scaled, and that green holds nothing at the end.
+
+mod support;
+
+use bluegreen_core::*;
+use support::*;
+
+/// Drive until phase `p` (promoting through an approval gate on the way).
+fn advance_to(r: &mut Run, p: PhaseName) {
+    for _ in 0..4 {
+        r.until(|r| {
+            r.d.phase_name() == p || r.d.phase_name() == PhaseName::Approval || r.d.is_terminal()
+        });
+        if r.d.phase_name() == PhaseName::Approval && p != PhaseName::Approval {
+            r.operator(OperatorRequest::Promote).unwrap();
+            r.until(|r| r.d.phase_name() != PhaseName::Approval);
+            continue;
+        }
+        break;
+    }
+    assert_eq!(
+        r.d.phase_name(),
+        p,
+        "never reached {p}: {:#?}",
+        r.d.history()
+    );
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    Alarm,
+    CircuitBreaker,
+    NoHealthyTargets,
+    MetricBreach,
+    Abort,
+}
+
+fn inject(r: &mut Run, t: Trigger) {
+    match t {
+        Trigger::Alarm => r.w.alarms_in_alarm.push("web-5xx".into()),
+        Trigger::CircuitBreaker => r.w.failed_tasks = 3,
+        Trigger::NoHealthyTargets => r.w.green_healthy = Some(0),
+        Trigger::MetricBreach => {
+            // 5xx rate 10 % on green (limit 5 %), blue has no data.
+            r.w.metrics.insert("m0ga".into(), vec![10.0]);
+            r.w.metrics.insert("m0gb".into(), vec![100.0]);
+        }
+        Trigger::Abort => r
+            .operator(OperatorRequest::Abort {
+                reason: Some("operator test".into()),
+            })
+            .expect("abort allowed"),
+    }
+}
+
+fn expected_kind(t: Trigger, phase: PhaseName) -> ReasonKind {
+    match (t, phase) {
+        (Trigger::Alarm, _) => ReasonKind::Alarm,
+        (Trigger::CircuitBreaker, _) => ReasonKind::CircuitBreaker,
+        (Trigger::NoHealthyTargets, _) => ReasonKind::Unhealthy,
+        (Trigger::MetricBreach, _) => ReasonKind::Metric,
+        (Trigger::Abort, _) => ReasonKind::Aborted,
+    }
+}
+
+fn assert_clean_rollback(r: &Run, from: PhaseName, kind: ReasonKind) {
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::RolledBack,
+        "{:#?}",
+        r.d.history()
+    );
+    assert_eq!(
+        r.d.outcome_reason().unwrap().kind,
+        kind,
+        "{:?}",
+        r.d.outcome_reason()
+    );
+    assert_eq!(r.rolled_back_from(), Some(from));
+    let cmds = r.rollback_commands();
+    assert_eq!(
+        cmds.first(),
+        Some(&"set-listener-weights"),
+        "production first: {cmds:?}"
+    );
+    // The first rollback write restores production to 100 % blue.
+    let first = r
+        .outs
+        .iter()
+        .filter(|o| o.phase == PhaseName::Rollback)
+        .find_map(|o| match &o.out {
+            Output::Command(c) => Some(c),
+            _ => None,
+        })
+        .unwrap();
+    let CommandKind::SetListenerWeights { listener, weights } = &first.kind else {
+        unreachable!()
+    };
+    assert_eq!(listener, &r.d.spec().listener);
+    assert_eq!(weights[0].weight, 100);
+    assert_eq!(weights[1].weight, 0);
+    assert_eq!(r.w.prod_weights(), (100, 0));
+    assert_eq!(r.w.tasks(0), 3, "blue untouched");
+    assert_eq!(r.w.tasks(1), 0, "green removed");
+    assert!(
+        !r.commands().any(|c| matches!(&c.kind, CommandKind::ScaleEnvironment { service, .. } if service == "web-a")),
+        "blue was never scaled"
+    );
+}
+
+fn rollback_case(t: Trigger, phase: PhaseName) {
+    let mut r = Run::new(full_spec(|d| {
+        d.bake_ms = 30_000;
+        d.drain_ms = 30_000;
+        d.strategy = Strategy::Canary {
+            percent: 10,
+            wait_ms: 30_000,
+        };
+    }));
+    advance_to(&mut r, phase);
+    inject(&mut r, t);
+    r.finish();
+    assert_clean_rollback(&r, phase, expected_kind(t, phase));
+}
+
+macro_rules! cases {
+    ($($name:ident: $t:ident in $p:ident;)*) => {
+        $(#[test] fn $name() { rollback_case(Trigger::$t, PhaseName::$p) })*
+    };
+}
+
+cases! {
+    alarm_during_test_traffic_rolls_back: Alarm in TestTraffic;
+    alarm_during_approval_rolls_back: Alarm in Approval;
+    alarm_during_shift_rolls_back: Alarm in Shift;
+    alarm_during_bake_rolls_back: Alarm in Bake;
+    alarm_during_drain_wait_rolls_back: Alarm in DrainBlue;
+    circuit_breaker_during_health_check_rolls_back: CircuitBreaker in HealthCheck;
+    circuit_breaker_during_test_traffic_rolls_back: CircuitBreaker in TestTraffic;
+    circuit_breaker_during_approval_rolls_back: CircuitBreaker in Approval;
+    circuit_breaker_during_shift_rolls_back: CircuitBreaker in Shift;
+    circuit_breaker_during_bake_rolls_back: CircuitBreaker in Bake;
+    circuit_breaker_during_drain_wait_rolls_back: CircuitBreaker in DrainBlue;
+    no_healthy_targets_during_health_check_times_out_into_rollback: NoHealthyTargets in HealthCheck;
+    no_healthy_targets_during_test_traffic_rolls_back: NoHealthyTargets in TestTraffic;
+    no_healthy_targets_during_approval_rolls_back: NoHealthyTargets in Approval;
+    no_healthy_targets_during_shift_rolls_back: NoHealthyTargets in Shift;
+    no_healthy_targets_during_bake_rolls_back: NoHealthyTargets in Bake;
+    no_healthy_targets_during_drain_wait_rolls_back: NoHealthyTargets in DrainBlue;
+    metric_breach_during_shift_rolls_back: MetricBreach in Shift;
+    metric_breach_during_bake_rolls_back: MetricBreach in Bake;
+    metric_breach_during_drain_wait_rolls_back: MetricBreach in DrainBlue;
+    abort_during_create_green_rolls_back: Abort in CreateGreen;
+    abort_during_deploy_rolls_back: Abort in Deploy;
+    abort_during_health_check_rolls_back: Abort in HealthCheck;
+    abort_during_test_traffic_rolls_back: Abort in TestTraffic;
+    abort_during_approval_rolls_back: Abort in Approval;
+    abort_during_shift_rolls_back: Abort in Shift;
+    abort_during_bake_rolls_back: Abort in Bake;
+    abort_during_drain_wait_rolls_back: Abort in DrainBlue;
+}
+
+#[test]
+fn alarms_are_not_watched_before_green_has_traffic() {
+    // A production alarm already firing must not block a deploy (it may be the fix):
+    // alarms matter once green takes test or production traffic.
+    let mut r = Run::new(full_spec(|_| {}));
+    r.w.alarms_in_alarm.push("web-5xx".into());
+    advance_to(&mut r, PhaseName::TestTraffic);
+    r.finish();
+    assert_eq!(r.rolled_back_from(), Some(PhaseName::TestTraffic));
+}
+
+#[test]
+fn green_that_never_becomes_healthy_rolls_back_at_the_health_timeout() {
+    let mut r = Run::new(spec(|d| d.timeouts.health_ms = 60_000));
+    r.w.green_healthy = Some(2);
+    advance_to(&mut r, PhaseName::HealthCheck);
+    let entered = r.now;
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::HealthCheck, ReasonKind::Unhealthy);
+    let reason = &r.d.outcome_reason().unwrap().detail;
+    assert!(reason.contains("2 of 3 targets healthy"), "{reason}");
+    let at =
+        r.d.history()
+            .iter()
+            .find(|t| t.to == PhaseName::Rollback)
+            .unwrap()
+            .at;
+    assert!(at.ms_since(entered) >= 60_000);
+}
+
+#[test]
+fn unhealthy_targets_reset_the_consecutive_healthy_count() {
+    let mut r = Run::new(spec(|d| d.health.healthy_observations_min = 3));
+    advance_to(&mut r, PhaseName::HealthCheck);
+    r.w.green_unhealthy = 1;
+    r.until(|r| {
+        r.w.log
+            .iter()
+            .filter(|c| c.kind.name() == "observe-target-health")
+            .count()
+            >= 5
+    });
+    let Phase::HealthCheck(h) = r.d.phase() else {
+        panic!("{:?}", r.d.phase_name())
+    };
+    assert_eq!(h.consecutive_healthy, 0);
+    r.w.green_unhealthy = 0;
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+}
+
+#[test]
+fn degraded_green_rolls_back_after_the_configured_streak_not_before() {
+    let mut r = Run::new(spec(|d| {
+        d.health.degraded_observations_max = 3;
+        d.strategy = Strategy::Canary {
+            percent: 10,
+            wait_ms: 600_000,
+        };
+    }));
+    advance_to(&mut r, PhaseName::Shift);
+    r.until(|r| r.d.knowledge().prod_weights.green == 10);
+    r.w.green_healthy = Some(2);
+    let before =
+        r.w.log
+            .iter()
+            .filter(|c| c.kind.name() == "observe-target-health")
+            .count();
+    r.finish();
+    let after =
+        r.w.log
+            .iter()
+            .filter(|c| c.kind.name() == "observe-target-health")
+            .count();
+    assert_clean_rollback(&r, PhaseName::Shift, ReasonKind::Unhealthy);
+    assert!(
+        after - before >= 3,
+        "rolled back after {} degraded observations",
+        after - before
+    );
+}
+
+#[test]
+fn the_relative_metric_limit_compares_green_with_blue() {
+    let mut r = Run::new(full_spec(|d| {
+        d.metrics[0].max = None;
+        d.metrics[0].max_ratio_to_blue = Some(2.0);
+        d.metrics[0].floor = 0.5;
+    }));
+    advance_to(&mut r, PhaseName::Shift);
+    // green 3 %, blue 1 %: 3 > 2 × 1 and above the floor.
+    r.w.metrics.insert("m0ga".into(), vec![3.0]);
+    r.w.metrics.insert("m0gb".into(), vec![100.0]);
+    r.w.metrics.insert("m0ba".into(), vec![1.0]);
+    r.w.metrics.insert("m0bb".into(), vec![100.0]);
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Shift, ReasonKind::Metric);
+    assert!(r.d.outcome_reason().unwrap().detail.contains("× blue"));
+}
+
+#[test]
+fn a_relative_breach_below_the_floor_is_noise() {
+    let mut r = Run::new(full_spec(|d| {
+        d.metrics[0].max = None;
+        d.metrics[0].floor = 1.0;
+    }));
+    r.w.metrics.insert("m0ga".into(), vec![0.5]);
+    r.w.metrics.insert("m0gb".into(), vec![100.0]);
+    r.w.metrics.insert("m0ba".into(), vec![0.01]);
+    r.w.metrics.insert("m0bb".into(), vec![100.0]);
+    advance_to(&mut r, PhaseName::Shift);
+    r.until(|r| r.d.phase_name() == PhaseName::Approval || r.d.is_terminal());
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+}
+
+#[test]
+fn deploy_timeout_rolls_back_when_green_never_gets_steady() {
+    let mut r = Run::new(spec(|d| d.timeouts.deploy_ms = 30_000));
+    r.w.green_running = Some(1);
+    advance_to(&mut r, PhaseName::Deploy);
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Deploy, ReasonKind::Timeout);
+    assert!(
+        r.d.outcome_reason()
+            .unwrap()
+            .detail
+            .contains("1 of 3 running")
+    );
+}
+
+#[test]
+fn circuit_breaker_during_deploy_rolls_back() {
+    let mut r = Run::example();
+    r.w.green_running = Some(1);
+    advance_to(&mut r, PhaseName::Deploy);
+    r.w.failed_tasks = 3;
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Deploy, ReasonKind::CircuitBreaker);
+}
+
+#[test]
+fn failed_tasks_below_the_breaker_limit_do_not_roll_back() {
+    let mut r = Run::example();
+    r.w.failed_tasks = 2;
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+}
+
+#[test]
+fn approval_without_promote_rolls_back_at_the_timeout() {
+    let mut r = Run::new(spec(|d| d.approval_timeout_ms = Some(120_000)));
+    advance_to(&mut r, PhaseName::Approval);
+    let entered = r.now;
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Approval, ReasonKind::Timeout);
+    assert!(r.now.ms_since(entered) >= 120_000);
+}
+
+#[test]
+fn a_failing_hook_rolls_back_from_its_stage() {
+    for (hook, phase) in [
+        ("ready", PhaseName::HealthCheck),
+        ("test", PhaseName::TestTraffic),
+        ("before", PhaseName::Shift),
+        ("after", PhaseName::Bake),
+    ] {
+        let mut r = Run::new(full_spec(|_| {}));
+        r.w.hooks.insert(
+            hook.into(),
+            [Ok(HookVerdict::Fail {
+                reason: "smoke test failed".into(),
+            })]
+            .into(),
+        );
+        advance_to(&mut r, phase);
+        r.finish();
+        assert_clean_rollback(&r, phase, ReasonKind::Hook);
+        assert!(r.d.outcome_reason().unwrap().detail.contains(hook));
+    }
+}
+
+#[test]
+fn a_hook_answering_not_yet_is_called_again_until_it_passes() {
+    let mut r = Run::new(full_spec(|_| {}));
+    r.w.hooks.insert(
+        "ready".into(),
+        [
+            Ok(HookVerdict::NotYet),
+            Ok(HookVerdict::NotYet),
+            Ok(HookVerdict::Pass),
+        ]
+        .into(),
+    );
+    advance_to(&mut r, PhaseName::TestTraffic);
+    let calls = r
+        .commands()
+        .filter(|c| matches!(&c.kind, CommandKind::CallHook(h) if h.name == "ready"))
+        .count();
+    assert_eq!(calls, 3);
+}
+
+#[test]
+fn a_hook_that_never_decides_fails_at_its_deadline() {
+    let mut r = Run::new(full_spec(|_| {}));
+    r.w.hooks.insert(
+        "ready".into(),
+        std::iter::repeat_n(Ok(HookVerdict::NotYet), 1000).collect(),
+    );
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::HealthCheck, ReasonKind::Hook);
+    assert!(
+        r.d.outcome_reason()
+            .unwrap()
+            .detail
+            .contains("no verdict within 30s")
+    );
+}
+
+#[test]
+fn an_unreachable_hook_is_retried_then_fails_its_stage() {
+    let mut r = Run::new(full_spec(|_| {}));
+    r.w.hooks.insert(
+        "before".into(),
+        std::iter::repeat_n(Err(err(ErrorClass::Retryable, "ConnectionRefused")), 100).collect(),
+    );
+    advance_to(&mut r, PhaseName::Shift);
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Shift, ReasonKind::Hook);
+    let calls = r
+        .commands()
+        .filter(|c| matches!(&c.kind, CommandKind::CallHook(h) if h.name == "before"))
+        .count();
+    assert_eq!(calls, r.d.spec().pacing.attempts_max as usize);
+}
+
+#[test]
+fn a_failing_rollback_hook_is_recorded_and_the_rollback_still_finishes() {
+    let mut r = Run::new(full_spec(|_| {}));
+    r.w.hooks.insert(
+        "on-rollback".into(),
+        [Ok(HookVerdict::Fail {
+            reason: "pager down".into(),
+        })]
+        .into(),
+    );
+    advance_to(&mut r, PhaseName::Bake);
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Bake, ReasonKind::Aborted);
+    assert!(
+        r.notices()
+            .any(|n| matches!(n, Notice::RollbackHookFailed { name, .. } if name == "on-rollback"))
+    );
+    // Order: production, test listener, hook, then green.
+    let cmds = r.rollback_commands();
+    let pos = |k: &str| cmds.iter().position(|c| *c == k).unwrap();
+    assert!(pos("set-listener-weights") < pos("call-hook"));
+    assert!(pos("call-hook") < pos("scale-environment"));
+    assert_eq!(
+        cmds.iter()
+            .filter(|c| **c == "set-listener-weights")
+            .count(),
+        2,
+        "production and test"
+    );
+}
+
+#[test]
+fn rollback_restores_the_test_listener_to_blue_after_production() {
+    let mut r = Run::new(full_spec(|_| {}));
+    advance_to(&mut r, PhaseName::Approval);
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    r.finish();
+    let writes: Vec<&ListenerRef> = r
+        .outs
+        .iter()
+        .filter(|o| o.phase == PhaseName::Rollback)
+        .filter_map(|o| match &o.out {
+            Output::Command(Command {
+                kind: CommandKind::SetListenerWeights { listener, .. },
+                ..
+            }) => Some(listener),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            &r.d.spec().listener,
+            r.d.spec().test_listener.as_ref().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn abort_is_refused_once_blue_is_being_removed() {
+    let mut r = Run::new(spec(|d| d.strategy = Strategy::AllAtOnce));
+    r.until(|r| matches!(r.d.phase(), Phase::DrainBlue(d) if !d.is_waiting()));
+    let refused = r
+        .operator(OperatorRequest::Abort { reason: None })
+        .unwrap_err();
+    assert_eq!(refused.phase, PhaseName::DrainBlue);
+    assert!(
+        refused.reason.contains("deploy the previous image"),
+        "{}",
+        refused.reason
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+}
+
+#[test]
+fn a_fatal_error_on_a_forward_write_rolls_back_naming_the_command() {
+    let mut r = Run::example();
+    r.w.fault(
+        "ensure-green",
+        Fault::Error(err(ErrorClass::Fatal, "AccessDeniedException")),
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::RolledBack);
+    let reason = r.d.outcome_reason().unwrap();
+    assert_eq!(reason.kind, ReasonKind::CommandFailed);
+    assert!(
+        reason.detail.contains("ensure-green") && reason.detail.contains("AccessDeniedException")
+    );
+}
+
+#[test]
+fn retries_are_bounded_and_exhausting_them_rolls_back() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::Shift);
+    for _ in 0..100 {
+        r.w.fault(
+            "set-listener-weights",
+            Fault::Error(err(ErrorClass::Retryable, "ThrottlingException")),
+        );
+    }
+    r.until(|r| r.d.phase_name() == PhaseName::Rollback);
+    assert_eq!(r.d.outcome_reason(), None);
+    let Phase::Rollback(rb) = r.d.phase() else {
+        unreachable!()
+    };
+    assert_eq!(rb.reason.kind, ReasonKind::RetriesExhausted);
+    let last_shift = r
+        .commands()
+        .filter(|c| c.id.as_str().contains("/shift-"))
+        .last()
+        .unwrap();
+    assert_eq!(last_shift.attempt, 8, "attempts_max");
+    let same_step = r.commands().filter(|c| c.id == last_shift.id).count();
+    assert_eq!(same_step, 8, "every attempt reuses the step's id");
+    // The rollback's own writes keep being throttled: it tries harder (2×), then fails
+    // with what an operator must do.
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed);
+    let Phase::Failed {
+        action_required, ..
+    } = r.d.phase()
+    else {
+        unreachable!()
+    };
+    assert!(
+        action_required.contains("forward 100 %"),
+        "{action_required}"
+    );
+    let rollback_attempts = r
+        .commands()
+        .filter(|c| c.id.as_str().ends_with("/rollback-production"))
+        .count();
+    assert_eq!(rollback_attempts, 16);
+}
+
+#[test]
+fn retry_delays_grow_between_attempts() {
+    let mut r = Run::example();
+    for _ in 0..3 {
+        r.w.fault(
+            "preflight",
+            Fault::Error(err(ErrorClass::Retryable, "ThrottlingException")),
+        );
+    }
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    let times: Vec<Timestamp> = r
+        .outs
+        .iter()
+        .filter(|o| matches!(&o.out, Output::Command(c) if c.kind.name() == "preflight"))
+        .map(|o| o.at)
+        .collect();
+    assert_eq!(times.len(), 4);
+    let gaps: Vec<u64> = times.windows(2).map(|w| w[1].ms_since(w[0])).collect();
+    // retry_min 100 ms doubling, each plus < 100 % jitter.
+    assert!((100..200).contains(&gaps[0]), "{gaps:?}");
+    assert!((200..400).contains(&gaps[1]), "{gaps:?}");
+    assert!((400..800).contains(&gaps[2]), "{gaps:?}");
+}
