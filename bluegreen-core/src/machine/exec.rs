@@ -17,14 +17,26 @@ pub const IN_FLIGHT_MAX: usize = 8;
 /// Most outputs queued before the caller drains them.
 pub const OUTBOX_MAX: usize = 64;
 
+/// Why a command was sent, beyond its own effect.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sent for its own sake.
+    Plain,
+    /// An observation resolving an ambiguous write: did it take effect?
+    Resolves(Box<Command>),
+    /// A fresh look at green's targets before re-sending a write that moves traffic onto
+    /// green: an observation from before a failed attempt may be minutes old.
+    Prechecks(Box<Command>),
+}
+
 /// A command handed out and not yet answered.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InFlight {
     pub command: Command,
     pub issued_at: Timestamp,
     pub deadline: Timestamp,
-    /// Set when this command is an observation resolving an ambiguous write.
-    pub resolves: Option<Box<Command>>,
+    pub role: Role,
 }
 
 /// A command to send again later.
@@ -32,7 +44,7 @@ pub struct InFlight {
 pub struct Retry {
     pub command: Command,
     pub at: Timestamp,
-    pub resolves: Option<Box<Command>>,
+    pub role: Role,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -48,16 +60,13 @@ pub struct Exec {
     pub commands_sent: u64,
     /// Lower bound of AWS API calls those commands made.
     pub aws_calls_min: u64,
+    /// When a write moving traffic onto green was last sent: a re-send needs a green
+    /// observation newer than this.
+    pub last_attempt_at: Option<Timestamp>,
 }
 
 impl Exec {
-    pub(crate) fn send(
-        &mut self,
-        command: Command,
-        now: Timestamp,
-        command_ms: u64,
-        resolves: Option<Box<Command>>,
-    ) {
+    pub(crate) fn send(&mut self, command: Command, now: Timestamp, command_ms: u64, role: Role) {
         self.commands_sent += 1;
         self.aws_calls_min += u64::from(command.kind.aws_calls_min());
         self.in_flight.insert(
@@ -66,7 +75,7 @@ impl Exec {
                 command: command.clone(),
                 issued_at: now,
                 deadline: now.plus_ms(command_ms),
-                resolves,
+                role,
             },
         );
         self.push(Output::Command(command));
@@ -116,13 +125,20 @@ impl Cx<'_> {
             }
             return;
         }
+        if raises_green(self.spec, self.k, &kind) {
+            self.exec.last_attempt_at = Some(self.now);
+        }
         let command = Command {
             id: CommandId::new(self.id, step),
             attempt: 1,
             kind,
         };
-        self.exec
-            .send(command, self.now, self.spec.timeouts.command_ms, None);
+        self.exec.send(
+            command,
+            self.now,
+            self.spec.timeouts.command_ms,
+            Role::Plain,
+        );
     }
 
     pub fn seed(&self) -> u64 {
@@ -143,6 +159,17 @@ impl Cx<'_> {
     pub fn green_tg(&self) -> &str {
         &self.spec.target_groups[self.sides().green()]
     }
+}
+
+/// Does this write move traffic onto green (any listener)?
+pub(crate) fn raises_green(spec: &DeploymentSpec, k: &Knowledge, kind: &CommandKind) -> bool {
+    let (Some(sides), CommandKind::SetListenerWeights { weights, .. }) = (&k.sides, kind) else {
+        return false;
+    };
+    let green_tg = &spec.target_groups[sides.green()];
+    weights
+        .iter()
+        .any(|w| &w.target_group == green_tg && w.weight > 0)
 }
 
 /// Emission guards: checks on every outgoing command that must hold whatever the phase

@@ -155,10 +155,8 @@ impl Knowledge {
             | (_, CommandResult::TaskDefinitionRegistered { arn }) => {
                 self.green_task_definition = Some(arn.clone());
             }
-            (_, CommandResult::GreenEnsured { task_set }) => {
-                if task_set.is_some() {
-                    self.green_task_set = task_set.clone();
-                }
+            (_, CommandResult::GreenEnsured { task_set }) if task_set.is_some() => {
+                self.green_task_set = task_set.clone();
             }
             (
                 CommandKind::SetListenerWeights { listener, weights },

@@ -35,7 +35,7 @@ pub use bake::Bake;
 pub use create_green::{CreateGreen, CreateStage};
 pub use deploy::Deploy;
 pub use drain_blue::{DrainBlue, DrainStage};
-pub use exec::{Exec, IN_FLIGHT_MAX, InFlight, OUTBOX_MAX, Retry};
+pub use exec::{Exec, IN_FLIGHT_MAX, InFlight, OUTBOX_MAX, Retry, Role};
 pub use health_check::HealthCheck;
 pub use hooks::HookRun;
 pub use knowledge::{Knowledge, Sample, Sides};
@@ -52,7 +52,10 @@ pub use test_traffic::{TestStage, TestTraffic};
 use exec::Cx;
 use phase::Step;
 
-use crate::command::{Command, CommandError, CommandKind, CommandResult, ErrorClass, HookVerdict};
+use crate::command::{
+    Command, CommandError, CommandKind, CommandResult, ErrorClass, HookVerdict, Observation,
+    Observe,
+};
 use crate::ids::{CommandId, DeploymentId};
 use crate::io::{
     Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused, Transition,
@@ -369,41 +372,101 @@ impl Deployment {
             .and_then(|r| resolve::validate(&self.spec, &flight.command.kind, &r).map(|()| r));
         match checked {
             Ok(r) => self.on_success(now, flight, r),
-            Err(e) => self.on_error(now, flight.command, flight.resolves, e),
+            Err(e) => self.on_error(now, flight.command, flight.role, e),
         }
     }
 
     fn on_success(&mut self, now: Timestamp, flight: InFlight, result: CommandResult) {
         self.knowledge
             .absorb(&self.spec, &flight.command.kind, &result, now);
-        let Some(write) = flight.resolves else {
-            return;
-        };
-        match resolve::applied(&write.kind, &result) {
-            Some(made) => self.knowledge.absorb(&self.spec, &write.kind, &made, now),
-            None => {
-                // Not applied: send it again (same id, so the same idempotency token).
-                let error = CommandError::retryable("NotApplied", "the write had not taken effect");
-                self.retry_or_escalate(now, *write, None, error, true);
+        match flight.role {
+            Role::Plain => {}
+            Role::Resolves(write) => match resolve::applied(&write.kind, &result) {
+                Some(made) => self.knowledge.absorb(&self.spec, &write.kind, &made, now),
+                None => {
+                    // Not applied: send it again (same id, so the same idempotency token).
+                    let error =
+                        CommandError::retryable("NotApplied", "the write had not taken effect");
+                    self.retry_or_escalate(now, *write, Role::Plain, error, true);
+                }
+            },
+            Role::Prechecks(write) => {
+                let healthy = match &result {
+                    CommandResult::Observed(Observation::TargetHealth(h)) => h.healthy,
+                    _ => 0,
+                };
+                if healthy == 0 {
+                    let reason = Reason::new(
+                        ReasonKind::Unhealthy,
+                        format!(
+                            "green has no healthy targets; not retrying {} ({})",
+                            write.kind.name(),
+                            write.id
+                        ),
+                    );
+                    self.escalate(now, reason);
+                } else {
+                    self.send_checked(now, *write, Role::Plain, true);
+                }
             }
         }
     }
 
-    fn on_error(
-        &mut self,
-        now: Timestamp,
-        command: Command,
-        resolves: Option<Box<Command>>,
-        error: CommandError,
-    ) {
-        let write = command.kind.is_write() && resolves.is_none();
+    fn on_error(&mut self, now: Timestamp, command: Command, role: Role, error: CommandError) {
+        let write = command.kind.is_write() && role == Role::Plain;
         match error.class {
             ErrorClass::Fatal => self.give_up(now, &command, error, "failed"),
             ErrorClass::Ambiguous if write => self.resolve(now, command, error),
             ErrorClass::Retryable | ErrorClass::Ambiguous => {
-                self.retry_or_escalate(now, command, resolves, error, false)
+                self.retry_or_escalate(now, command, role, error, false)
             }
         }
+    }
+
+    /// Send a command that did not come from a phase's decision (a retry, a re-send after
+    /// resolution): it passes the same emission guards, and a write moving traffic onto
+    /// green first gets a fresh look at green.
+    fn send_checked(&mut self, now: Timestamp, command: Command, role: Role, prechecked: bool) {
+        let command_ms = self.spec.timeouts.command_ms;
+        if !prechecked
+            && role == Role::Plain
+            && exec::raises_green(&self.spec, &self.knowledge, &command.kind)
+        {
+            let since = self.exec.last_attempt_at.unwrap_or(Timestamp::EPOCH);
+            let fresh = self
+                .knowledge
+                .green_health(&self.spec)
+                .is_some_and(|s| s.at > since && s.value.healthy > 0);
+            if !fresh {
+                let sides = self
+                    .knowledge
+                    .sides
+                    .as_ref()
+                    .expect("sides known before any write");
+                let green_tg = self.spec.target_groups[sides.green()].clone();
+                let check = Command {
+                    id: command.id.derived(&format!("health{}", command.attempt)),
+                    attempt: 1,
+                    kind: CommandKind::Observe(Observe::TargetHealth {
+                        target_group: green_tg,
+                    }),
+                };
+                self.exec
+                    .send(check, now, command_ms, Role::Prechecks(Box::new(command)));
+                return;
+            }
+        }
+        if command.kind.is_write()
+            && let Err(why) = exec::guard(&self.spec, &self.knowledge, now, &command.kind)
+        {
+            let detail = format!("refused to re-send {}: {why}", command.kind.name());
+            self.fail_invariant(now, detail);
+            return;
+        }
+        if exec::raises_green(&self.spec, &self.knowledge, &command.kind) {
+            self.exec.last_attempt_at = Some(now);
+        }
+        self.exec.send(command, now, command_ms, role);
     }
 
     /// Observe before deciding anything else.
@@ -419,7 +482,7 @@ impl Deployment {
         };
         let command_ms = self.spec.timeouts.command_ms;
         self.exec
-            .send(observe, now, command_ms, Some(Box::new(write)));
+            .send(observe, now, command_ms, Role::Resolves(Box::new(write)));
     }
 
     fn attempts_max(&self) -> u32 {
@@ -436,7 +499,7 @@ impl Deployment {
         &mut self,
         now: Timestamp,
         mut command: Command,
-        resolves: Option<Box<Command>>,
+        role: Role,
         error: CommandError,
         immediately: bool,
     ) {
@@ -462,14 +525,9 @@ impl Deployment {
             at,
             error,
         });
-        self.exec.retries.insert(
-            command.id.clone(),
-            Retry {
-                command,
-                at,
-                resolves,
-            },
-        );
+        self.exec
+            .retries
+            .insert(command.id.clone(), Retry { command, at, role });
     }
 
     /// A command will not succeed. A hook's failure to answer is its verdict (fail); any
@@ -516,10 +574,9 @@ impl Deployment {
         if due.is_empty() {
             return false;
         }
-        let command_ms = self.spec.timeouts.command_ms;
         for id in due {
             if let Some(r) = self.exec.retries.remove(&id) {
-                self.exec.send(r.command, now, command_ms, r.resolves);
+                self.send_checked(now, r.command, r.role, false);
             }
         }
         true
@@ -540,7 +597,7 @@ impl Deployment {
                     "Timeout",
                     format!("no answer within {} ms", self.spec.timeouts.command_ms),
                 );
-                self.on_error(now, f.command, f.resolves, error);
+                self.on_error(now, f.command, f.role, error);
             }
         }
         !overdue.is_empty()
@@ -557,14 +614,14 @@ impl Deployment {
             .collect();
         let command_ms = self.spec.timeouts.command_ms;
         for f in lost {
-            if f.command.kind.is_write() && f.resolves.is_none() {
+            if f.command.kind.is_write() && f.role == Role::Plain {
                 let error = CommandError::ambiguous(
                     "Restarted",
                     "the executor restarted while this write was out",
                 );
                 self.resolve(now, f.command, error);
             } else {
-                self.exec.send(f.command, now, command_ms, f.resolves);
+                self.exec.send(f.command, now, command_ms, f.role);
             }
         }
     }

@@ -316,13 +316,13 @@ impl fmt::Display for Plan {
         )?;
         writeln!(
             f,
-            "{:>2}  {:<13} {:>9}  {:>9}  {:>9}  {:>9}  action",
+            "{:>2}  {:<13} {:>10}  {:>9}  {:>9}  {:>9}  action",
             "#", "phase", "blue/green", "wait", "deadline", "AWS calls"
         )?;
         for (i, s) in self.steps.iter().enumerate() {
             writeln!(
                 f,
-                "{:>2}  {:<13} {:>4}/{:<4}  {:>9}  {:>9}  {:>9}  {}",
+                "{:>2}  {:<13} {:>5}/{:<4}  {:>9}  {:>9}  {:>9}  {}",
                 i + 1,
                 s.phase.as_str(),
                 s.weights.blue,

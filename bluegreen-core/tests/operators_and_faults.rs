@@ -1,0 +1,549 @@
+//! Operator requests (promote, pause, resume, abort), ambiguous writes, restarts,
+//! preflight refusals and corrupted snapshots.
+
+mod support;
+
+use bluegreen_core::*;
+use support::*;
+
+fn advance_to(r: &mut Run, p: PhaseName) {
+    r.until(|r| r.d.phase_name() == p || r.d.is_terminal());
+    assert_eq!(r.d.phase_name(), p, "{:#?}", r.d.history());
+}
+
+// ----- promote -----
+
+#[test]
+fn promote_passes_the_approval_gate() {
+    let mut r = Run::new(spec(|d| d.approval_timeout_ms = Some(3_600_000)));
+    advance_to(&mut r, PhaseName::Approval);
+    let waited_from = r.now;
+    // Nothing moves while waiting for a human.
+    r.until(|r| r.now.ms_since(waited_from) > 600_000);
+    assert_eq!(r.d.phase_name(), PhaseName::Approval);
+    assert!(r.prod_green_writes().is_empty());
+    r.operator(OperatorRequest::Promote).unwrap();
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+}
+
+#[test]
+fn promote_ends_a_canary_hold_early() {
+    let mut r = Run::new(spec(|d| {
+        d.strategy = Strategy::Canary {
+            percent: 10,
+            wait_ms: 3_600_000,
+        }
+    }));
+    r.until(|r| matches!(r.d.phase(), Phase::Shift(s) if matches!(s.stage, machine::ShiftStage::Holding { .. })));
+    let held_from = r.now;
+    r.operator(OperatorRequest::Promote).unwrap();
+    r.until_phase(PhaseName::Bake);
+    assert!(
+        r.now.ms_since(held_from) < 60_000,
+        "promote cut the hour-long hold short"
+    );
+}
+
+#[test]
+fn promote_ends_the_bake_early() {
+    let mut r = Run::new(spec(|d| d.bake_ms = 3_600_000));
+    r.until(|r| matches!(r.d.phase(), Phase::Bake(b) if b.until.is_some()));
+    let from = r.now;
+    r.operator(OperatorRequest::Promote).unwrap();
+    r.until_phase(PhaseName::DrainBlue);
+    assert!(r.now.ms_since(from) < 60_000);
+}
+
+#[test]
+fn promote_is_refused_where_there_is_nothing_to_end_early() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::HealthCheck);
+    let refused = r.operator(OperatorRequest::Promote).unwrap_err();
+    assert_eq!(refused.phase, PhaseName::HealthCheck);
+    assert_eq!(refused.request, "promote");
+}
+
+// ----- pause / resume -----
+
+#[test]
+fn pause_stops_forward_progress_and_resume_continues_where_it_was() {
+    let mut r = Run::new(spec(|d| {
+        d.strategy = Strategy::Linear {
+            step_percent: 50,
+            interval_ms: 60_000,
+        }
+    }));
+    r.until(|r| r.d.knowledge().prod_weights.green == 50);
+    r.operator(OperatorRequest::Pause).unwrap();
+    assert_eq!(r.d.phase_name(), PhaseName::Paused);
+    let paused_at = r.now;
+    r.until(|r| r.now.ms_since(paused_at) > 1_800_000);
+    assert_eq!(r.d.phase_name(), PhaseName::Paused);
+    assert_eq!(
+        r.prod_green_writes(),
+        vec![50],
+        "no listener write while paused"
+    );
+    // The watch goes on while paused.
+    assert!(r.outs.iter().any(|o| o.phase == PhaseName::Paused
+        && matches!(&o.out, Output::Command(c) if c.kind.name() == "observe-target-health")));
+    r.operator(OperatorRequest::Resume).unwrap();
+    assert_eq!(r.d.phase_name(), PhaseName::Shift);
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    assert_eq!(r.prod_green_writes(), vec![50, 100]);
+}
+
+#[test]
+fn a_pause_does_not_eat_into_the_hold_it_interrupted() {
+    let mut r = Run::new(spec(|d| {
+        d.strategy = Strategy::Canary {
+            percent: 10,
+            wait_ms: 600_000,
+        }
+    }));
+    r.until(|r| r.d.knowledge().prod_weights.green == 10);
+    let shifted = r.now;
+    r.until(|r| r.now.ms_since(shifted) >= 300_000);
+    r.operator(OperatorRequest::Pause).unwrap();
+    let paused = r.now;
+    r.until(|r| r.now.ms_since(paused) >= 900_000);
+    r.operator(OperatorRequest::Resume).unwrap();
+    let resumed = r.now;
+    r.until(|r| r.d.knowledge().prod_weights.green == 100);
+    // 10 minutes of hold: 5 before the pause, the other 5 after it.
+    assert!(
+        r.now.ms_since(resumed) >= 290_000,
+        "{}",
+        r.now.ms_since(resumed)
+    );
+}
+
+#[test]
+fn an_alarm_while_paused_still_rolls_back() {
+    let mut r = Run::example();
+    r.until(|r| r.d.knowledge().prod_weights.green == 10);
+    r.operator(OperatorRequest::Pause).unwrap();
+    r.w.alarms_in_alarm.push("web-5xx".into());
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::RolledBack);
+    assert_eq!(r.d.outcome_reason().unwrap().kind, ReasonKind::Alarm);
+    assert_eq!(r.w.prod_weights(), (100, 0));
+}
+
+#[test]
+fn a_pause_longer_than_the_approval_timeout_rolls_back() {
+    let mut r = Run::new(spec(|d| d.timeouts.approval_ms = 60_000));
+    advance_to(&mut r, PhaseName::HealthCheck);
+    r.operator(OperatorRequest::Pause).unwrap();
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::RolledBack);
+    assert!(
+        r.d.outcome_reason()
+            .unwrap()
+            .detail
+            .contains("paused for longer than 1m")
+    );
+}
+
+#[test]
+fn abort_while_paused_rolls_back() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::HealthCheck);
+    r.operator(OperatorRequest::Pause).unwrap();
+    r.operator(OperatorRequest::Abort {
+        reason: Some("bad build".into()),
+    })
+    .unwrap();
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::RolledBack);
+    assert_eq!(r.d.outcome_reason().unwrap().detail, "bad build");
+}
+
+#[test]
+fn pause_resume_and_abort_are_refused_where_they_make_no_sense() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::Deploy);
+    assert_eq!(
+        r.operator(OperatorRequest::Resume).unwrap_err().reason,
+        "not paused"
+    );
+    r.operator(OperatorRequest::Pause).unwrap();
+    assert_eq!(
+        r.operator(OperatorRequest::Pause).unwrap_err().reason,
+        "already paused"
+    );
+    assert_eq!(
+        r.operator(OperatorRequest::Promote).unwrap_err().reason,
+        "paused: resume first"
+    );
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    assert_eq!(
+        r.operator(OperatorRequest::Abort { reason: None })
+            .unwrap_err()
+            .reason,
+        "already rolling back"
+    );
+    r.finish();
+    for req in [
+        OperatorRequest::Promote,
+        OperatorRequest::Abort { reason: None },
+        OperatorRequest::Pause,
+        OperatorRequest::Resume,
+    ] {
+        assert_eq!(
+            r.d.check_operator(&req).unwrap_err().reason,
+            "the deployment is over"
+        );
+    }
+}
+
+#[test]
+fn abort_before_anything_changed_rejects_the_deployment() {
+    let mut r = Run::example();
+    assert_eq!(r.d.phase_name(), PhaseName::Preflight);
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    assert_eq!(r.d.phase_name(), PhaseName::Rejected);
+    assert!(r.commands().all(|c| !c.kind.is_write()));
+}
+
+// ----- ambiguous writes and restarts -----
+
+#[test]
+fn an_ambiguous_listener_write_is_observed_before_anything_else_and_not_repeated_if_applied() {
+    let mut r = Run::new(spec(|d| d.strategy = Strategy::AllAtOnce));
+    r.w.fault(
+        "set-listener-weights",
+        Fault::AppliedThen(err(ErrorClass::Ambiguous, "RequestTimeout")),
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    let cmds: Vec<&Command> = r.commands().collect();
+    let write = cmds
+        .iter()
+        .position(|c| c.kind.name() == "set-listener-weights")
+        .unwrap();
+    let next = cmds[write + 1];
+    assert_eq!(
+        next.kind.name(),
+        "observe-listener",
+        "the very next command resolves the write"
+    );
+    assert_eq!(next.id.as_str(), "web-1/shift-0~resolve1");
+    assert_eq!(
+        r.prod_green_writes(),
+        vec![100],
+        "applied: not written again"
+    );
+}
+
+#[test]
+fn an_ambiguous_listener_write_that_did_not_apply_is_sent_again_with_the_same_id() {
+    let mut r = Run::new(spec(|d| d.strategy = Strategy::AllAtOnce));
+    r.w.fault(
+        "set-listener-weights",
+        Fault::Error(err(ErrorClass::Ambiguous, "RequestTimeout")),
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    let shifts: Vec<&Command> = r
+        .commands()
+        .filter(|c| c.kind.name() == "set-listener-weights")
+        .collect();
+    assert_eq!(shifts.len(), 2);
+    assert_eq!(shifts[0].id, shifts[1].id);
+    assert_eq!(shifts[1].attempt, 2);
+}
+
+#[test]
+fn a_lost_task_set_create_is_found_by_its_external_id_and_never_duplicated() {
+    let mut r = Run::new(spec(|d| {
+        d.environment = EnvironmentModel::TaskSet {
+            service: "web".into(),
+        }
+    }));
+    r.w.fault(
+        "ensure-green",
+        Fault::AppliedThen(err(ErrorClass::Ambiguous, "ConnectionReset")),
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    let creates = r
+        .commands()
+        .filter(|c| c.kind.name() == "ensure-green")
+        .count();
+    assert_eq!(creates, 1, "resolved by observation, not re-sent");
+    assert!(
+        r.d.knowledge()
+            .green_task_set
+            .as_deref()
+            .unwrap()
+            .ends_with("ts-2")
+    );
+}
+
+#[test]
+fn a_lost_registration_is_found_instead_of_registered_twice() {
+    let mut r = Run::example();
+    r.w.fault(
+        "register-task-definition",
+        Fault::AppliedThen(err(ErrorClass::Ambiguous, "RequestTimeout")),
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    assert_eq!(
+        r.w.log
+            .iter()
+            .filter(|c| c.kind.name() == "register-task-definition")
+            .count(),
+        1
+    );
+    assert_eq!(
+        r.w.log
+            .iter()
+            .filter(|c| c.kind.name() == "find-task-definition")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_command_with_no_answer_times_out_as_ambiguous() {
+    let mut r = Run::new(spec(|d| d.strategy = Strategy::AllAtOnce));
+    r.until(|r| matches!(r.d.phase(), Phase::Shift(s) if s.stage == machine::ShiftStage::Applying));
+    // Lose the answer to the in-flight write (the executor hung).
+    let lost = r.d.in_flight().next().unwrap().clone();
+    assert_eq!(lost.kind.name(), "set-listener-weights");
+    r.inbox
+        .retain(|i| !matches!(i, Input::CommandDone { id, .. } if *id == lost.id));
+    let t0 = r.now;
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    let resolved = r
+        .commands()
+        .find(|c| c.id.as_str().ends_with("~resolve1"))
+        .unwrap();
+    assert_eq!(resolved.kind.name(), "observe-listener");
+    let at = r
+        .outs
+        .iter()
+        .find(|o| matches!(&o.out, Output::Command(c) if c.id == resolved.id))
+        .unwrap()
+        .at;
+    assert!(at.ms_since(t0) >= r.d.spec().timeouts.command_ms);
+}
+
+#[test]
+fn a_restart_resolves_writes_that_were_in_flight_and_re_sends_reads() {
+    let mut r = Run::new(spec(|d| d.strategy = Strategy::AllAtOnce));
+    r.until(|r| matches!(r.d.phase(), Phase::Shift(s) if s.stage == machine::ShiftStage::Applying));
+    // The write reached AWS, then the controller died before recording the answer.
+    let snapshot = serde_json::to_string(&r.d).unwrap();
+    r.inbox.clear();
+    r.d = serde_json::from_str(&snapshot).unwrap();
+    r.inbox.push(Input::Restarted);
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    assert_eq!(r.prod_green_writes(), vec![100], "no second shift");
+    assert!(
+        r.commands()
+            .any(|c| c.id.as_str() == "web-1/shift-0~resolve1")
+    );
+}
+
+#[test]
+fn stale_and_duplicate_results_are_ignored() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::HealthCheck);
+    let before = serde_json::to_value(&r.d).unwrap();
+    r.d.handle(
+        r.now,
+        Input::CommandDone {
+            id: CommandId::new(r.d.id(), "ensure-green"),
+            result: Ok(CommandResult::GreenEnsured { task_set: None }),
+        },
+    )
+    .unwrap();
+    assert_eq!(serde_json::to_value(&r.d).unwrap(), before);
+}
+
+#[test]
+fn a_result_of_the_wrong_kind_is_a_bad_response_not_a_panic() {
+    let mut r = Run::example();
+    r.round();
+    let pending = r.d.in_flight().next().unwrap().id.clone();
+    r.inbox.clear();
+    r.d.handle(
+        r.now,
+        Input::CommandDone {
+            id: pending,
+            result: Ok(CommandResult::Scaled),
+        },
+    )
+    .unwrap();
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Rejected);
+    assert!(r.d.outcome_reason().unwrap().detail.contains("BadResponse"));
+}
+
+#[test]
+fn a_listener_that_reads_back_other_weights_is_retried() {
+    let mut r = Run::new(spec(|d| d.strategy = Strategy::AllAtOnce));
+    r.until(|r| matches!(r.d.phase(), Phase::Shift(s) if s.stage == machine::ShiftStage::Applying));
+    let write = r.d.in_flight().next().unwrap().clone();
+    r.inbox.clear();
+    let wrong = ListenerState {
+        forwards: vec![TargetWeight {
+            target_group: r.d.spec().target_groups[0].clone(),
+            weight: 1,
+        }],
+    };
+    r.d.handle(
+        r.now,
+        Input::CommandDone {
+            id: write.id.clone(),
+            result: Ok(CommandResult::WeightsSet(wrong)),
+        },
+    )
+    .unwrap();
+    assert!(r.d.in_flight().next().is_none());
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    assert!(
+        r.notices().any(
+            |n| matches!(n, Notice::Retrying { error, .. } if error.code == "ReadBackMismatch")
+        )
+    );
+}
+
+// ----- preflight -----
+
+fn rejected_with(setup: impl FnOnce(&mut Run)) -> Reason {
+    let mut r = Run::example();
+    setup(&mut r);
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::Rejected,
+        "{:#?}",
+        r.d.history()
+    );
+    assert!(
+        r.commands().all(|c| !c.kind.is_write()),
+        "a rejected deployment changed nothing"
+    );
+    r.d.outcome_reason().unwrap().clone()
+}
+
+#[test]
+fn a_listener_left_mid_shift_refuses_to_start() {
+    let reason = rejected_with(|r| {
+        let tgs = r.d.spec().target_groups.clone();
+        let listener = r.d.spec().listener.clone();
+        let _ = r.w.ideal.respond(&Command {
+            id: CommandId::new(r.d.id(), "by-hand"),
+            attempt: 1,
+            kind: CommandKind::SetListenerWeights {
+                listener,
+                weights: vec![
+                    TargetWeight {
+                        target_group: tgs[0].clone(),
+                        weight: 90,
+                    },
+                    TargetWeight {
+                        target_group: tgs[1].clone(),
+                        weight: 10,
+                    },
+                ],
+            },
+        });
+    });
+    assert_eq!(reason.kind, ReasonKind::ListenerNotAtRest);
+    assert!(
+        reason.detail.contains("weight 90") && reason.detail.contains("weight 10"),
+        "{}",
+        reason.detail
+    );
+}
+
+#[test]
+fn a_missing_alarm_refuses_to_start() {
+    let reason = rejected_with(|r| r.w.missing_alarms.push("web-5xx".into()));
+    assert_eq!(reason.kind, ReasonKind::Preflight);
+    assert!(reason.detail.contains("web-5xx"));
+}
+
+#[test]
+fn a_preflight_failure_refuses_to_start_naming_the_resource() {
+    let reason = rejected_with(|r| {
+        r.w.fault(
+            "preflight",
+            Fault::Error(CommandError::fatal(
+                "TargetGroupNotAttached",
+                "target group web-b is not attached to service web-b",
+            )),
+        )
+    });
+    assert_eq!(reason.kind, ReasonKind::CommandFailed);
+    assert!(
+        reason
+            .detail
+            .contains("target group web-b is not attached to service web-b")
+    );
+}
+
+#[test]
+fn a_live_service_with_no_tasks_refuses_to_start() {
+    let reason = rejected_with(|r| {
+        let _ = r.w.ideal.respond(&Command {
+            id: CommandId::new(r.d.id(), "by-hand"),
+            attempt: 1,
+            kind: CommandKind::ScaleEnvironment {
+                cluster: "prod".into(),
+                service: "web-a".into(),
+                desired_count: 0,
+            },
+        });
+    });
+    assert!(
+        reason.detail.contains("nothing to roll back to"),
+        "{}",
+        reason.detail
+    );
+}
+
+// ----- corrupted state -----
+
+#[test]
+fn a_corrupted_snapshot_that_breaks_an_invariant_fails_loudly_instead_of_continuing() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::HealthCheck);
+    let mut v = serde_json::to_value(&r.d).unwrap();
+    v["knowledge"]["prod_weights"] = serde_json::json!({"blue": 50, "green": 50});
+    r.d = serde_json::from_value(v).unwrap();
+    r.inbox.clear();
+    r.d.handle(r.now, Input::Wake).unwrap();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed);
+    let Phase::Failed {
+        reason,
+        action_required,
+        ..
+    } = r.d.phase()
+    else {
+        unreachable!()
+    };
+    assert_eq!(reason.kind, ReasonKind::Invariant);
+    assert!(
+        action_required.contains("blue 50 % / green 50 %"),
+        "{action_required}"
+    );
+}
+
+#[test]
+fn deserialising_an_invalid_spec_is_refused() {
+    let mut v = serde_json::to_value(plan::example_spec()).unwrap();
+    v["strategy"] = serde_json::json!({"kind": "canary", "percent": 0, "wait": "1m"});
+    let err = serde_json::from_value::<DeploymentSpec>(v).unwrap_err();
+    assert!(err.to_string().contains("strategy.percent"), "{err}");
+}

@@ -1,0 +1,220 @@
+//! A bad spec is a typed error naming the field: one case per rule.
+
+use bluegreen_core::plan::example_draft;
+use bluegreen_core::*;
+
+/// A change to the example draft that must be rejected.
+type Breakage = Box<dyn FnOnce(&mut SpecDraft)>;
+
+fn field_of(f: impl FnOnce(&mut SpecDraft)) -> String {
+    let mut d = example_draft();
+    f(&mut d);
+    DeploymentSpec::new(d).expect_err("must be rejected").field
+}
+
+#[test]
+fn the_example_is_valid() {
+    assert!(DeploymentSpec::new(example_draft()).is_ok());
+}
+
+#[test]
+fn each_rule_names_its_field() {
+    let hook = |name: &str, stage, url: &str| HookSpec {
+        name: name.into(),
+        stage,
+        url: url.into(),
+        timeout_ms: 1_000,
+        deadline_ms: 10_000,
+        interval_ms: 1_000,
+    };
+    let cases: Vec<(&str, Breakage)> = vec![
+        ("app", Box::new(|d| d.app = "".into())),
+        ("app", Box::new(|d| d.app = "web app".into())),
+        ("cluster", Box::new(|d| d.cluster = " ".into())),
+        (
+            "services",
+            Box::new(|d| {
+                d.environment = EnvironmentModel::ServicePair {
+                    services: ["a".into(), "a".into()],
+                }
+            }),
+        ),
+        (
+            "services[1]",
+            Box::new(|d| {
+                d.environment = EnvironmentModel::ServicePair {
+                    services: ["a".into(), "".into()],
+                }
+            }),
+        ),
+        (
+            "target_groups[0]",
+            Box::new(|d| d.target_groups[0] = "web-a".into()),
+        ),
+        (
+            "target_groups",
+            Box::new(|d| d.target_groups[1] = d.target_groups[0].clone()),
+        ),
+        (
+            "listener.listener_arn",
+            Box::new(|d| {
+                d.listener.listener_arn = "arn:aws:elasticloadbalancing:x:targetgroup/a/b".into()
+            }),
+        ),
+        (
+            "listener.rule_arn",
+            Box::new(|d| d.listener.rule_arn = Some("rule-1".into())),
+        ),
+        (
+            "test_listener",
+            Box::new(|d| d.test_listener = Some(d.listener.clone())),
+        ),
+        ("test_traffic", Box::new(|d| d.test_traffic_ms = 1_000)),
+        (
+            "image",
+            Box::new(|d| d.artifact = Artifact::Image("web@sha256:abc".into())),
+        ),
+        (
+            "image",
+            Box::new(|d| d.artifact = Artifact::Image("".into())),
+        ),
+        ("desired_count", Box::new(|d| d.desired_count = Some(0))),
+        (
+            "desired_count",
+            Box::new(|d| {
+                d.environment = EnvironmentModel::TaskSet {
+                    service: "web".into(),
+                };
+                d.desired_count = Some(2);
+            }),
+        ),
+        (
+            "strategy.percent",
+            Box::new(|d| {
+                d.strategy = Strategy::Canary {
+                    percent: 0,
+                    wait_ms: 1,
+                }
+            }),
+        ),
+        (
+            "strategy.step_percent",
+            Box::new(|d| {
+                d.strategy = Strategy::Linear {
+                    step_percent: 100,
+                    interval_ms: 1,
+                }
+            }),
+        ),
+        (
+            "strategy.wait",
+            Box::new(|d| {
+                d.strategy = Strategy::Canary {
+                    percent: 5,
+                    wait_ms: 86_400_001,
+                }
+            }),
+        ),
+        ("bake", Box::new(|d| d.bake_ms = 86_400_001)),
+        ("drain", Box::new(|d| d.drain_ms = 3_600_001)),
+        ("approval", Box::new(|d| d.approval_timeout_ms = Some(0))),
+        (
+            "health.healthy_observations_min",
+            Box::new(|d| d.health.healthy_observations_min = 0),
+        ),
+        (
+            "circuit_breaker.failed_tasks_max",
+            Box::new(|d| d.circuit_breaker.failed_tasks_max = 0),
+        ),
+        (
+            "alarms[1]",
+            Box::new(|d| d.alarms = vec!["a".into(), "a".into()]),
+        ),
+        (
+            "alarms",
+            Box::new(|d| d.alarms = (0..501).map(|i| format!("a{i}")).collect()),
+        ),
+        (
+            "metrics[0].window",
+            Box::new(|d| {
+                d.metrics = vec![MetricCheck {
+                    name: "m".into(),
+                    metric: MetricKind::LatencyP99,
+                    max: Some(1.0),
+                    max_ratio_to_blue: None,
+                    floor: 0.0,
+                    window_ms: 1_000,
+                }]
+            }),
+        ),
+        (
+            "hooks[0].url",
+            Box::new(move |d| d.hooks = vec![hook("h", HookStage::GreenReady, "localhost:9")]),
+        ),
+        (
+            "hooks[1].name",
+            Box::new(move |d| {
+                d.hooks = vec![
+                    hook("h", HookStage::GreenReady, "http://x"),
+                    hook("h", HookStage::BeforeShift, "http://x"),
+                ]
+            }),
+        ),
+        (
+            "hooks[0].stage",
+            Box::new(move |d| d.hooks = vec![hook("h", HookStage::TestTraffic, "http://x")]),
+        ),
+        ("timeouts.command", Box::new(|d| d.timeouts.command_ms = 0)),
+        (
+            "pacing.poll_interval",
+            Box::new(|d| d.pacing.poll_interval_ms = 10),
+        ),
+        (
+            "pacing.attempts_max",
+            Box::new(|d| d.pacing.attempts_max = 0),
+        ),
+        (
+            "pacing.retry_min",
+            Box::new(|d| d.pacing.retry_min_ms = 10_000_000),
+        ),
+    ];
+    for (field, f) in cases {
+        assert_eq!(field_of(f), field);
+    }
+}
+
+#[test]
+fn a_spec_reads_from_the_config_shaped_json_with_human_durations() {
+    let json = serde_json::json!({
+        "app": "web", "cluster": "prod",
+        "environment": {"mode": "service-pair", "services": ["web-a", "web-b"]},
+        "target_groups": [
+            "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-a/1",
+            "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-b/2"],
+        "listener": {"listener_arn": "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/2"},
+        "container": "web",
+        "artifact": {"image": "web:v2"},
+        "strategy": {"kind": "linear", "step": 20, "interval": "2m"},
+        "bake": "10m", "drain": "5m", "approval": "1h",
+        "timeouts": {"deploy": "20m"},
+        "pacing": {"poll_interval": "5s"}
+    });
+    let spec: DeploymentSpec = serde_json::from_value(json).unwrap();
+    assert_eq!(spec.bake_ms, 600_000);
+    assert_eq!(spec.approval_timeout_ms, Some(3_600_000));
+    assert_eq!(spec.timeouts.deploy_ms, 1_200_000);
+    assert_eq!(spec.timeouts.health_ms, Timeouts::default().health_ms);
+    assert_eq!(spec.pacing.poll_interval_ms, 5_000);
+    let back = serde_json::to_value(&spec).unwrap();
+    assert_eq!(back["bake"], "10m");
+}
+
+#[test]
+fn unknown_fields_are_rejected_not_ignored() {
+    let mut v = serde_json::to_value(plan::example_spec()).unwrap();
+    v["bake_time"] = serde_json::json!("5m");
+    let err = serde_json::from_value::<DeploymentSpec>(v)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bake_time"), "{err}");
+}
