@@ -1,0 +1,440 @@
+//! Deployments' lives: pushes (queued one deep per app, a newer push superseding the
+//! queued one), the machine's turns, operators, controller crashes and restarts, and
+//! the switch to the liveness phase.
+
+use bluegreen_core::journal::Recorder;
+use bluegreen_core::{
+    Artifact, Deployment, DeploymentId, DeploymentSpec, Input, Notice, OperatorRequest, Output,
+    PhaseName, Plan,
+};
+
+use super::{Dep, Ev, OUTPUTS_PER_TURN_MAX, Sim};
+use crate::auditor::DeploymentInfo;
+
+impl Sim {
+    pub(crate) fn on_push(&mut self, app: u16, push: u16) {
+        let a = app as usize;
+        let pushes = self.scenario.apps[a].pushes.len();
+        if let Some(next) = self.scenario.apps[a].pushes.get(push as usize + 1) {
+            let at = self.scenario.start.plus_ms(next.at_ms);
+            self.queue_push(
+                at,
+                Ev::Push {
+                    app,
+                    push: push + 1,
+                },
+            );
+        }
+        debug_assert!((push as usize) < pushes);
+        let image = self.scenario.apps[a].pushes[push as usize].image.clone();
+        self.trace.mix(&[1, u64::from(app), u64::from(push)]);
+        let name = self.world.apps[a].name.clone();
+        let state = &mut self.apps[a];
+        state.next_push = push as usize + 1;
+        if state.stopped {
+            self.trace.line(self.now, || {
+                format!("{name} push {image}: ignored, the app needs an operator")
+            });
+            return;
+        }
+        if state.current.is_some() {
+            if state.queued.replace(push).is_some() {
+                state.superseded += 1;
+                self.superseded += 1;
+            }
+            self.trace.line(self.now, || {
+                format!("{name} push {image}: queued behind the running deployment")
+            });
+            return;
+        }
+        self.start(app, push);
+    }
+
+    pub(crate) fn start(&mut self, app: u16, push: u16) {
+        let a = app as usize;
+        let p = self.scenario.apps[a].pushes[push as usize].clone();
+        let mut draft = self.scenario.apps[a].draft.clone();
+        draft.artifact = if p.as_task_definition {
+            Artifact::TaskDefinition(self.world.register_image(app, &p.image))
+        } else {
+            Artifact::Image(p.image.clone())
+        };
+        let spec = DeploymentSpec::new(draft).expect("scenario drafts are valid by construction");
+        self.apps[a].started += 1;
+        let name = &self.world.apps[a].name;
+        let id = DeploymentId::new(format!("{name}-{}", self.apps[a].started)).expect("valid id");
+        let kind = usize::from(p.as_task_definition);
+        let (plan_calls, plan_ms) = match self.apps[a].plan[kind] {
+            Some(x) => x,
+            None => {
+                let plan = Plan::for_deployment(&id, &spec);
+                let x = (
+                    plan.aws_calls_min,
+                    plan.worst_case_ms + plan.rollback_worst_case_ms,
+                );
+                self.apps[a].plan[kind] = Some(x);
+                x
+            }
+        };
+        let detection_ms = self.detection_bound_ms(&spec);
+        let dep = self.deps.len() as u32;
+        let machine = Deployment::new(id.clone(), spec.clone(), self.now);
+        let journal = self
+            .options
+            .journal
+            .then(|| Recorder::created(&machine, self.now));
+        self.auditor.begin(
+            &self.world,
+            dep,
+            DeploymentInfo {
+                id: id.to_string(),
+                app,
+                drain_ms: spec.drain_ms,
+                detection_ms,
+            },
+        );
+        let liveness_deadline = self
+            .healed
+            .then(|| self.now.plus_ms(self.liveness_bound_ms(&spec, plan_ms)));
+        self.trace.mix(&[2, u64::from(dep)]);
+        self.trace.line(self.now, || {
+            format!(
+                "{id} begins: {} ({}, {}), detection bound {} s",
+                p.image,
+                spec.mode().as_str(),
+                spec.strategy.name(),
+                detection_ms / 1000
+            )
+        });
+        self.deps.push(Dep {
+            id,
+            app,
+            spec,
+            machine: Some(machine),
+            persisted: None,
+            incarnation: 0,
+            wake: None,
+            started_at: self.now,
+            ended_at: None,
+            outcome: None,
+            reason: None,
+            aws_calls: 0,
+            commands: 0,
+            plan_calls_min: plan_calls,
+            crashes: 0,
+            detection_ms,
+            liveness_deadline,
+            liveness_reported: false,
+            journal,
+        });
+        self.apps[a].current = Some(dep);
+        if let Some(t) = liveness_deadline {
+            self.queue_push(t, Ev::Audit);
+        }
+        if !self.healed {
+            if self.scenario.crash.mean_ms > 0 {
+                let at = self
+                    .now
+                    .plus_ms(self.rng.exp_ms(self.scenario.crash.mean_ms));
+                self.queue_push(at, Ev::Crash { dep });
+            }
+            if self.scenario.operator.mean_ms > 0 {
+                let at = self
+                    .now
+                    .plus_ms(self.rng.exp_ms(self.scenario.operator.mean_ms));
+                self.queue_push(at, Ev::Operator { dep, req: 255 });
+            }
+        }
+        self.turn(dep, Input::Wake);
+    }
+
+    /// One call into the machine: `handle`, then drain `poll` until `Idle`; then send
+    /// the commands it asked for.
+    pub(crate) fn turn(&mut self, dep: u32, input: Input) {
+        let now = self.now;
+        let d = &mut self.deps[dep as usize];
+        let Some(m) = d.machine.as_mut() else { return };
+        let tag = input_tag(&input);
+        let outs: Vec<Output> = match &mut d.journal {
+            Some(rec) => rec.step(m, now, input),
+            None => {
+                let refused = m.handle(now, input).is_err();
+                let mut outs = Vec::with_capacity(8);
+                for _ in 0..OUTPUTS_PER_TURN_MAX {
+                    let o = m.poll(now);
+                    let idle = matches!(o, Output::Idle { .. });
+                    outs.push(o);
+                    if idle {
+                        break;
+                    }
+                }
+                if refused {
+                    self.trace.mix(&[3, u64::from(dep), tag, 1]);
+                }
+                outs
+            }
+        };
+        self.trace.mix(&[4, u64::from(dep), tag, outs.len() as u64]);
+        let mut commands = Vec::new();
+        for o in outs {
+            self.order += 1;
+            match o {
+                Output::Command(c) => commands.push((c, self.order)),
+                Output::Notice(n) => self.notice(dep, n),
+                Output::Idle { wake_at } => {
+                    let d = &mut self.deps[dep as usize];
+                    if let Some(t) = wake_at
+                        && d.wake != Some(t)
+                    {
+                        d.wake = Some(t);
+                        self.queue_push(t, Ev::Wake { dep });
+                    }
+                }
+            }
+        }
+        for (c, order) in commands {
+            if !self.send(dep, c, order) {
+                break; // the controller crashed before sending the rest
+            }
+        }
+        let terminal = self.deps[dep as usize]
+            .machine
+            .as_ref()
+            .is_some_and(|m| m.is_terminal());
+        if terminal && self.deps[dep as usize].outcome.is_none() {
+            self.finish(dep);
+        }
+    }
+
+    fn notice(&mut self, dep: u32, n: Notice) {
+        match n {
+            Notice::Transition(t) => {
+                self.auditor.transition(dep, t.to, self.order);
+                self.trace.mix(&[5, u64::from(dep), t.to as u64]);
+                let id = &self.deps[dep as usize].id;
+                self.trace.line(self.now, || {
+                    format!("{id} {} -> {}: {}", t.from, t.to, t.reason)
+                });
+                match t.to {
+                    PhaseName::Approval => {
+                        let op = self.scenario.operator;
+                        let timeout = self.deps[dep as usize]
+                            .spec
+                            .approval_timeout_ms
+                            .unwrap_or(0);
+                        if self.rng.chance(op.approver) {
+                            let after = self.rng.range(timeout / 20, timeout * 6 / 5);
+                            self.queue_push(self.now.plus_ms(after), Ev::Operator { dep, req: 0 });
+                        }
+                    }
+                    PhaseName::Paused => {
+                        let op = self.scenario.operator;
+                        if self.rng.chance(op.resume) {
+                            let after =
+                                self.rng.range(op.resume_after_ms.lo, op.resume_after_ms.hi);
+                            self.queue_push(self.now.plus_ms(after), Ev::Operator { dep, req: 2 });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            other => {
+                if self.trace.wants_text() {
+                    let id = self.deps[dep as usize].id.clone();
+                    self.trace
+                        .line(self.now, || format!("{id} notice {}", notice_text(&other)));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, dep: u32) {
+        let now = self.now;
+        let d = &mut self.deps[dep as usize];
+        let m = d.machine.as_ref().expect("finish with a running machine");
+        let phase = m.phase_name();
+        let reason = m.outcome_reason().cloned();
+        d.outcome = Some(phase);
+        d.reason = reason.as_ref().map(|r| r.kind);
+        d.ended_at = Some(now);
+        let app = d.app;
+        self.trace.mix(&[6, u64::from(dep), phase as u64]);
+        self.auditor
+            .terminal(&self.world, dep, phase, reason.as_ref());
+        let a = &mut self.apps[app as usize];
+        if a.current == Some(dep) {
+            a.current = None;
+        }
+        if phase == PhaseName::Failed {
+            a.stopped = true;
+        }
+        if a.queued.is_some() && !a.stopped {
+            self.queue_push(now.plus_ms(1_000), Ev::Start { app });
+        }
+    }
+
+    pub(crate) fn on_operator(&mut self, dep: u32, code: u8) {
+        let d = &self.deps[dep as usize];
+        if d.outcome.is_some() {
+            return;
+        }
+        let random = code == 255;
+        if random {
+            if self.healed {
+                return;
+            }
+            let mean = self.scenario.operator.mean_ms;
+            let at = self.now.plus_ms(self.rng.exp_ms(mean).max(1));
+            self.queue_push(at, Ev::Operator { dep, req: 255 });
+        }
+        let code = if random {
+            let w = self.scenario.operator.weights;
+            let total: u32 = w.iter().sum();
+            if total == 0 {
+                return;
+            }
+            let mut x = self.rng.below(u64::from(total)) as u32;
+            let mut pick = 0;
+            for (i, wi) in w.iter().enumerate() {
+                if x < *wi {
+                    pick = i;
+                    break;
+                }
+                x -= wi;
+            }
+            pick as u8
+        } else {
+            code
+        };
+        let req = match code {
+            0 => OperatorRequest::Promote,
+            1 => OperatorRequest::Pause,
+            2 => OperatorRequest::Resume,
+            _ => OperatorRequest::Abort {
+                reason: Some("operator abort (simulated)".into()),
+            },
+        };
+        if self.deps[dep as usize].machine.is_none() {
+            return; // the controller is down: the request gets a 503
+        }
+        let id = self.deps[dep as usize].id.clone();
+        self.trace
+            .line(self.now, || format!("{id} operator {}", req.name()));
+        self.turn(dep, Input::Operator(req));
+    }
+
+    pub(crate) fn on_crash_event(&mut self, dep: u32) {
+        if self.healed || self.deps[dep as usize].outcome.is_some() {
+            return;
+        }
+        if self.deps[dep as usize].machine.is_some() {
+            self.crash(dep, "at a random moment");
+        }
+        let mean = self.scenario.crash.mean_ms;
+        let at = self
+            .now
+            .plus_ms(self.scenario.crash.restart_ms.hi + self.rng.exp_ms(mean));
+        self.queue_push(at, Ev::Crash { dep });
+    }
+
+    /// The controller dies: its state is what it last persisted (the end of its last
+    /// turn), serialised; answers to what it had in flight will find no one.
+    pub(crate) fn crash(&mut self, dep: u32, why: &str) {
+        let d = &mut self.deps[dep as usize];
+        let Some(m) = d.machine.take() else { return };
+        d.persisted = Some(serde_json::to_string(&m).expect("a deployment always serialises"));
+        d.incarnation += 1;
+        d.wake = None;
+        d.crashes += 1;
+        let id = d.id.clone();
+        self.trace.mix(&[7, u64::from(dep)]);
+        self.trace.line(self.now, || format!("{id} CRASH {why}"));
+        let span = self.scenario.crash.restart_ms;
+        let delay = if self.healed {
+            span.lo
+        } else {
+            self.rng.range(span.lo, span.hi)
+        };
+        self.queue_push(self.now.plus_ms(delay), Ev::Restart { dep });
+    }
+
+    pub(crate) fn restart(&mut self, dep: u32) {
+        let d = &mut self.deps[dep as usize];
+        let Some(json) = d.persisted.take() else {
+            return;
+        };
+        let m: Deployment =
+            serde_json::from_str(&json).expect("a persisted deployment always restores");
+        d.machine = Some(m);
+        let id = d.id.clone();
+        self.trace.mix(&[8, u64::from(dep)]);
+        self.trace.line(self.now, || {
+            format!("{id} restarts from its persisted state")
+        });
+        self.turn(dep, Input::Restarted);
+        let paused = self.phase_of(dep) == Some(PhaseName::Paused);
+        if self.healed && paused {
+            self.turn(dep, Input::Operator(OperatorRequest::Resume));
+        }
+    }
+
+    /// Faults stop: the liveness phase. Paused deployments are resumed (the operator is
+    /// back); every unfinished deployment now has a bound to finish within.
+    pub(crate) fn heal(&mut self) {
+        self.healed = true;
+        self.world.heal();
+        self.scenario.rules.enabled = false;
+        self.trace.mix(&[9]);
+        self.trace
+            .line(self.now, || "faults healed: liveness phase".to_string());
+        for dep in 0..self.deps.len() as u32 {
+            let d = &self.deps[dep as usize];
+            if d.outcome.is_some() {
+                continue;
+            }
+            let kind = usize::from(matches!(d.spec.artifact, Artifact::TaskDefinition(_)));
+            let plan_ms = self.apps[d.app as usize].plan[kind]
+                .map(|x| x.1)
+                .unwrap_or(0);
+            let bound = self.liveness_bound_ms(&d.spec, plan_ms);
+            self.deps[dep as usize].liveness_deadline = Some(self.now.plus_ms(bound));
+            self.queue_push(self.now.plus_ms(bound), super::Ev::Audit);
+            if self.phase_of(dep) == Some(PhaseName::Paused) {
+                self.turn(dep, Input::Operator(OperatorRequest::Resume));
+            }
+        }
+    }
+}
+
+fn input_tag(i: &Input) -> u64 {
+    match i {
+        Input::CommandDone { result: Ok(_), .. } => 1,
+        Input::CommandDone { result: Err(_), .. } => 2,
+        Input::Wake => 3,
+        Input::Restarted => 4,
+        Input::Operator(r) => 5 + r.name().len() as u64,
+    }
+}
+
+fn notice_text(n: &Notice) -> String {
+    match n {
+        Notice::Transition(t) => format!("{} -> {}", t.from, t.to),
+        Notice::Retrying {
+            id,
+            attempt,
+            at,
+            error,
+        } => {
+            format!(
+                "retrying {id} (attempt {attempt}) at {at}: {} {}",
+                error.code, error.message
+            )
+        }
+        Notice::Resolving { id, error } => format!("resolving {id}: {}", error.code),
+        Notice::HookAnswered { name, verdict } => format!("hook {name}: {verdict:?}"),
+        Notice::RollbackHookFailed { name, reason } => {
+            format!("rollback hook {name} failed: {reason}")
+        }
+        Notice::Operator { request } => format!("operator {} accepted", request.name()),
+    }
+}

@@ -1,0 +1,326 @@
+//! Commands on the wire: the fault rules' verdict when sent, the world applying them
+//! when they arrive, the answer (or its loss) on the way back — and stale reads served
+//! from what an earlier identical read answered.
+
+use bluegreen_core::ids::stable_hash64_with;
+use bluegreen_core::{
+    Command, CommandError, CommandKind, CommandResult, Input, Observation, Observe, Timestamp,
+};
+
+use super::{Ev, Pending, Sim};
+use crate::faults::Verdict;
+use crate::world::HookOutcome;
+
+/// A lost answer surfaces as a client-side timeout this long after the request.
+const LOST_ANSWER_MS: u64 = 5_000;
+/// Stale answers remembered (one per read key).
+const STALE_KEYS_MAX: usize = 4_096;
+
+impl Sim {
+    fn leg_ms(&mut self) -> u64 {
+        let l = self.scenario.latency_ms;
+        self.rng.range(l.lo, l.hi)
+    }
+
+    fn alloc(&mut self, p: Pending) -> u32 {
+        match self.free_slots.pop() {
+            Some(s) => {
+                self.pending[s as usize] = Some(p);
+                s
+            }
+            None => {
+                self.pending.push(Some(p));
+                (self.pending.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Send one command. `false`: the controller crashed before it went out.
+    pub(crate) fn send(&mut self, dep: u32, command: Command, order: u64) -> bool {
+        let crash = self.scenario.crash;
+        if !self.healed && crash.before_send > 0.0 && self.rng.chance(crash.before_send) {
+            self.crash(dep, "after persisting, before sending its commands");
+            return false;
+        }
+        let verdict = self.scenario.rules.verdict(&command);
+        let d = &mut self.deps[dep as usize];
+        d.commands += 1;
+        let incarnation = d.incarnation;
+        self.trace.mix(&[
+            10,
+            u64::from(dep),
+            stable_hash64_with(command.id.as_str().as_bytes(), u64::from(command.attempt)),
+            verdict_tag(&verdict),
+        ]);
+        if self.trace.wants_text() {
+            let id = command.id.clone();
+            let (name, attempt) = (command.kind.name(), command.attempt);
+            let v = verdict.clone();
+            self.trace.line(self.now, || {
+                let fault = match v {
+                    Verdict::Pass => String::new(),
+                    other => format!(" [fault: {other:?}]"),
+                };
+                format!("  send {id} {name} attempt {attempt}{fault}")
+            });
+        }
+        let leg = self.leg_ms();
+        let slot = self.alloc(Pending {
+            dep,
+            incarnation,
+            command,
+            verdict,
+            order,
+            result: None,
+        });
+        self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+        true
+    }
+
+    /// The request reaches AWS (or the hook's endpoint).
+    pub(crate) fn arrive(&mut self, slot: u32) {
+        let Some(mut p) = self.pending[slot as usize].take() else {
+            return;
+        };
+        let mut extra_ms = 0;
+        let mut answer = true;
+        let result = match &p.verdict {
+            Verdict::Fail(e) => Err(e.clone()),
+            Verdict::Hang { applied: false } => {
+                answer = false;
+                Err(CommandError::retryable("Timeout", "no answer"))
+            }
+            v => {
+                let stale_age = match v {
+                    Verdict::Stale { max_age_ms } => Some(*max_age_ms),
+                    _ => None,
+                };
+                let r = match (stale_age, self.stale_answer(&p.command, stale_age)) {
+                    (Some(_), Some(cached)) => Ok(cached),
+                    _ => match &p.command.kind {
+                        CommandKind::CallHook(call) => match self.world.hook_outcome(call) {
+                            HookOutcome::Answer { delay_ms, verdict } => {
+                                extra_ms += delay_ms;
+                                Ok(CommandResult::Hook(verdict))
+                            }
+                            HookOutcome::Error(e) => Err(e),
+                            HookOutcome::Hang => {
+                                answer = false;
+                                Err(CommandError::retryable("Timeout", "hook hung"))
+                            }
+                        },
+                        _ => {
+                            let r = self.world.execute(&p.command);
+                            self.deps[p.dep as usize].aws_calls +=
+                                u64::from(self.world.api.last_calls);
+                            self.auditor.after_command(&self.world, p.dep, p.order);
+                            if self.stale_on
+                                && let Ok(ok) = &r
+                            {
+                                self.remember(&p.command, ok);
+                            }
+                            r
+                        }
+                    },
+                };
+                match v {
+                    Verdict::Lost => {
+                        extra_ms += LOST_ANSWER_MS;
+                        Err(CommandError::ambiguous(
+                            "RequestTimeout",
+                            "the request was sent but its answer was lost (injected)",
+                        ))
+                    }
+                    Verdict::Hang { .. } => {
+                        answer = false;
+                        r
+                    }
+                    Verdict::Delay(ms) => {
+                        extra_ms += ms;
+                        r
+                    }
+                    _ => r,
+                }
+            }
+        };
+        self.trace.mix(&[
+            11,
+            u64::from(p.dep),
+            u64::from(result.is_ok()),
+            u64::from(answer),
+        ]);
+        if !answer {
+            self.free_slots.push(slot);
+            return;
+        }
+        p.result = Some(result);
+        self.pending[slot as usize] = Some(p);
+        let leg = self.leg_ms();
+        self.queue_push(self.now.plus_ms(leg + extra_ms), Ev::Respond { slot });
+    }
+
+    /// The answer reaches the controller — if it is still the one that asked.
+    pub(crate) fn respond(&mut self, slot: u32) {
+        let Some(p) = self.pending[slot as usize].take() else {
+            return;
+        };
+        self.free_slots.push(slot);
+        let d = &self.deps[p.dep as usize];
+        let id = d.id.clone();
+        if d.incarnation != p.incarnation || d.machine.is_none() {
+            self.trace.mix(&[12, u64::from(p.dep)]);
+            self.trace.line(self.now, || {
+                format!(
+                    "  answer to {} dropped: its controller is gone",
+                    p.command.id
+                )
+            });
+            return;
+        }
+        let triggered = self.crash_trigger.as_ref().is_some_and(|(dep, step)| {
+            *dep == p.dep && p.command.id.as_str().contains(step.as_str())
+        });
+        if triggered {
+            self.crash_trigger = None;
+            self.crash(
+                p.dep,
+                &format!("on the answer to {}, before persisting it", p.command.id),
+            );
+            return;
+        }
+        let crash = self.scenario.crash;
+        if !self.healed && crash.on_response > 0.0 && self.rng.chance(crash.on_response) {
+            self.crash(p.dep, "on an answer, before persisting it");
+            return;
+        }
+        let result = p.result.expect("answered slots carry a result");
+        if let (
+            CommandKind::Observe(Observe::TargetHealth { target_group }),
+            Ok(CommandResult::Observed(Observation::TargetHealth(h))),
+        ) = (&p.command.kind, &result)
+            && let Some(tg) = self.world.elb.target_group(target_group)
+        {
+            self.auditor.told_health(p.dep, tg, h.healthy, self.now);
+        }
+        if self.trace.wants_text() {
+            let what = match &result {
+                Ok(r) => result_text(r),
+                Err(e) => format!("error {:?} {}: {}", e.class, e.code, e.message),
+            };
+            let cid = p.command.id.clone();
+            self.trace
+                .line(self.now, || format!("  {id} <- {cid}: {what}"));
+        }
+        self.turn(
+            p.dep,
+            Input::CommandDone {
+                id: p.command.id,
+                result,
+            },
+        );
+    }
+
+    fn stale_key(command: &Command) -> Option<u64> {
+        let h = |parts: &[&str]| {
+            let mut x = 0x57a1e;
+            for p in parts {
+                x = stable_hash64_with(p.as_bytes(), x);
+            }
+            x
+        };
+        match &command.kind {
+            CommandKind::Observe(Observe::Listener(l)) => Some(h(&[
+                "L",
+                &l.listener_arn,
+                l.rule_arn.as_deref().unwrap_or(""),
+            ])),
+            CommandKind::Observe(Observe::Service {
+                cluster,
+                service,
+                failures,
+            }) => {
+                let f = failures
+                    .as_ref()
+                    .map(|f| format!("{}@{}", f.task_definition, f.since.as_millis()))
+                    .unwrap_or_default();
+                Some(h(&["S", cluster, service, &f]))
+            }
+            CommandKind::Observe(Observe::TargetHealth { target_group }) => {
+                Some(h(&["T", target_group]))
+            }
+            CommandKind::Observe(Observe::Alarms { names }) => Some(h(&["A", &names.join(",")])),
+            _ => None,
+        }
+    }
+
+    fn remember(&mut self, command: &Command, result: &CommandResult) {
+        if let Some(k) = Self::stale_key(command)
+            && (self.stale.len() < STALE_KEYS_MAX || self.stale.contains_key(&k))
+        {
+            self.stale.insert(k, (self.now, result.clone()));
+        }
+    }
+
+    /// An earlier answer to the same read, if one at most `max_age_ms` old exists.
+    fn stale_answer(&self, command: &Command, max_age_ms: Option<u64>) -> Option<CommandResult> {
+        let max_age_ms = max_age_ms?;
+        let (at, r) = self.stale.get(&Self::stale_key(command)?)?;
+        let at: Timestamp = *at;
+        (self.now.ms_since(at) <= max_age_ms).then(|| r.clone())
+    }
+}
+
+fn verdict_tag(v: &Verdict) -> u64 {
+    match v {
+        Verdict::Pass => 0,
+        Verdict::Delay(ms) => 1 ^ (ms << 8),
+        Verdict::Fail(_) => 2,
+        Verdict::Lost => 3,
+        Verdict::Hang { applied } => 4 + u64::from(*applied),
+        Verdict::Stale { .. } => 6,
+    }
+}
+
+fn result_text(r: &CommandResult) -> String {
+    match r {
+        CommandResult::Observed(Observation::TargetHealth(h)) => format!(
+            "health {} healthy, {} unhealthy, {} initial, {} draining",
+            h.healthy, h.unhealthy, h.initial, h.draining
+        ),
+        CommandResult::Observed(Observation::Service(s)) => format!(
+            "service {} desired {} running {} pending {} failed {} task sets {}",
+            s.service,
+            s.desired_count,
+            s.running_count,
+            s.pending_count,
+            s.failed_tasks,
+            s.task_sets.len()
+        ),
+        CommandResult::Observed(Observation::Listener(l)) | CommandResult::WeightsSet(l) => {
+            let parts: Vec<String> = l
+                .forwards
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}={}",
+                        crate::world::last_segment_pub(&f.target_group),
+                        f.weight
+                    )
+                })
+                .collect();
+            format!("listener [{}]", parts.join(", "))
+        }
+        CommandResult::Observed(Observation::Alarms(a)) => {
+            let parts: Vec<String> = a
+                .alarms
+                .iter()
+                .map(|x| format!("{}={:?}", x.name, x.state))
+                .collect();
+            format!("alarms [{}]", parts.join(", "))
+        }
+        CommandResult::Observed(Observation::Metrics(m)) => {
+            format!("metrics ({} series)", m.series.len())
+        }
+        other => format!("{other:?}"),
+    }
+}

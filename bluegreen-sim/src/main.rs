@@ -1,0 +1,301 @@
+//! `bluegreen-sim`: run seeds of the simulator, or replay a journal.
+//!
+//! ```text
+//! bluegreen-sim run --seed 42 [--profile aws] [--trace] [--journal out.jsonl]
+//! bluegreen-sim run --seeds 10000 [--from 0] [--profile all] [--jobs 2]
+//! bluegreen-sim replay journal.jsonl
+//! ```
+
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bluegreen_sim::harness::report::reproduce_command;
+use bluegreen_sim::{Profile, RunReport, Sim, SimOptions, Summary};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bluegreen-sim",
+    about = "Deterministic simulation of bluegreen deployments",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one seed (`--seed`) or many (`--seeds`).
+    Run {
+        /// Run this seed (twice, comparing traces).
+        #[arg(long, conflicts_with = "seeds")]
+        seed: Option<u64>,
+        /// Run this many seeds, from `--from`.
+        #[arg(long)]
+        seeds: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// calm | fast | aws | storm | all (all: rotate by seed).
+        #[arg(long, default_value = "all")]
+        profile: String,
+        /// Print one line per event (single seed).
+        #[arg(long)]
+        trace: bool,
+        /// Write every deployment's journal as JSON lines (single seed).
+        #[arg(long)]
+        journal: Option<std::path::PathBuf>,
+        /// Worker threads for `--seeds` (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// With `--seeds`: also run every Nth seed twice and compare trace hashes.
+        #[arg(long, default_value_t = 16)]
+        determinism_every: u64,
+    },
+    /// Re-drive the core from a journal and report the first decision that differs.
+    Replay { file: std::path::PathBuf },
+}
+
+fn profile_for(name: &str, seed: u64) -> Result<Profile, String> {
+    if name == "all" {
+        return Ok(Profile::for_seed(seed));
+    }
+    Profile::parse(name)
+        .ok_or_else(|| format!("unknown profile {name:?} (calm, fast, aws, storm, all)"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Panics are findings, reported with their seed; keep the default hook's message
+    // out of the summary's way.
+    std::panic::set_hook(Box::new(|info| eprintln!("panic: {info}")));
+    match cli.command {
+        Cmd::Run {
+            seed: Some(seed),
+            profile,
+            trace,
+            journal,
+            ..
+        } => run_one(seed, &profile, trace, journal),
+        Cmd::Run {
+            seeds: Some(n),
+            from,
+            profile,
+            jobs,
+            determinism_every,
+            ..
+        } => run_many(from, n, &profile, jobs, determinism_every),
+        Cmd::Run { .. } => {
+            eprintln!("bluegreen-sim run: give --seed S or --seeds N");
+            ExitCode::from(2)
+        }
+        Cmd::Replay { file } => replay(&file),
+    }
+}
+
+fn run_one(seed: u64, profile: &str, trace: bool, journal: Option<std::path::PathBuf>) -> ExitCode {
+    let profile = match profile_for(profile, seed) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = SimOptions {
+        trace_text: trace,
+        echo: trace,
+        journal: journal.is_some(),
+    };
+    let first = Sim::run_seed(seed, profile, options);
+    let again = Sim::run_seed(
+        seed,
+        profile,
+        SimOptions {
+            echo: false,
+            ..options
+        },
+    );
+    print_run(&first);
+    let mut ok = first.ok();
+    if first.trace_hash != again.trace_hash || first.text_hash != again.text_hash {
+        println!(
+            "DETERMINISM VIOLATED: trace hash {:016x} then {:016x}",
+            first.trace_hash, again.trace_hash
+        );
+        ok = false;
+    } else {
+        println!(
+            "determinism: ran twice, identical traces (hash {:016x}{})",
+            first.trace_hash,
+            first
+                .text_hash
+                .map(|h| format!(", text {h:016x}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(path) = journal {
+        let text: String = first
+            .journals
+            .iter()
+            .map(|j| bluegreen_sim::replay::to_json_lines(j))
+            .collect();
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("cannot write {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+        println!(
+            "journal: {} deployment(s) written to {}",
+            first.journals.len(),
+            path.display()
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        println!(
+            "seed {seed} FAILED; reproduce: {}",
+            reproduce_command(seed, profile)
+        );
+        ExitCode::FAILURE
+    }
+}
+
+fn print_run(r: &RunReport) {
+    println!(
+        "seed {} ({}): {} deployment(s), {} events, {:.1} min simulated, {} AWS calls",
+        r.seed,
+        r.profile.name(),
+        r.deployments.len(),
+        r.events,
+        r.sim_ms as f64 / 60_000.0,
+        r.calls.total()
+    );
+    for d in &r.deployments {
+        println!(
+            "  {:<10} {:<12} {:<12} {:<12} {:<20} {:>6.1} min  {:>4} calls (plan lower bound {}), {} crash(es)",
+            d.id,
+            d.mode,
+            d.strategy,
+            d.outcome.map(|p| p.as_str()).unwrap_or("unfinished"),
+            d.reason.map(|k| k.as_str()).unwrap_or("-"),
+            d.duration_ms() as f64 / 60_000.0,
+            d.aws_calls,
+            d.plan_calls_min,
+            d.crashes
+        );
+    }
+    for v in &r.violations {
+        println!("VIOLATION {v}");
+    }
+}
+
+fn run_many(from: u64, n: u64, profile: &str, jobs: Option<usize>, det_every: u64) -> ExitCode {
+    if let Err(e) = profile_for(profile, 0) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
+    let jobs = jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .max(1);
+    let next = AtomicU64::new(from);
+    let total = Mutex::new(Summary::default());
+    let nondeterministic = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                let mut local = Summary::default();
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= from + n {
+                        break;
+                    }
+                    let p = profile_for(profile, seed).expect("checked");
+                    let run = || Sim::run_seed(seed, p, SimOptions::default());
+                    let r = match std::panic::catch_unwind(run) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            local.add_panic(seed, p, panic_text(&e));
+                            continue;
+                        }
+                    };
+                    if det_every > 0 && seed % det_every == 0 {
+                        let again = Sim::run_seed(seed, p, SimOptions::default());
+                        if again.trace_hash != r.trace_hash {
+                            nondeterministic
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push((seed, p));
+                        }
+                    }
+                    local.add(&r);
+                }
+                total.lock().unwrap_or_else(|e| e.into_inner()).merge(local);
+            });
+        }
+    });
+    let wall = started.elapsed();
+    let total = total.into_inner().unwrap_or_else(|e| e.into_inner());
+    let nondet = nondeterministic
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    print!("{total}");
+    println!(
+        "wall time: {:.2} s on {jobs} thread(s): {:.0} seeds/s, {:.0} deployments/s",
+        wall.as_secs_f64(),
+        total.seeds as f64 / wall.as_secs_f64(),
+        total.deployments as f64 / wall.as_secs_f64()
+    );
+    for (seed, p) in &nondet {
+        println!(
+            "DETERMINISM VIOLATED seed {seed}; reproduce: {}",
+            reproduce_command(*seed, *p)
+        );
+    }
+    if total.violations() == 0 && nondet.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
+    e.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic".into())
+}
+
+fn replay(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    let reports =
+        match bluegreen_sim::replay::parse(&text).and_then(bluegreen_sim::replay::replay_all) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                return ExitCode::from(2);
+            }
+        };
+    let mut differs = false;
+    for r in &reports {
+        println!("{}", bluegreen_sim::replay::describe(r));
+        differs |= r.divergence.is_some();
+    }
+    if differs {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
