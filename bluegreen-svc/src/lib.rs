@@ -2,3 +2,15 @@
 //! and durable runner, the HTTP API and ECR webhook, and the `bluegreen` CLI.
 
 pub mod aws;
+
+pub mod api;
+pub mod awscloud;
+pub mod cli;
+pub mod config;
+pub mod devcloud;
+pub mod hooks;
+pub mod runner;
+pub mod serve;
+pub mod simcloud;
+pub mod store;
+pub mod telemetry;

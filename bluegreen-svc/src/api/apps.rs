@@ -1,0 +1,213 @@
+//! `GET /v1/apps`: the configured apps with the live side and weights *read from the
+//! production listener now* (never remembered: the listener is the source of truth, so
+//! a change made by hand shows), and the deployment running or queued for each.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bluegreen_core::{
+    Cloud, Command, CommandId, CommandKind, CommandResult, DeploymentId, EnvironmentModel,
+    ListenerState, Observation, Observe,
+};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use super::{ApiError, ApiState};
+use crate::config::AppConfig;
+
+/// Most apps one request observes (each costs one listener read).
+pub const APPS_PER_PAGE_MAX: usize = 200;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SlotView {
+    /// `a` (slot 0) or `b` (slot 1).
+    pub slot: String,
+    pub service: String,
+    pub target_group: String,
+    /// The listener's weight for this slot's target group, as a percentage of the total.
+    pub weight: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    pub mode: String,
+    pub repository: Option<String>,
+    pub tags: Vec<String>,
+    /// `a`, `b`, `split` (both carry weight: a shift is under way or was left half-done),
+    /// or `unknown` (the listener could not be read, or forwards elsewhere).
+    pub live: String,
+    pub slots: Vec<SlotView>,
+    pub listener_error: Option<String>,
+    pub deployment: Option<String>,
+    pub queued: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AppsQuery {
+    app: Option<String>,
+    /// Start after this app name (pages are in name order).
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+fn live_side(state: &ListenerState, tgs: &[String; 2]) -> (String, [Option<u32>; 2]) {
+    let total = state.total_weight();
+    if total == 0 {
+        return ("unknown".into(), [None, None]);
+    }
+    let pct = |tg: &str| {
+        Some(
+            ((u64::from(state.weight_of(tg)) * 100 + u64::from(total) / 2) / u64::from(total))
+                as u32,
+        )
+    };
+    let w = [pct(&tgs[0]), pct(&tgs[1])];
+    let live = match (state.weight_of(&tgs[0]), state.weight_of(&tgs[1])) {
+        (a, 0) if a == total => "a",
+        (0, b) if b == total => "b",
+        (a, b) if a + b == total => "split",
+        _ => "unknown",
+    };
+    (live.into(), w)
+}
+
+async fn observe<C: Cloud + 'static>(s: Arc<ApiState<C>>, app: AppConfig) -> AppView {
+    let d = &app.draft;
+    let id = DeploymentId::new(format!("{}-view", d.app))
+        .unwrap_or_else(|_| DeploymentId::new("view").expect("valid"));
+    let command = Command {
+        id: CommandId::new(&id, "observe-listener"),
+        attempt: 1,
+        kind: CommandKind::Observe(Observe::Listener(d.listener.clone())),
+    };
+    let (live, weights, error) = match s.runner.cloud().execute(&command).await {
+        Ok(CommandResult::Observed(Observation::Listener(state))) => {
+            let (live, w) = live_side(&state, &d.target_groups);
+            (live, w, None)
+        }
+        Ok(other) => (
+            "unknown".into(),
+            [None, None],
+            Some(format!("unexpected answer {other:?}")),
+        ),
+        Err(e) => ("unknown".into(), [None, None], Some(e.to_string())),
+    };
+    let services = match &d.environment {
+        EnvironmentModel::ServicePair { services } => services.clone(),
+        EnvironmentModel::TaskSet { service } => [service.clone(), service.clone()],
+    };
+    let slots = (0..2)
+        .map(|i| SlotView {
+            slot: ["a", "b"][i].to_string(),
+            service: services[i].clone(),
+            target_group: d.target_groups[i].clone(),
+            weight: weights[i],
+        })
+        .collect();
+    let (running, queued) = s.runner.app_slot(&app.name).await;
+    AppView {
+        name: app.name.clone(),
+        mode: d.environment.mode().as_str().to_string(),
+        repository: app.repository.clone(),
+        tags: app.tags.clone(),
+        live,
+        slots,
+        listener_error: error,
+        deployment: running.map(|i| i.to_string()),
+        queued: queued.map(|i| i.to_string()),
+    }
+}
+
+pub async fn list<C: Cloud + 'static>(
+    State(s): State<Arc<ApiState<C>>>,
+    headers: HeaderMap,
+    query: Result<Query<AppsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    s.authorize_api(&headers)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("limit", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=APPS_PER_PAGE_MAX).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {APPS_PER_PAGE_MAX}"),
+        ));
+    }
+    let mut apps: Vec<&AppConfig> = s.apps.iter().collect();
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    let selected: Vec<AppConfig> = apps
+        .into_iter()
+        .filter(|a| q.app.as_ref().is_none_or(|n| &a.name == n))
+        .filter(|a| q.after.as_ref().is_none_or(|after| &a.name > after))
+        .take(limit)
+        .cloned()
+        .collect();
+    if let Some(name) = &q.app
+        && selected.is_empty()
+    {
+        return Err(ApiError::not_found(format!("no app named {name:?}")).field("app"));
+    }
+    let mut tasks = JoinSet::new();
+    for (i, app) in selected.into_iter().enumerate() {
+        let s = s.clone();
+        tasks.spawn(async move { (i, observe(s, app).await) });
+    }
+    let mut views: Vec<(usize, AppView)> = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        views.push(joined.map_err(ApiError::internal)?);
+    }
+    views.sort_by_key(|(i, _)| *i);
+    let next = if views.len() == limit {
+        views.last().map(|(_, v)| v.name.clone())
+    } else {
+        None
+    };
+    let apps: Vec<AppView> = views.into_iter().map(|(_, v)| v).collect();
+    Ok(Json(serde_json::json!({ "apps": apps, "next_after": next })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use bluegreen_core::TargetWeight;
+
+    use super::*;
+
+    fn state(a: u32, b: u32) -> ListenerState {
+        ListenerState {
+            forwards: vec![
+                TargetWeight {
+                    target_group: "A".into(),
+                    weight: a,
+                },
+                TargetWeight {
+                    target_group: "B".into(),
+                    weight: b,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn the_live_side_comes_from_the_weights() {
+        let tgs = ["A".to_string(), "B".to_string()];
+        assert_eq!(
+            live_side(&state(1, 0), &tgs),
+            ("a".into(), [Some(100), Some(0)])
+        );
+        assert_eq!(
+            live_side(&state(0, 100), &tgs),
+            ("b".into(), [Some(0), Some(100)])
+        );
+        assert_eq!(
+            live_side(&state(90, 10), &tgs),
+            ("split".into(), [Some(90), Some(10)])
+        );
+        assert_eq!(
+            live_side(&ListenerState { forwards: vec![] }, &tgs).0,
+            "unknown"
+        );
+    }
+}

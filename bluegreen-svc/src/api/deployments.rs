@@ -1,0 +1,264 @@
+//! `/v1/deployments`: create, list, show, journal, and the operator actions.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bluegreen_core::{Cloud, OperatorRequest, Plan, Status, Transition};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState, json_body, object, string_field};
+use crate::runner::{OperateError, Source, Submit, SubmitError, Submitted};
+use crate::store::{RowState, Stored};
+
+/// A deployment as the API shows it: the machine's status (phase, weights, sides,
+/// healthy targets, reason) plus the service's view (state, image) and, for a single
+/// deployment, its plan and transitions.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeploymentView {
+    #[serde(flatten)]
+    pub status: Status,
+    /// queued · running · finished · superseded · cancelled
+    pub state: RowState,
+    pub image: String,
+    /// Why it was superseded or cancelled.
+    pub note: Option<String>,
+    pub transitions: Vec<Transition>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+impl DeploymentView {
+    pub fn of(s: &Stored, with_plan: bool) -> Self {
+        let d = &s.deployment;
+        DeploymentView {
+            status: d.status(),
+            state: s.state,
+            image: s.image.clone(),
+            note: s.note.clone(),
+            transitions: d.history().to_vec(),
+            plan: with_plan.then(|| Plan::for_deployment(d.id(), d.spec())),
+        }
+    }
+}
+
+fn submit_error(e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::UnknownApp(app) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_app",
+            format!("no app named {app:?} is configured"),
+        )
+        .field("app"),
+        SubmitError::Conflict { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "deployment_running", e.to_string()).field("app")
+        }
+        SubmitError::Invalid(spec) => {
+            let field = if spec.field == "id" {
+                "app".to_string()
+            } else {
+                spec.field.clone()
+            };
+            ApiError::invalid(&field, spec.reason)
+        }
+        SubmitError::ShuttingDown => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            e.to_string(),
+        ),
+        SubmitError::Full(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_deployments",
+            e.to_string(),
+        ),
+        SubmitError::Store(e) => ApiError::internal(e),
+    }
+}
+
+async fn view<C: Cloud + 'static>(
+    s: &ApiState<C>,
+    id: &str,
+    with_plan: bool,
+) -> Result<DeploymentView, ApiError> {
+    let stored = s
+        .runner
+        .store()
+        .get(id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no deployment {id}")))?;
+    Ok(DeploymentView::of(&stored, with_plan))
+}
+
+pub async fn create<C: Cloud + 'static>(
+    State(s): State<Arc<ApiState<C>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    s.authorize_api(&headers)?;
+    let value = json_body(&body)?;
+    let map = object(&value, &["app", "image", "supersede"])?;
+    let app = string_field(map, "app")?;
+    let image = string_field(map, "image")?;
+    let supersede = match map.get("supersede") {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "supersede",
+                "supersede must be true or false",
+            ));
+        }
+    };
+    let submitted = s
+        .runner
+        .submit(Submit {
+            app,
+            image,
+            source: Source::Api { supersede },
+        })
+        .await
+        .map_err(submit_error)?;
+    let status = match &submitted {
+        Submitted::Created { .. } => StatusCode::CREATED,
+        Submitted::Existing { .. } => StatusCode::OK,
+    };
+    let id = submitted.id().to_string();
+    let view = view(&s, &id, true).await?;
+    let location = format!("/v1/deployments/{id}");
+    Ok((status, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    app: Option<String>,
+    limit: Option<i64>,
+}
+
+pub async fn list<C: Cloud + 'static>(
+    State(s): State<Arc<ApiState<C>>>,
+    headers: HeaderMap,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    s.authorize_api(&headers)?;
+    let Query(q) = query.map_err(|e| ApiError::invalid("limit", e.body_text()))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=crate::store::LIST_MAX).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {}", crate::store::LIST_MAX),
+        ));
+    }
+    let rows = s
+        .runner
+        .store()
+        .list(q.app.as_deref(), limit)
+        .await
+        .map_err(ApiError::internal)?;
+    let views: Vec<DeploymentView> = rows.iter().map(|r| DeploymentView::of(r, false)).collect();
+    Ok(Json(serde_json::json!({ "deployments": views })).into_response())
+}
+
+pub async fn show<C: Cloud + 'static>(
+    State(s): State<Arc<ApiState<C>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.authorize_api(&headers)?;
+    Ok(Json(view(&s, &id, true).await?).into_response())
+}
+
+pub async fn journal<C: Cloud + 'static>(
+    State(s): State<Arc<ApiState<C>>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    s.authorize_api(&headers)?;
+    let lines = s
+        .runner
+        .store()
+        .journal(&id)
+        .await
+        .map_err(ApiError::internal)?;
+    if lines.is_empty() {
+        return Err(ApiError::not_found(format!("no deployment {id}")));
+    }
+    let mut text = String::new();
+    for line in &lines {
+        text.push_str(&serde_json::to_string(line).expect("journal lines serialise"));
+        text.push('\n');
+    }
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+}
+
+pub async fn operate<C: Cloud + 'static>(
+    State(s): State<Arc<ApiState<C>>>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    s.authorize_api(&headers)?;
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let value = json_body(&body)?;
+        let map = object(&value, &["reason"])?;
+        match map.get("reason") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(r)) if r.len() <= 1024 => Some(r.clone()),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "reason",
+                    "reason must be a string of at most 1024 bytes",
+                ));
+            }
+        }
+    };
+    let request = match action.as_str() {
+        "promote" => OperatorRequest::Promote,
+        "abort" => OperatorRequest::Abort { reason },
+        "pause" => OperatorRequest::Pause,
+        "resume" => OperatorRequest::Resume,
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no action {other:?} (promote, abort, pause, resume)"
+            )));
+        }
+    };
+    if reason_given_to_other(&request, &body) {
+        return Err(ApiError::invalid("reason", "only abort takes a reason"));
+    }
+    match s.runner.operate(&id, request).await {
+        Ok(()) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "deployment": id, "accepted": action })),
+        )
+            .into_response()),
+        Err(OperateError::NotFound(_)) => Err(ApiError::not_found(format!("no deployment {id}"))),
+        Err(OperateError::Refused(r)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "refused",
+            r.to_string(),
+        )),
+        Err(e @ OperateError::Unavailable(_)) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )),
+        Err(OperateError::Store(e)) => Err(ApiError::internal(e)),
+    }
+}
+
+fn reason_given_to_other(request: &OperatorRequest, body: &[u8]) -> bool {
+    !matches!(request, OperatorRequest::Abort { .. })
+        && !body.iter().all(u8::is_ascii_whitespace)
+        && {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("reason").cloned())
+                .is_some_and(|r| !r.is_null())
+        }
+}

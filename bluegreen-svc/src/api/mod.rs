@@ -1,0 +1,235 @@
+//! The HTTP API and the ECR webhook (DESIGN §5), on axum.
+//!
+//! | method, path | auth | answer |
+//! |---|---|---|
+//! | `POST /v1/deployments` | API token | 201 (new, running or queued) · 200 (same app + image already queued/running) · 404 unknown app · 409 app busy · 422 bad field |
+//! | `GET /v1/deployments[?app=&limit=]` | API token | 200 list, most recent first |
+//! | `GET /v1/deployments/{id}` | API token | 200 the deployment with its plan and transitions · 404 |
+//! | `GET /v1/deployments/{id}/journal` | API token | 200 JSON lines (the journal `bluegreen-sim replay` reads) |
+//! | `POST /v1/deployments/{id}/promote·abort·pause·resume` | API token | 202 · 404 · 409 |
+//! | `POST /v1/webhooks/ecr` | webhook token | 202 · 200 ignored / repeat · 422 |
+//! | `GET /v1/apps` | API token | 200 apps with live side and weights read from the listener |
+//! | `GET /healthz`, `GET /metrics` | none | liveness; Prometheus text |
+//!
+//! Every request gets an `x-request-id` (kept when the client sent one) and a trace
+//! span; bodies over 64 KiB are answered 413; requests over the configured timeout 408.
+
+mod apps;
+mod deployments;
+pub mod error;
+mod webhook;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bluegreen_core::Cloud;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::AppConfig;
+use crate::runner::Runner;
+pub use deployments::DeploymentView;
+pub use error::ApiError;
+
+/// A stored deployment as the API shows it (the CLI's in-process mode uses it too).
+pub fn deployments_view(s: &crate::store::Stored, with_plan: bool) -> DeploymentView {
+    DeploymentView::of(s, with_plan)
+}
+
+/// Largest request body accepted.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+/// A bearer token, kept as its SHA-256 so comparisons take the same time whatever the
+/// candidate's length or content.
+#[derive(Clone)]
+pub struct Token([u8; 32]);
+
+impl Token {
+    pub fn new(value: &str) -> Self {
+        Token(Sha256::digest(value.as_bytes()).into())
+    }
+
+    /// Does the request carry `Authorization: Bearer <this token>`?
+    pub fn admits(&self, headers: &HeaderMap) -> bool {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return false;
+        };
+        let Some(candidate) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        else {
+            return false;
+        };
+        let digest: [u8; 32] = Sha256::digest(candidate.trim().as_bytes()).into();
+        bool::from(digest.ct_eq(&self.0))
+    }
+}
+
+/// What the handlers share.
+pub struct ApiState<C> {
+    pub runner: Runner<C>,
+    pub apps: Arc<Vec<AppConfig>>,
+    pub api_token: Token,
+    pub webhook_token: Token,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+impl<C> ApiState<C> {
+    fn authorize_api(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.api_token.admits(headers) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    fn authorize_webhook(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        if self.webhook_token.admits(headers) {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+type Shared<C> = State<Arc<ApiState<C>>>;
+
+/// Request ids `<process-start-ms hex>-<n>`: unique per process, cheap, no RNG needed.
+#[derive(Clone)]
+struct Ids {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl MakeRequestId for Ids {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.prefix)
+            .parse()
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The router with every layer: request id, trace, JSON errors, timeout, body limit.
+pub fn router<C: Cloud + 'static>(state: Arc<ApiState<C>>, request_timeout: Duration) -> Router {
+    let x_request_id = HeaderName::from_static("x-request-id");
+    let ids = Ids {
+        prefix: format!("{:x}", state.runner.clock().now().as_millis()).into(),
+        next: Arc::new(AtomicU64::new(1)),
+    };
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-");
+        tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id = %id)
+    });
+    Router::new()
+        .route(
+            "/v1/deployments",
+            post(deployments::create::<C>).get(deployments::list::<C>),
+        )
+        .route("/v1/deployments/{id}", get(deployments::show::<C>))
+        .route(
+            "/v1/deployments/{id}/journal",
+            get(deployments::journal::<C>),
+        )
+        .route(
+            "/v1/deployments/{id}/{action}",
+            post(deployments::operate::<C>),
+        )
+        .route("/v1/webhooks/ecr", post(webhook::ecr::<C>))
+        .route("/v1/apps", get(apps::list::<C>))
+        .route("/healthz", get(healthz::<C>))
+        .route("/metrics", get(metrics::<C>))
+        .with_state(state)
+        // Listed innermost first: the body limit and timeout answer inside the JSON-error
+        // mapper, which runs inside the trace span, which sees the request id.
+        .layer(RequestBodyLimitLayer::new(BODY_BYTES_MAX))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(trace)
+        .layer(SetRequestIdLayer::new(x_request_id, ids))
+}
+
+async fn healthz<C: Cloud + 'static>(State(s): Shared<C>) -> Response {
+    let body = serde_json::json!({
+        "status": if s.runner.is_stopping() { "stopping" } else { "ok" },
+        "deployments_running": s.runner.running(),
+    });
+    axum::Json(body).into_response()
+}
+
+async fn metrics<C: Cloud + 'static>(State(s): Shared<C>) -> Response {
+    match &s.metrics {
+        Some(h) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            h.render(),
+        )
+            .into_response(),
+        None => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_metrics",
+            "another metrics recorder was installed in this process",
+        )
+        .into_response(),
+    }
+}
+
+/// Parse a JSON body: not JSON → 400; the caller then checks fields (422 naming them).
+pub(crate) fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::malformed(&e))
+}
+
+/// The object's fields, refusing any not in `allowed`.
+pub(crate) fn object<'a>(
+    value: &'a serde_json::Value,
+    allowed: &[&str],
+) -> Result<&'a serde_json::Map<String, serde_json::Value>, ApiError> {
+    let map = value
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("", "the body must be a JSON object"))?;
+    if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::invalid(
+            k,
+            format!("unknown field {k:?} (allowed: {})", allowed.join(", ")),
+        ));
+    }
+    Ok(map)
+}
+
+pub(crate) fn string_field(
+    map: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<String, ApiError> {
+    match map.get(key) {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(serde_json::Value::String(_)) => {
+            Err(ApiError::invalid(key, format!("{key} must not be empty")))
+        }
+        Some(_) => Err(ApiError::invalid(key, format!("{key} must be a string"))),
+        None => Err(ApiError::invalid(key, format!("{key} is required"))),
+    }
+}

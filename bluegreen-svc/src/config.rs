@@ -1,0 +1,942 @@
+//! The configuration file (TOML, DESIGN §5; every key in `docs/config.md`).
+//!
+//! - Every error names the key and the line it is on (`bluegreen.toml:14: apps[0].strategy.percent: …`).
+//! - `BLUEGREEN_<SECTION>_<KEY>` environment variables override the scalar keys of
+//!   `[server]`, `[cloud]`, `[runner]` and `[log]` (e.g. `BLUEGREEN_SERVER_LISTEN`).
+//! - Secrets never come from the file: tokens and the hook secret are read from the
+//!   environment only, and a store URL with a password in the file is refused.
+//! - Each `[[apps]]` entry becomes a [`SpecDraft`] template; a deployment adds the image.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use bluegreen_core::spec::{
+    CircuitBreaker, HealthSpec, HookSpec, MetricCheck, Pacing, Strategy, Timeouts,
+};
+use bluegreen_core::time::duration;
+use bluegreen_core::{Artifact, DeploymentSpec, EnvironmentModel, ListenerRef, Mode, SpecDraft};
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+
+use crate::telemetry::LogFormat;
+
+/// The built-in example: one app on the simulated cloud, paced so a deployment takes
+/// about a minute. Used when no `--config` is given and `./bluegreen.toml` is absent.
+pub const EXAMPLE_TOML: &str = include_str!("example.toml");
+
+/// Most apps one controller manages.
+pub const APPS_MAX: usize = 20_000;
+/// Largest configuration file read.
+pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
+
+/// A configuration problem: which key, on which line, and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{origin}{}: {key}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file (or `built-in example`, or the environment variable's name).
+    pub origin: String,
+    /// Dotted key, e.g. `apps[0].strategy.percent`.
+    pub key: String,
+    /// 1-based line of the key in the file, when it is in the file.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// Which cloud the service drives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudKind {
+    /// The simulated world (bluegreen-sim), seeded from the apps below.
+    Sim,
+    /// Real AWS through the standard credential chain (`AWS_ENDPOINT_URL` honoured).
+    Aws,
+}
+
+/// The simulated world's timings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SimProfile {
+    /// Seconds: tasks start in 1–3 s, health checks every ~1 s (demos, tests).
+    Fast,
+    /// DESIGN §4a: the figures real AWS shows (minutes).
+    Aws,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub store: String,
+    /// Longest a request may take before it is answered 408.
+    #[serde(with = "duration")]
+    pub request_timeout: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            store: "sqlite://bluegreen.db".into(),
+            request_timeout: 30_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudConfig {
+    pub kind: CloudKind,
+    /// Simulated cloud only: the world's seed.
+    pub seed: u64,
+    /// Simulated cloud only: its timings.
+    pub profile: SimProfile,
+    /// Simulated cloud only: run the clock this many times faster than the wall clock.
+    pub speed: u32,
+}
+
+impl Default for CloudConfig {
+    fn default() -> Self {
+        CloudConfig {
+            kind: CloudKind::Sim,
+            seed: 1,
+            profile: SimProfile::Fast,
+            speed: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerConfig {
+    pub commands_in_flight_max: usize,
+    pub deployments_open_max: usize,
+    #[serde(with = "duration")]
+    pub shutdown_grace: u64,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        let l = crate::runner::Limits::default();
+        RunnerConfig {
+            commands_in_flight_max: l.commands_in_flight_max,
+            deployments_open_max: l.deployments_open_max,
+            shutdown_grace: u64::try_from(l.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl RunnerConfig {
+    pub fn limits(&self) -> crate::runner::Limits {
+        crate::runner::Limits {
+            commands_in_flight_max: self.commands_in_flight_max,
+            deployments_open_max: self.deployments_open_max,
+            shutdown_grace: std::time::Duration::from_millis(self.shutdown_grace),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+}
+
+/// One `[[apps]]` entry as written.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: String,
+    cluster: String,
+    #[serde(default = "default_mode")]
+    mode: Mode,
+    services: Vec<String>,
+    target_groups: Vec<String>,
+    listener: String,
+    #[serde(default)]
+    listener_rule: Option<String>,
+    #[serde(default)]
+    test_listener: Option<String>,
+    #[serde(default)]
+    test_listener_rule: Option<String>,
+    #[serde(default, with = "duration")]
+    test_traffic: u64,
+    container: String,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    desired_count: Option<u32>,
+    #[serde(default = "default_strategy")]
+    strategy: Strategy,
+    #[serde(default, with = "duration")]
+    bake: u64,
+    #[serde(default, with = "duration")]
+    drain: u64,
+    #[serde(default)]
+    alarms: Vec<String>,
+    #[serde(default)]
+    approval: bool,
+    #[serde(default)]
+    health: HealthSpec,
+    #[serde(default)]
+    circuit_breaker: CircuitBreaker,
+    #[serde(default)]
+    metrics: Vec<MetricCheck>,
+    #[serde(default)]
+    hooks: Vec<HookSpec>,
+    #[serde(default)]
+    timeouts: Timeouts,
+    #[serde(default)]
+    pacing: Pacing,
+}
+
+fn default_mode() -> Mode {
+    Mode::ServicePair
+}
+
+fn default_strategy() -> Strategy {
+    Strategy::AllAtOnce
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    cloud: CloudConfig,
+    #[serde(default)]
+    runner: RunnerConfig,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    apps: Vec<RawApp>,
+}
+
+/// One configured app.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppConfig {
+    pub name: String,
+    /// The ECR repository whose pushes deploy this app (none: only the API deploys it).
+    pub repository: Option<String>,
+    /// Tag globs (`*`, `?`) a push must match; empty: every push of the repository.
+    pub tags: Vec<String>,
+    /// The image `bluegreen plan` shows and the simulated world starts from.
+    pub image: Option<String>,
+    /// The deployment spec with a placeholder artifact (each deployment sets its image).
+    pub draft: SpecDraft,
+}
+
+impl AppConfig {
+    /// Does a push of `repository` with `tag` deploy this app?
+    pub fn watches(&self, repository: &str, tag: Option<&str>) -> bool {
+        if self.repository.as_deref() != Some(repository) {
+            return false;
+        }
+        if self.tags.is_empty() {
+            return true;
+        }
+        tag.is_some_and(|t| self.tags.iter().any(|g| glob_match(g, t)))
+    }
+
+    /// The spec for deploying `image`.
+    pub fn spec(&self, image: &str) -> Result<DeploymentSpec, bluegreen_core::SpecError> {
+        let mut d = self.draft.clone();
+        d.artifact = Artifact::Image(image.to_string());
+        DeploymentSpec::new(d)
+    }
+}
+
+/// Where the configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    BuiltIn,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub origin: Origin,
+    pub server: ServerConfig,
+    pub cloud: CloudConfig,
+    pub runner: RunnerConfig,
+    pub log: LogConfig,
+    pub apps: Vec<AppConfig>,
+}
+
+/// `*` matches any run of characters, `?` any one character.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    // Iterative matcher with one backtrack point: O(|p|·|t|) worst case, bounded.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Scalar keys the environment may override, per section.
+const OVERRIDABLE: [(&str, &[&str]); 4] = [
+    ("server", &["listen", "store", "request_timeout"]),
+    ("cloud", &["kind", "seed", "profile", "speed"]),
+    (
+        "runner",
+        &[
+            "commands_in_flight_max",
+            "deployments_open_max",
+            "shutdown_grace",
+        ],
+    ),
+    ("log", &["format"]),
+];
+
+/// Environment variables that hold secrets (read where they are used, never from the file).
+pub const SECRET_VARS: [&str; 3] = [
+    "BLUEGREEN_API_TOKEN",
+    "BLUEGREEN_WEBHOOK_TOKEN",
+    "BLUEGREEN_HOOK_SECRET",
+];
+
+impl Config {
+    /// `--config FILE` if given, else `./bluegreen.toml` if present, else the built-in
+    /// example; then the environment's overrides.
+    pub fn load(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let implicit = Path::new("bluegreen.toml");
+        let path = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None if implicit.exists() => Some(implicit.to_path_buf()),
+            None => None,
+        };
+        match path {
+            Some(p) => {
+                let origin = p.display().to_string();
+                let err = |message: String| ConfigError {
+                    origin: origin.clone(),
+                    key: "-".into(),
+                    line: None,
+                    message,
+                };
+                let meta = std::fs::metadata(&p).map_err(|e| err(format!("cannot read: {e}")))?;
+                if meta.len() > FILE_BYTES_MAX {
+                    return Err(err(format!("larger than {FILE_BYTES_MAX} bytes")));
+                }
+                let text =
+                    std::fs::read_to_string(&p).map_err(|e| err(format!("cannot read: {e}")))?;
+                Config::parse(&text, Origin::File(p), env)
+            }
+            None => Config::parse(EXAMPLE_TOML, Origin::BuiltIn, env),
+        }
+    }
+
+    /// The process environment's `BLUEGREEN_*` variables.
+    pub fn environment() -> BTreeMap<String, String> {
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with("BLUEGREEN_"))
+            .collect()
+    }
+
+    pub fn parse(
+        text: &str,
+        origin: Origin,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let origin_name = match &origin {
+            Origin::File(p) => p.display().to_string(),
+            Origin::BuiltIn => "built-in example".to_string(),
+        };
+        let lines = LineIndex::new(text);
+        let doc = DeTable::parse(text).map_err(|e| ConfigError {
+            origin: origin_name.clone(),
+            key: "-".into(),
+            line: e.span().map(|s| lines.line(s.start)),
+            message: e.message().trim().to_string(),
+        })?;
+        let locate = |key: &str| -> Option<usize> {
+            find_span(doc.get_ref(), key).map(|s| lines.line(s.start))
+        };
+        let at = |key: String, message: String| ConfigError {
+            origin: origin_name.clone(),
+            line: locate(&key),
+            key,
+            message,
+        };
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .and_then(|s| key_at(doc.get_ref(), &s, String::new()))
+                .unwrap_or_else(|| "-".into());
+            let mut message = e.message().trim().to_string();
+            if let Some(field) = unknown_field(&message)
+                && ["token", "secret", "password"].iter().any(|s| field.contains(s))
+            {
+                message = format!(
+                    "`{field}` looks like a secret: secrets are read from the environment only ({}), never from the config file",
+                    SECRET_VARS.join(", ")
+                );
+            }
+            ConfigError {
+                origin: origin_name.clone(),
+                line: e.span().map(|s| lines.line(s.start)),
+                key,
+                message,
+            }
+        })?;
+        if has_password(&raw.server.store) {
+            return Err(at(
+                "server.store".into(),
+                "the URL holds a password: secrets stay out of the config file (set BLUEGREEN_SERVER_STORE, or PGPASSWORD)".into(),
+            ));
+        }
+        apply_env(&mut raw, env)?;
+
+        let config_err = |key: &str, message: String| at(key.to_string(), message);
+        if raw.server.listen.parse::<SocketAddr>().is_err() {
+            return Err(config_err(
+                "server.listen",
+                format!(
+                    "{:?} is not an address such as 127.0.0.1:8080",
+                    raw.server.listen
+                ),
+            ));
+        }
+        if !(raw.server.store.starts_with("sqlite:")
+            || raw.server.store.starts_with("postgres://")
+            || raw.server.store.starts_with("postgresql://"))
+        {
+            return Err(config_err(
+                "server.store",
+                "must be sqlite://FILE or postgres://…".into(),
+            ));
+        }
+        if !(1..=crate::runner::clock::SPEED_MAX).contains(&raw.cloud.speed) {
+            return Err(config_err(
+                "cloud.speed",
+                format!("must be between 1 and {}", crate::runner::clock::SPEED_MAX),
+            ));
+        }
+        if raw.cloud.kind == CloudKind::Aws && raw.cloud.speed != 1 {
+            return Err(config_err(
+                "cloud.speed",
+                "only the simulated cloud can run faster than real time".into(),
+            ));
+        }
+        if !(1..=100_000).contains(&raw.runner.commands_in_flight_max) {
+            return Err(config_err(
+                "runner.commands_in_flight_max",
+                "must be between 1 and 100000".into(),
+            ));
+        }
+        if !(1..=1_000_000).contains(&raw.runner.deployments_open_max) {
+            return Err(config_err(
+                "runner.deployments_open_max",
+                "must be between 1 and 1000000".into(),
+            ));
+        }
+        if raw.apps.len() > APPS_MAX {
+            return Err(config_err("apps", format!("at most {APPS_MAX} apps")));
+        }
+        let mut apps = Vec::with_capacity(raw.apps.len());
+        let mut names = BTreeMap::new();
+        for (i, app) in raw.apps.into_iter().enumerate() {
+            let prefix = format!("apps[{i}]");
+            if let Some(first) = names.insert(app.name.clone(), i) {
+                return Err(at(
+                    format!("{prefix}.name"),
+                    format!("app {:?} is already defined by apps[{first}]", app.name),
+                ));
+            }
+            apps.push(
+                app_config(app).map_err(|(key, message)| at(format!("{prefix}.{key}"), message))?,
+            );
+        }
+        Ok(Config {
+            origin,
+            server: raw.server,
+            cloud: raw.cloud,
+            runner: raw.runner,
+            log: raw.log,
+            apps,
+        })
+    }
+
+    pub fn app(&self, name: &str) -> Option<&AppConfig> {
+        self.apps.iter().find(|a| a.name == name)
+    }
+
+    /// Each app's template, by name (what the runner deploys from).
+    pub fn templates(&self) -> BTreeMap<String, SpecDraft> {
+        self.apps
+            .iter()
+            .map(|a| (a.name.clone(), a.draft.clone()))
+            .collect()
+    }
+
+    /// Each app's draft with the image the simulated world starts from.
+    pub fn seed_drafts(&self) -> Vec<SpecDraft> {
+        self.apps
+            .iter()
+            .map(|a| {
+                let mut d = a.draft.clone();
+                d.artifact = Artifact::Image(
+                    a.image
+                        .clone()
+                        .unwrap_or_else(|| format!("{}:initial", a.name)),
+                );
+                d
+            })
+            .collect()
+    }
+
+    pub fn listen(&self) -> SocketAddr {
+        self.server.listen.parse().expect("validated on load")
+    }
+}
+
+fn has_password(url: &str) -> bool {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => url[s + 3..at].contains(':'),
+        _ => false,
+    }
+}
+
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.split("unknown field `").nth(1)?;
+    rest.split('`').next()
+}
+
+/// Apply `BLUEGREEN_<SECTION>_<KEY>` overrides; an unknown key or a bad value is an error
+/// naming the variable.
+fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix("BLUEGREEN_") else {
+            continue;
+        };
+        if SECRET_VARS.contains(&name.as_str()) || name == "BLUEGREEN_SERVER" {
+            continue;
+        }
+        let Some((section, key)) = rest.split_once('_') else {
+            continue;
+        };
+        let section = section.to_ascii_lowercase();
+        let key = key.to_ascii_lowercase();
+        let Some((_, keys)) = OVERRIDABLE.iter().find(|(s, _)| *s == section) else {
+            continue; // not a config section (e.g. BLUEGREEN_MOTO_SERVER)
+        };
+        let err = |message: String| ConfigError {
+            origin: format!("environment variable {name}"),
+            key: format!("{section}.{key}"),
+            line: None,
+            message,
+        };
+        if !keys.contains(&key.as_str()) {
+            return Err(err(format!(
+                "[{section}] has no overridable key {key:?} (keys: {})",
+                keys.join(", ")
+            )));
+        }
+        // The value as TOML when it parses as a scalar (42, true), else as a string.
+        let typed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(|v| !v.is_table() && !v.is_array());
+        let plain = toml::Value::String(value.clone());
+        let mut last_error = String::new();
+        let mut applied = false;
+        for candidate in typed.into_iter().chain([plain]) {
+            match set_key(raw, &section, &key, candidate) {
+                Ok(()) => {
+                    applied = true;
+                    break;
+                }
+                Err(e) => last_error = e,
+            }
+        }
+        if !applied {
+            return Err(err(last_error));
+        }
+    }
+    Ok(())
+}
+
+fn patch<T: Serialize + serde::de::DeserializeOwned>(
+    section: &T,
+    key: &str,
+    value: toml::Value,
+) -> Result<T, String> {
+    let mut table = toml::Table::try_from(section).map_err(|e| e.to_string())?;
+    table.insert(key.to_string(), value);
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().trim().to_string())
+}
+
+fn set_key(
+    raw: &mut RawConfig,
+    section: &str,
+    key: &str,
+    value: toml::Value,
+) -> Result<(), String> {
+    match section {
+        "server" => raw.server = patch(&raw.server, key, value)?,
+        "cloud" => raw.cloud = patch(&raw.cloud, key, value)?,
+        "runner" => raw.runner = patch(&raw.runner, key, value)?,
+        "log" => raw.log = patch(&raw.log, key, value)?,
+        _ => return Err(format!("unknown section {section}")),
+    }
+    Ok(())
+}
+
+/// Turn one `[[apps]]` entry into an [`AppConfig`]; errors are `(key within the entry, message)`.
+fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
+    let environment = match a.mode {
+        Mode::ServicePair => match <[String; 2]>::try_from(a.services.clone()) {
+            Ok(services) => EnvironmentModel::ServicePair { services },
+            Err(v) => {
+                return Err((
+                    "services".into(),
+                    format!(
+                        "mode service-pair needs exactly 2 services (the two slots), got {}",
+                        v.len()
+                    ),
+                ));
+            }
+        },
+        Mode::TaskSet => match a.services.as_slice() {
+            [one] => EnvironmentModel::TaskSet {
+                service: one.clone(),
+            },
+            v => {
+                return Err((
+                    "services".into(),
+                    format!(
+                        "mode task-set needs exactly 1 service (with the EXTERNAL deployment controller), got {}",
+                        v.len()
+                    ),
+                ));
+            }
+        },
+    };
+    let target_groups = <[String; 2]>::try_from(a.target_groups.clone()).map_err(|v| {
+        (
+            "target_groups".to_string(),
+            format!(
+                "needs exactly 2 target groups (slot a, slot b), got {}",
+                v.len()
+            ),
+        )
+    })?;
+    if a.test_listener.is_none() && a.test_listener_rule.is_some() {
+        return Err(("test_listener_rule".into(), "needs test_listener".into()));
+    }
+    for (i, tag) in a.tags.iter().enumerate() {
+        if tag.is_empty() || tag.len() > 128 {
+            return Err((format!("tags[{i}]"), "must be 1 to 128 characters".into()));
+        }
+    }
+    if let Some(r) = &a.repository
+        && (r.is_empty() || r.len() > 256 || r.chars().any(char::is_whitespace))
+    {
+        return Err(("repository".into(), "must be an ECR repository name".into()));
+    }
+    let timeouts = a.timeouts;
+    let placeholder = a
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("{}:config-check", a.name));
+    let draft = SpecDraft {
+        app: a.name.clone(),
+        cluster: a.cluster,
+        environment,
+        target_groups,
+        listener: ListenerRef {
+            listener_arn: a.listener,
+            rule_arn: a.listener_rule,
+        },
+        test_listener: a.test_listener.map(|l| ListenerRef {
+            listener_arn: l,
+            rule_arn: a.test_listener_rule,
+        }),
+        test_traffic_ms: a.test_traffic,
+        container: a.container,
+        artifact: Artifact::Image(placeholder),
+        desired_count: a.desired_count,
+        strategy: a.strategy,
+        bake_ms: a.bake,
+        drain_ms: a.drain,
+        approval_timeout_ms: a.approval.then_some(timeouts.approval_ms),
+        health: a.health,
+        circuit_breaker: a.circuit_breaker,
+        alarms: a.alarms,
+        metrics: a.metrics,
+        hooks: a.hooks,
+        timeouts,
+        pacing: a.pacing,
+    };
+    draft
+        .validate()
+        .map_err(|e| (config_key(&e.field), e.reason))?;
+    Ok(AppConfig {
+        name: a.name,
+        repository: a.repository,
+        tags: a.tags,
+        image: a.image,
+        draft,
+    })
+}
+
+/// A spec field as the config file spells it.
+fn config_key(field: &str) -> String {
+    let fixed = match field {
+        "listener.listener_arn" => "listener",
+        "listener.rule_arn" => "listener_rule",
+        "test_listener.listener_arn" => "test_listener",
+        "test_listener.rule_arn" => "test_listener_rule",
+        "service" => "services[0]",
+        "strategy.step_percent" => "strategy.step",
+        "task_definition" => "image",
+        other => other,
+    };
+    fixed.replace("_ms", "")
+}
+
+/// Byte offset → 1-based line.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        match self.starts.binary_search(&offset) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        }
+    }
+}
+
+/// The dotted path of the innermost key whose key or value contains `span`.
+fn key_at(table: &DeTable<'_>, span: &Range<usize>, prefix: String) -> Option<String> {
+    for (k, v) in table.iter() {
+        let path = if prefix.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{prefix}.{}", k.get_ref())
+        };
+        let (ks, vs) = (k.span(), v.span());
+        let inside =
+            |r: &Range<usize>| r.start <= span.start && span.start < r.end.max(r.start + 1);
+        if inside(&ks) {
+            return Some(path);
+        }
+        if let Some(found) = value_key_at(v.get_ref(), span, &path) {
+            return Some(found);
+        }
+        if inside(&vs) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn value_key_at(v: &DeValue<'_>, span: &Range<usize>, path: &str) -> Option<String> {
+    match v {
+        DeValue::Table(t) => key_at(t, span, path.to_string()),
+        DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let p = format!("{path}[{i}]");
+            let s = item.span();
+            value_key_at(item.get_ref(), span, &p)
+                .or_else(|| (s.start <= span.start && span.start < s.end).then_some(p))
+        }),
+        _ => None,
+    }
+}
+
+/// The span of the key at a dotted path (`apps[0].strategy.percent`), or of its nearest
+/// ancestor that exists.
+fn find_span(table: &DeTable<'_>, path: &str) -> Option<Range<usize>> {
+    let mut segments: Vec<(String, Option<usize>)> = Vec::new();
+    for part in path.split('.') {
+        match part.split_once('[') {
+            Some((name, idx)) => {
+                segments.push((name.to_string(), idx.trim_end_matches(']').parse().ok()))
+            }
+            None => segments.push((part.to_string(), None)),
+        }
+    }
+    let mut best = None;
+    let mut current: Option<&DeTable<'_>> = Some(table);
+    for (name, index) in segments {
+        let Some(t) = current else { break };
+        let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref() == name.as_str()) else {
+            break;
+        };
+        best = Some(k.span());
+        current = match (v.get_ref(), index) {
+            (DeValue::Table(inner), None) => Some(inner),
+            (DeValue::Array(items), Some(i)) => match items.get(i) {
+                Some(item) => match item.get_ref() {
+                    DeValue::Table(inner) => {
+                        // The element's first key is a better anchor than the array's.
+                        best = inner.iter().next().map(|(k, _)| k.span()).or(best);
+                        Some(inner)
+                    }
+                    _ => {
+                        best = Some(item.span());
+                        None
+                    }
+                },
+                None => None,
+            },
+            _ => None,
+        };
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Origin::File("t.toml".into()), &BTreeMap::new())
+    }
+
+    const APP: &str = r#"
+[[apps]]
+name = "web"
+cluster = "prod"
+services = ["web-a", "web-b"]
+target_groups = ["arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-a/1", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-b/2"]
+listener = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/3/4"
+container = "web"
+repository = "web"
+tags = ["v*"]
+strategy = { kind = "canary", percent = 10, wait = "5m" }
+"#;
+
+    #[test]
+    fn the_built_in_example_parses() {
+        let c = Config::parse(EXAMPLE_TOML, Origin::BuiltIn, &BTreeMap::new()).unwrap();
+        assert_eq!(c.cloud.kind, CloudKind::Sim);
+        assert_eq!(c.apps[0].name, "web");
+    }
+
+    #[test]
+    fn a_bad_strategy_percent_names_the_key_and_its_line() {
+        let text = APP.replace("percent = 10", "percent = 100");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "apps[0].strategy.percent");
+        assert_eq!(e.line, Some(11), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:11: apps[0].strategy.percent:"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_type_error_names_the_key_and_its_line() {
+        let text = format!("[server]\nlisten = 8080\n{APP}");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "server.listen");
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let text = format!("{APP}colour = \"blue\"\n");
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.line, Some(12), "{e}");
+        assert!(e.message.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused() {
+        let e = parse("[server]\napi_token = \"x\"\n").unwrap_err();
+        assert!(e.message.contains("environment"), "{e}");
+        let e = parse("[server]\nstore = \"postgres://u:pw@db/bg\"\n").unwrap_err();
+        assert_eq!(e.key, "server.store");
+        assert_eq!(e.line, Some(2));
+    }
+
+    #[test]
+    fn environment_overrides_scalar_keys_and_names_bad_ones() {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "BLUEGREEN_SERVER_LISTEN".to_string(),
+            "127.0.0.1:9999".to_string(),
+        );
+        env.insert("BLUEGREEN_CLOUD_SEED".to_string(), "42".to_string());
+        env.insert("BLUEGREEN_MOTO_SERVER".to_string(), "/x".to_string());
+        let c = Config::parse(APP, Origin::BuiltIn, &env).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9999");
+        assert_eq!(c.cloud.seed, 42);
+        env.insert("BLUEGREEN_SERVER_PORT".to_string(), "1".to_string());
+        let e = Config::parse(APP, Origin::BuiltIn, &env).unwrap_err();
+        assert!(e.origin.contains("BLUEGREEN_SERVER_PORT"), "{e}");
+        env.remove("BLUEGREEN_SERVER_PORT");
+        env.insert("BLUEGREEN_CLOUD_KIND".to_string(), "azure".to_string());
+        let e = Config::parse(APP, Origin::BuiltIn, &env).unwrap_err();
+        assert_eq!(e.key, "cloud.kind");
+    }
+
+    #[test]
+    fn service_pair_needs_two_services() {
+        let text = APP.replace(
+            r#"services = ["web-a", "web-b"]"#,
+            r#"services = ["web-a"]"#,
+        );
+        let e = parse(&text).unwrap_err();
+        assert_eq!(e.key, "apps[0].services");
+        assert_eq!(e.line, Some(5));
+    }
+
+    #[test]
+    fn tag_globs_match_like_a_shell() {
+        assert!(glob_match("v*", "v1.2"));
+        assert!(!glob_match("v*", "latest"));
+        assert!(glob_match("release-?", "release-1"));
+        assert!(glob_match("*-prod", "web-prod"));
+        assert!(glob_match("*", ""));
+        assert!(!glob_match("a*b", "a-c"));
+    }
+
+    #[test]
+    fn apps_watch_their_repository_and_tags() {
+        let c = parse(APP).unwrap();
+        let web = c.app("web").unwrap();
+        assert!(web.watches("web", Some("v2")));
+        assert!(!web.watches("web", Some("latest")));
+        assert!(!web.watches("web", None));
+        assert!(!web.watches("api", Some("v2")));
+    }
+}
