@@ -1,14 +1,15 @@
-//! Crash and restart: the runner killed mid-shift (its whole runtime dropped, as a
-//! `kill -9` would) resumes from the same SQLite file without a second green, with a
-//! journal that shows the restart and still replays; a graceful stop resumes too.
+//! Crash and restart: the real runner on the simulated world, killed mid-shift (its whole
+//! runtime dropped, as a `kill -9` would), resumes from the same SQLite file without a
+//! second green, with a journal that shows the restart and still replays; a graceful
+//! stop resumes too.
+#![cfg(feature = "sim")]
 
 mod svc_util;
 
-use std::sync::Arc;
-
 use bluegreen_core::journal::{JournalEntry, replay};
 use bluegreen_core::{Input, PhaseName};
-use bluegreen_svc::devcloud::DevCloud;
+use bluegreen_sim::SimCloud;
+use bluegreen_sim::world::Forward;
 use bluegreen_svc::runner::{Limits, Runner, Source, Submit};
 use bluegreen_svc::store::{RowState, Store};
 use svc_util::{Harness, TempDir, app_toml, clock, config, stored_until};
@@ -21,13 +22,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// What the simulated world says about app 0: (task-definition revisions running `image`,
+/// blue's (desired, tasks), green's (desired, tasks), production weight of blue, of green).
+fn world_summary(cloud: &SimCloud, image: &str) -> (usize, (u32, usize), (u32, usize), u32, u32) {
+    cloud.with_world(|w| {
+        let app = &w.apps[0];
+        let revisions = w.ecs.task_defs.iter().filter(|t| t.image == image).count();
+        let svc = |slot: usize| {
+            let s = &w.ecs.services[app.services[slot] as usize];
+            (s.desired, s.tasks.len())
+        };
+        let f = &w.elb.forwards[app.prod as usize];
+        let weight = |slot: usize| Forward::weight_of(&f.config, app.target_groups[slot]);
+        (revisions, svc(0), svc(1), weight(0), weight(1))
+    })
+}
+
 #[test]
-fn a_runner_killed_mid_shift_resumes_from_the_same_sqlite_file_without_a_second_green() {
+fn the_runner_killed_mid_shift_on_the_simulated_world_resumes_from_sqlite_without_a_second_green() {
     let dir = TempDir::new("crash");
     let apps = app_toml("web", "").replace(r#"wait = "5s""#, r#"wait = "30s""#);
     let config = config(&dir, &apps);
-    // The world outlives the process: only the runner dies.
-    let cloud = Arc::new(DevCloud::new(&config.seed_drafts()).expect("dev cloud"));
+    // One clock and one world for both runs: the world outlives the "process".
+    let clock = clock();
+    let cloud = bluegreen_svc::simcloud::build(&config, clock.clone()).expect("simulated world");
     let url = dir.store_url();
 
     let first = runtime();
@@ -36,7 +54,7 @@ fn a_runner_killed_mid_shift_resumes_from_the_same_sqlite_file_without_a_second_
         let runner = Runner::start(
             cloud.clone(),
             store.clone(),
-            clock(),
+            clock.clone(),
             config.templates(),
             Limits::default(),
         )
@@ -53,20 +71,21 @@ fn a_runner_killed_mid_shift_resumes_from_the_same_sqlite_file_without_a_second_
         let id = submitted.id().to_string();
         let s = stored_until(&store, &id, "the canary step", |s| {
             s.deployment.phase_name() == PhaseName::Shift
+                && s.deployment.status().weights.green == 10
         })
         .await;
-        assert_eq!(
-            s.deployment.status().weights.green,
-            10,
-            "mid-shift: green has the canary weight"
-        );
+        assert_eq!(s.state, RowState::Running);
         id
     });
     // kill -9: every task of the first runner (drivers, store writer, commands in
     // flight) stops wherever it is, with no chance to persist anything more.
     first.shutdown_background();
-    let before = cloud.counts("web");
-    assert_eq!(before.ensure_green, 1);
+    let (revisions, _, green, blue_w, green_w) = world_summary(&cloud, "web:v2");
+    assert_eq!(revisions, 1);
+    assert!(
+        green.0 > 0 && blue_w > 0 && green_w > 0,
+        "killed mid-shift: {green:?} {blue_w}/{green_w}"
+    );
 
     let second = runtime();
     second.block_on(async {
@@ -80,7 +99,7 @@ fn a_runner_killed_mid_shift_resumes_from_the_same_sqlite_file_without_a_second_
         let runner = Runner::start(
             cloud.clone(),
             store.clone(),
-            clock(),
+            clock.clone(),
             config.templates(),
             Limits::default(),
         )
@@ -94,21 +113,16 @@ fn a_runner_killed_mid_shift_resumes_from_the_same_sqlite_file_without_a_second_
             done.deployment.phase_name(),
             PhaseName::Completed,
             "{:?}",
-            done.deployment.status()
+            done.deployment.history()
         );
 
-        // No second green: one task-definition revision, one EnsureGreen, blue empty.
-        let counts = cloud.counts("web");
-        assert_eq!(counts.revisions_registered, 1, "{counts:?}");
-        assert_eq!(counts.ensure_green, 1, "{counts:?}");
-        let tgs = &config.app("web").unwrap().draft.target_groups;
-        assert_eq!(
-            cloud.tasks_behind("web", &tgs[0]),
-            0,
-            "blue was scaled to zero"
-        );
-        let (a, b) = cloud.weights("web").unwrap();
-        assert!(a == 0 && b > 0, "green serves everything: {a}/{b}");
+        // No second green: one task-definition revision for the image, blue empty,
+        // green whole and serving everything.
+        let (revisions, blue, green, blue_w, green_w) = world_summary(&cloud, "web:v2");
+        assert_eq!(revisions, 1, "one revision for one image");
+        assert_eq!(blue, (0, 0), "blue scaled to zero");
+        assert_eq!(green, (3, 3), "green at full size, no extra tasks");
+        assert_eq!((blue_w, green_w > 0), (0, true));
 
         // The journal shows the restart and still re-drives the machine identically.
         let lines = store.journal(&id).await.unwrap();
