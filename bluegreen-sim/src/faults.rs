@@ -43,6 +43,8 @@ pub enum Applies {
     Hooks,
     /// Every AWS command (not hooks).
     Aws,
+    /// Commands of one kind (`CommandKind::name`, e.g. `"ensure-green"`).
+    Kind(&'static str),
 }
 
 impl Applies {
@@ -53,6 +55,7 @@ impl Applies {
             Applies::Writes => kind.is_write(),
             Applies::Hooks => hook,
             Applies::Aws => !hook,
+            Applies::Kind(name) => kind.name() == name,
         }
     }
 }

@@ -53,6 +53,10 @@ enum Cmd {
         /// With `--seeds`: also run every Nth seed twice and compare trace hashes.
         #[arg(long, default_value_t = 16)]
         determinism_every: u64,
+        /// Skip each app's plan (its dry run costs about one deployment): no lower bound
+        /// of AWS calls in the summary. For measuring the simulator alone.
+        #[arg(long)]
+        no_plans: bool,
     },
     /// Re-drive the core from a journal and report the first decision that differs.
     Replay { file: std::path::PathBuf },
@@ -85,8 +89,9 @@ fn main() -> ExitCode {
             profile,
             jobs,
             determinism_every,
+            no_plans,
             ..
-        } => run_many(from, n, &profile, jobs, determinism_every),
+        } => run_many(from, n, &profile, jobs, determinism_every, no_plans),
         Cmd::Run { .. } => {
             eprintln!("bluegreen-sim run: give --seed S or --seeds N");
             ExitCode::from(2)
@@ -107,6 +112,7 @@ fn run_one(seed: u64, profile: &str, trace: bool, journal: Option<std::path::Pat
         trace_text: trace,
         echo: trace,
         journal: journal.is_some(),
+        ..SimOptions::default()
     };
     let first = Sim::run_seed(seed, profile, options);
     let again = Sim::run_seed(
@@ -191,7 +197,18 @@ fn print_run(r: &RunReport) {
     }
 }
 
-fn run_many(from: u64, n: u64, profile: &str, jobs: Option<usize>, det_every: u64) -> ExitCode {
+fn run_many(
+    from: u64,
+    n: u64,
+    profile: &str,
+    jobs: Option<usize>,
+    det_every: u64,
+    no_plans: bool,
+) -> ExitCode {
+    let options = SimOptions {
+        no_plans,
+        ..SimOptions::default()
+    };
     if let Err(e) = profile_for(profile, 0) {
         eprintln!("{e}");
         return ExitCode::from(2);
@@ -217,7 +234,7 @@ fn run_many(from: u64, n: u64, profile: &str, jobs: Option<usize>, det_every: u6
                         break;
                     }
                     let p = profile_for(profile, seed).expect("checked");
-                    let run = || Sim::run_seed(seed, p, SimOptions::default());
+                    let run = || Sim::run_seed(seed, p, options);
                     let r = match std::panic::catch_unwind(run) {
                         Ok(r) => r,
                         Err(e) => {
@@ -226,7 +243,7 @@ fn run_many(from: u64, n: u64, profile: &str, jobs: Option<usize>, det_every: u6
                         }
                     };
                     if det_every > 0 && seed % det_every == 0 {
-                        let again = Sim::run_seed(seed, p, SimOptions::default());
+                        let again = Sim::run_seed(seed, p, options);
                         if again.trace_hash != r.trace_hash {
                             nondeterministic
                                 .lock()

@@ -57,10 +57,15 @@ pub(super) fn dark_scan(a: &mut Auditor, world: &World, app: AppIx) {
     };
     let forwards = [Some(res.prod), res.test];
     let app_audit = &mut a.apps[app as usize];
+    let before = app_audit.episodes.len();
     app_audit.episodes.retain(|e| {
         let f = &world.elb.forwards[e.forward as usize];
         Forward::weight_of(&f.effective, e.tg) > 0 && world.elb.healthy(e.tg) == 0
     });
+    if a.keep_notes && app_audit.episodes.len() < before {
+        a.notes
+            .push(format!("audit: {now} a dark episode of {} ended", res.name));
+    }
     for f in forwards.into_iter().flatten() {
         for &(tg, w) in &world.elb.forwards[f as usize].effective {
             if w == 0 || world.elb.healthy(tg) > 0 {
@@ -79,6 +84,13 @@ pub(super) fn dark_scan(a: &mut Auditor, world: &World, app: AppIx) {
                 since: now,
                 reported: false,
             });
+            if a.keep_notes {
+                let name = &world.elb.target_groups[tg as usize].name;
+                a.notes.push(format!(
+                    "audit: {now} traffic to {name} (weight {w}) finds no healthy target; bound {} s",
+                    d_ms / 1000
+                ));
+            }
             a.dark_episodes += 1;
             a.deadlines.push(now.plus_ms(d_ms));
         }
@@ -118,38 +130,34 @@ pub(super) fn episode_deadlines(a: &mut Auditor, world: &World) {
     }
 }
 
-/// The rollback's order: production to 100 % blue before anything else, then the test
-/// listener, then the rest.
+/// The rollback's order, judged on the world: no change other than restoring
+/// production to 100 % blue while production is not there; then none other than
+/// restoring the test listener while it is not there. (A restore the machine found
+/// already applied needs no write: the world is what counts.)
 fn rollback_order(a: &mut Auditor, world: &World, dep: u32, effect: &WriteEffect) {
     let d = &a.deps[dep as usize];
-    let res = &world.apps[d.info.app as usize];
+    let app = d.info.app;
+    let res = &world.apps[app as usize];
     let Some(blue) = d.blue_slot else { return };
     let blue_tg = res.target_groups[blue];
-    let restores = |forward: Option<u32>| match effect {
-        WriteEffect::Forward {
-            forward: f, after, ..
-        } => Some(*f) == forward && all_on(after, blue_tg),
-        _ => false,
-    };
-    let (prod_restored, test_restored, app) = (d.prod_restored, d.test_restored, d.info.app);
-    let problem = if !prod_restored {
-        if restores(Some(res.prod)) {
-            a.deps[dep as usize].prod_restored = true;
-            None
-        } else {
-            Some("before production was back to 100 % blue")
+    let prod_blue = all_on(&world.elb.forwards[res.prod as usize].config, blue_tg);
+    let test_blue = res
+        .test
+        .is_none_or(|t| all_on(&world.elb.forwards[t as usize].config, blue_tg));
+    let problem = match effect {
+        WriteEffect::Forward { forward, after, .. } if *forward == res.prod => {
+            (!all_on(after, blue_tg)).then_some("instead of production → 100 % blue")
         }
-    } else if res.test.is_some() && !test_restored {
-        if restores(res.test) {
-            a.deps[dep as usize].test_restored = true;
-            None
-        } else if restores(Some(res.prod)) {
-            None
-        } else {
-            Some("before the test listener was back on blue")
+        WriteEffect::Forward { forward, after, .. } if Some(*forward) == res.test => {
+            if !prod_blue {
+                Some("before production was back to 100 % blue")
+            } else {
+                (!all_on(after, blue_tg)).then_some("instead of the test listener → blue")
+            }
         }
-    } else {
-        None
+        _ if !prod_blue => Some("before production was back to 100 % blue"),
+        _ if !test_blue => Some("before the test listener was back on blue"),
+        _ => None,
     };
     if let Some(when) = problem {
         a.violation(

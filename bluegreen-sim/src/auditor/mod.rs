@@ -122,8 +122,6 @@ pub(crate) struct DepAudit {
     pub blue_task_set: Option<u32>,
     /// Output order (the caller's counter) of the transition to rollback.
     pub rollback_since: Option<u64>,
-    pub prod_restored: bool,
-    pub test_restored: bool,
     /// When production's blue weight last went to 0 (by a write of this deployment).
     pub blue_zero_since: Option<Timestamp>,
     pub task_sets_created: u32,
@@ -147,6 +145,9 @@ pub struct Auditor {
     pub unfixable_dark: u64,
     /// Checks performed (so a test can prove the auditor looked at all).
     pub checks: u64,
+    /// Keep human notes of what the auditor saw (dark episodes opening and closing).
+    pub keep_notes: bool,
+    pub notes: Vec<String>,
 }
 
 /// Most violations kept (the first ones are what matters).
@@ -228,8 +229,6 @@ impl Auditor {
             blue_desired,
             blue_task_set,
             rollback_since: None,
-            prod_restored: false,
-            test_restored: false,
             blue_zero_since: None,
             task_sets_created: 0,
             writes: 0,
@@ -300,6 +299,11 @@ impl Auditor {
             return;
         }
         checks::writes(self, world, dep, issued);
+        // A write can darken a group at once (a scale-down deregisters its targets).
+        let app = self.deps[dep as usize].info.app;
+        if (app as usize) < world.apps.len() {
+            checks::dark_scan(self, world, app);
+        }
     }
 }
 

@@ -29,6 +29,7 @@ impl Sim {
         let image = self.scenario.apps[a].pushes[push as usize].image.clone();
         self.trace.mix(&[1, u64::from(app), u64::from(push)]);
         let name = self.world.apps[a].name.clone();
+        self.pushes_left -= 1;
         let state = &mut self.apps[a];
         state.next_push = push as usize + 1;
         if state.stopped {
@@ -64,14 +65,11 @@ impl Sim {
         let name = &self.world.apps[a].name;
         let id = DeploymentId::new(format!("{name}-{}", self.apps[a].started)).expect("valid id");
         let kind = usize::from(p.as_task_definition);
-        let (plan_calls, plan_ms) = match self.apps[a].plan[kind] {
+        let plan_calls = match self.apps[a].plan[kind] {
+            _ if self.options.no_plans => 0,
             Some(x) => x,
             None => {
-                let plan = Plan::for_deployment(&id, &spec);
-                let x = (
-                    plan.aws_calls_min,
-                    plan.worst_case_ms + plan.rollback_worst_case_ms,
-                );
+                let x = Plan::for_deployment(&id, &spec).aws_calls_min;
                 self.apps[a].plan[kind] = Some(x);
                 x
             }
@@ -95,7 +93,7 @@ impl Sim {
         );
         let liveness_deadline = self
             .healed
-            .then(|| self.now.plus_ms(self.liveness_bound_ms(&spec, plan_ms)));
+            .then(|| self.now.plus_ms(Sim::liveness_bound_ms(&spec)));
         self.trace.mix(&[2, u64::from(dep)]);
         self.trace.line(self.now, || {
             format!(
@@ -128,6 +126,7 @@ impl Sim {
             journal,
         });
         self.apps[a].current = Some(dep);
+        self.unfinished += 1;
         if let Some(t) = liveness_deadline {
             self.queue_push(t, Ev::Audit);
         }
@@ -159,7 +158,7 @@ impl Sim {
             Some(rec) => rec.step(m, now, input),
             None => {
                 let refused = m.handle(now, input).is_err();
-                let mut outs = Vec::with_capacity(8);
+                let mut outs = std::mem::take(&mut self.outs);
                 for _ in 0..OUTPUTS_PER_TURN_MAX {
                     let o = m.poll(now);
                     let idle = matches!(o, Output::Idle { .. });
@@ -176,7 +175,8 @@ impl Sim {
         };
         self.trace.mix(&[4, u64::from(dep), tag, outs.len() as u64]);
         let mut commands = Vec::new();
-        for o in outs {
+        let mut outs = outs;
+        for o in outs.drain(..) {
             self.order += 1;
             match o {
                 Output::Command(c) => commands.push((c, self.order)),
@@ -191,6 +191,9 @@ impl Sim {
                     }
                 }
             }
+        }
+        if outs.capacity() <= 64 {
+            self.outs = outs; // keep the buffer for the next turn
         }
         for (c, order) in commands {
             if !self.send(dep, c, order) {
@@ -255,6 +258,7 @@ impl Sim {
         let phase = m.phase_name();
         let reason = m.outcome_reason().cloned();
         d.outcome = Some(phase);
+        self.unfinished -= 1;
         d.reason = reason.as_ref().map(|r| r.kind);
         d.ended_at = Some(now);
         let app = d.app;
@@ -392,11 +396,7 @@ impl Sim {
             if d.outcome.is_some() {
                 continue;
             }
-            let kind = usize::from(matches!(d.spec.artifact, Artifact::TaskDefinition(_)));
-            let plan_ms = self.apps[d.app as usize].plan[kind]
-                .map(|x| x.1)
-                .unwrap_or(0);
-            let bound = self.liveness_bound_ms(&d.spec, plan_ms);
+            let bound = Sim::liveness_bound_ms(&d.spec);
             self.deps[dep as usize].liveness_deadline = Some(self.now.plus_ms(bound));
             self.queue_push(self.now.plus_ms(bound), super::Ev::Audit);
             if self.phase_of(dep) == Some(PhaseName::Paused) {

@@ -114,6 +114,16 @@ impl Sim {
                             self.deps[p.dep as usize].aws_calls +=
                                 u64::from(self.world.api.last_calls);
                             self.auditor.after_command(&self.world, p.dep, p.order);
+                            if self.options.record_writes {
+                                for effect in self.world.last_effects() {
+                                    self.writes.push(super::WriteRecord {
+                                        at: self.now,
+                                        dep: p.dep,
+                                        command: p.command.id.to_string(),
+                                        effect: effect.clone(),
+                                    });
+                                }
+                            }
                             if self.stale_on
                                 && let Ok(ok) = &r
                             {

@@ -25,7 +25,7 @@ use bluegreen_core::{
 };
 
 pub use report::{DepReport, RunReport, Summary};
-pub use swarm::{AppPlan, CrashPlan, OperatorPlan, Profile, Push, Scenario};
+pub use swarm::{AppPlan, CrashPlan, OperatorPlan, Profile, Push, Scenario, app_draft};
 
 use crate::auditor::{Auditor, Invariant};
 use crate::rng::Rng;
@@ -81,6 +81,20 @@ pub struct SimOptions {
     pub echo: bool,
     /// Journal every deployment (core's journal protocol) for `replay`.
     pub journal: bool,
+    /// Skip the plan of each app (its dry run costs about one deployment): reports then
+    /// carry no lower bound of AWS calls. Throughput benches measure both ways.
+    pub no_plans: bool,
+    /// Keep every change the world saw from a deployment (`Sim::writes`), for tests.
+    pub record_writes: bool,
+}
+
+/// A change a deployment made to the world, when `record_writes` is on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WriteRecord {
+    pub at: Timestamp,
+    pub dep: u32,
+    pub command: String,
+    pub effect: crate::world::WriteEffect,
 }
 
 /// One deployment as the harness drives it.
@@ -118,9 +132,8 @@ pub(crate) struct AppState {
     /// A deployment of this app failed: it needs an operator; no more pushes.
     pub stopped: bool,
     pub started: u32,
-    /// Plan figures per artifact kind (image, task definition): (aws_calls_min,
-    /// worst_case_ms + rollback_worst_case_ms).
-    pub plan: [Option<(u64, u64)>; 2],
+    /// The plan's lower bound of AWS calls per artifact kind (image, task definition).
+    pub plan: [Option<u64>; 2],
 }
 
 #[derive(Clone, Debug)]
@@ -146,6 +159,8 @@ pub struct Sim {
     /// Numbers the machine's outputs (orders commands against transitions).
     order: u64,
     queue: BinaryHeap<Reverse<(Timestamp, u64, Ev)>>,
+    /// Reused between turns (outputs are large; allocating per turn shows up).
+    pub(crate) outs: Vec<bluegreen_core::Output>,
     pub(crate) pending: Vec<Option<Pending>>,
     free_slots: Vec<u32>,
     pub(crate) rng: Rng,
@@ -154,12 +169,17 @@ pub struct Sim {
     pub(crate) healed: bool,
     pub heal_at: Timestamp,
     pub events: u64,
-    options: SimOptions,
+    pub(crate) options: SimOptions,
     /// One-shot: crash deployment `.0` instead of delivering its next answer to a
     /// command whose id contains `.1` (scenario tests).
     pub(crate) crash_trigger: Option<(u32, String)>,
     stopped_early: bool,
     pub superseded: u32,
+    /// Every world change by a deployment, when `SimOptions::record_writes` is on.
+    pub writes: Vec<WriteRecord>,
+    /// Deployments started and not finished; pushes not yet arrived.
+    pub(crate) unfinished: u32,
+    pub(crate) pushes_left: u32,
 }
 
 impl Sim {
@@ -173,10 +193,12 @@ impl Sim {
             }
         }
         let start = scenario.start;
+        let mut auditor = Auditor::new();
+        auditor.keep_notes = options.trace_text || options.echo;
         let stale_on = scenario.rules.stale_max_ms() > 0;
         let mut sim = Sim {
             world,
-            auditor: Auditor::new(),
+            auditor,
             trace: Trace::new(options.trace_text, options.echo, start),
             deps: Vec::new(),
             apps: vec![AppState::default(); scenario.apps.len()],
@@ -184,6 +206,7 @@ impl Sim {
             seq: 0,
             order: 0,
             queue: BinaryHeap::new(),
+            outs: Vec::with_capacity(16),
             pending: Vec::new(),
             free_slots: Vec::new(),
             rng: Rng::derive(scenario.seed, 0x4a72),
@@ -196,6 +219,9 @@ impl Sim {
             crash_trigger: None,
             stopped_early: false,
             superseded: 0,
+            writes: Vec::new(),
+            unfinished: 0,
+            pushes_left: scenario.apps.iter().map(|a| a.pushes.len() as u32).sum(),
             scenario,
         };
         let firsts: Vec<(usize, u64)> = sim
@@ -248,7 +274,8 @@ impl Sim {
 
     /// Phase of a deployment (`None` while its controller is down).
     pub fn phase_of(&self, dep: u32) -> Option<PhaseName> {
-        self.deps[dep as usize]
+        self.deps
+            .get(dep as usize)?
             .machine
             .as_ref()
             .map(|m| m.phase_name())
@@ -369,14 +396,22 @@ impl Sim {
             Ev::Crash { dep } => self.on_crash_event(dep),
             Ev::Restart { dep } => self.restart(dep),
             Ev::Heal => self.heal(),
-            Ev::Audit => {}
+            Ev::Audit => self.audit_deadlines(),
         }
     }
 
     fn after_event(&mut self) {
+        for note in std::mem::take(&mut self.auditor.notes) {
+            self.trace.line(self.now, || note);
+        }
         for t in std::mem::take(&mut self.auditor.deadlines) {
             self.queue_push(t, Ev::Audit);
         }
+    }
+
+    /// Dark episodes and liveness bounds that may have run out (an `Audit` event is
+    /// queued at every such deadline).
+    fn audit_deadlines(&mut self) {
         self.auditor.check_deadlines(&self.world);
         if self.healed {
             for d in 0..self.deps.len() {
@@ -448,9 +483,29 @@ impl Sim {
     }
 
     /// The liveness bound of a deployment from the moment faults stop (or it starts):
-    /// the plan's worst case forward plus its rollback, and retries' slack.
-    pub(crate) fn liveness_bound_ms(&self, spec: &DeploymentSpec, plan_ms: u64) -> u64 {
+    /// every phase's deadline in turn (what `Plan::worst_case_ms` sums), the rollback's
+    /// (`Plan::rollback_worst_case_ms`), and slack for retries and the world's own pace.
+    pub fn liveness_bound_ms(spec: &DeploymentSpec) -> u64 {
+        let t = &spec.timeouts;
+        let hooks: u64 = spec.hooks.iter().map(|h| h.deadline_ms).sum();
+        let shift: u64 = spec
+            .strategy
+            .steps()
+            .iter()
+            .map(|s| t.health_ms + s.hold_ms)
+            .sum();
+        let forward = t.deploy_ms
+            + t.health_ms
+            + spec.test_traffic_ms
+            + spec.approval_timeout_ms.unwrap_or(0)
+            + shift
+            + spec.bake_ms
+            + spec.drain_ms
+            + t.scale_down_ms;
+        let rollback = 2 * t.command_ms + t.scale_down_ms;
+        // A pause ends by the approval timeout at the latest.
+        let pause = t.approval_ms;
         let retries = u64::from(spec.pacing.attempts_max) * 2 * spec.pacing.retry_max_ms;
-        plan_ms + 10 * spec.timeouts.command_ms + 4 * retries + 600_000
+        forward + rollback + hooks + pause + 10 * t.command_ms + 4 * retries + 600_000
     }
 }

@@ -134,6 +134,56 @@ pub struct Scenario {
     pub start: Timestamp,
 }
 
+impl AppPlan {
+    /// An app deploying these images, pushed at these offsets (ms from the start).
+    pub fn new(draft: SpecDraft, pushes: &[(u64, &str)]) -> AppPlan {
+        AppPlan {
+            draft,
+            pushes: pushes
+                .iter()
+                .map(|(at_ms, image)| Push {
+                    at_ms: *at_ms,
+                    image: image.to_string(),
+                    as_task_definition: false,
+                })
+                .collect(),
+            hooks: Vec::new(),
+        }
+    }
+}
+
+/// A plain draft for app `name` (service pair `<name>-a`/`<name>-b`, canary 10 % for a
+/// minute, bake a minute, drain 30 s, alarm `<name>-5xx`), resources named so that
+/// several apps can share a world. Tests change what they need.
+pub fn app_draft(name: &str) -> SpecDraft {
+    let arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012";
+    let id = |salt: u64| {
+        format!(
+            "{:016x}",
+            bluegreen_core::ids::stable_hash64_with(name.as_bytes(), salt)
+        )
+    };
+    let lb = format!("app/{name}/{}", id(1));
+    let mut d = bluegreen_core::plan::example_draft();
+    d.app = name.to_string();
+    d.cluster = "prod".into();
+    d.environment = EnvironmentModel::ServicePair {
+        services: [format!("{name}-a"), format!("{name}-b")],
+    };
+    d.target_groups = [
+        format!("{arn}:targetgroup/{name}-a/{}", id(2)),
+        format!("{arn}:targetgroup/{name}-b/{}", id(3)),
+    ];
+    d.listener = ListenerRef {
+        listener_arn: format!("{arn}:listener/{lb}/{}", id(4)),
+        rule_arn: None,
+    };
+    d.alarms = vec![format!("{name}-5xx")];
+    d.container = "app".into();
+    d.artifact = Artifact::Image(format!("registry.example/{name}:initial"));
+    d
+}
+
 impl Scenario {
     /// A scenario with no apps and no faults (tests add what they need).
     pub fn quiet(seed: u64, world: WorldProfile) -> Scenario {

@@ -188,10 +188,11 @@ pub struct Ecs {
     pub tasks: Vec<Task>,
     free_tasks: Vec<u32>,
     cluster_by_name: BTreeMap<String, u32>,
-    service_by_name: BTreeMap<(u32, String), u32>,
-    pub(crate) task_set_by_arn: BTreeMap<String, u32>,
-    pub(crate) td_by_arn: BTreeMap<String, u32>,
-    pub(crate) families: BTreeMap<String, Vec<u32>>,
+    /// Service name → (cluster, service) pairs with that name.
+    service_by_name: BTreeMap<String, Vec<(u32, u32)>>,
+    pub task_set_by_arn: BTreeMap<String, u32>,
+    pub td_by_arn: BTreeMap<String, u32>,
+    pub families: BTreeMap<String, Vec<u32>>,
 }
 
 impl Ecs {
@@ -207,8 +208,10 @@ impl Ecs {
 
     pub fn service(&self, cluster: u32, name_or_arn: &str) -> Option<u32> {
         self.service_by_name
-            .get(&(cluster, last_segment(name_or_arn).to_string()))
-            .copied()
+            .get(last_segment(name_or_arn))?
+            .iter()
+            .find(|(c, _)| *c == cluster)
+            .map(|(_, s)| *s)
             .filter(|s| !self.services[*s as usize].deleted)
     }
 
@@ -339,7 +342,9 @@ impl World {
         });
         self.ecs
             .service_by_name
-            .insert((cluster, name.to_string()), ix);
+            .entry(name.to_string())
+            .or_default()
+            .push((cluster, ix));
         ix
     }
 

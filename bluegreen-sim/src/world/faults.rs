@@ -216,6 +216,9 @@ impl World {
             }
         }
         self.faults.flaps += u64::from(n);
+        if n > 0 && !self.changed.contains(&app) {
+            self.changed.push(app);
+        }
         n
     }
 

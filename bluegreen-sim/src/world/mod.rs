@@ -134,6 +134,9 @@ pub struct World {
     pub(crate) image_quality: BTreeMap<String, Quality>,
     /// What the last `execute` changed (for the auditor).
     pub(crate) effects: Vec<WriteEffect>,
+    /// Apps changed outside a transition (a fault applied directly, a command): the
+    /// observer sees them at the next `advance_to`.
+    pub(crate) changed: Vec<AppIx>,
     /// World transitions processed so far.
     pub transitions: u64,
 }
@@ -158,6 +161,7 @@ impl World {
             app_by_name: BTreeMap::new(),
             image_quality: BTreeMap::new(),
             effects: Vec::new(),
+            changed: Vec::new(),
             transitions: 0,
         }
     }
@@ -212,6 +216,9 @@ impl World {
     /// Process every transition due at or before `t`, in order, then set the clock to
     /// `t`. Time never runs backwards: an earlier `t` only returns.
     pub fn advance_to(&mut self, t: Timestamp, observer: &mut impl WorldObserver) {
+        for app in std::mem::take(&mut self.changed) {
+            observer.after_transition(self, app);
+        }
         // Bounded by the queue's own bound: each pop either retires an event or schedules
         // strictly fewer than WORLD_EVENTS_MAX new ones.
         while let Some(Reverse((at, _, _))) = self.events.peek() {
