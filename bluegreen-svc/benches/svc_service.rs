@@ -116,6 +116,7 @@ async fn concurrent(n: usize) {
         commands_in_flight_max: 1024,
         deployments_open_max: n + 10,
         shutdown_grace: Duration::from_secs(10),
+        ..Limits::default()
     };
     let runner = Runner::start(cloud, store.clone(), clock, config.templates(), limits)
         .await

@@ -853,12 +853,18 @@ impl Local {
             .ok()
             .map(String::into_bytes);
         let store = Backend::store(config).await?;
+        // Without a server there is no one to wait for: a live holder of the store's
+        // lease is another controller, and this process must not drive beside it.
+        let limits = crate::runner::Limits {
+            lease_wait: Duration::ZERO,
+            ..config.runner.limits()
+        };
         let runner = Runner::start(
             crate::hooks::HookedCloud::new(cloud, hook_secret),
             store,
             clock,
             config.templates(),
-            config.runner.limits(),
+            limits,
         )
         .await
         .map_err(|e| e.to_string())?;

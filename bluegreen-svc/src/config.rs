@@ -133,6 +133,7 @@ impl RunnerConfig {
             commands_in_flight_max: self.commands_in_flight_max,
             deployments_open_max: self.deployments_open_max,
             shutdown_grace: std::time::Duration::from_millis(self.shutdown_grace),
+            ..crate::runner::Limits::default()
         }
     }
 }

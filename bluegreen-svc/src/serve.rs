@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState, Token};
 use crate::config::{CloudKind, Config};
 use crate::hooks::HookedCloud;
-use crate::runner::{Clock, Runner, ScaledClock, SystemClock};
+use crate::runner::{Clock, Runner, ScaledClock, StartError, SystemClock};
 use crate::store::{Store, StoreError};
 use crate::telemetry;
 
@@ -38,6 +38,8 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Cloud(String),
+    #[error("{0}")]
+    Busy(String),
     #[error("server: {0}")]
     Server(std::io::Error),
 }
@@ -152,7 +154,10 @@ impl<C: Cloud + 'static> Server<C> {
             config.runner.limits(),
         )
         .await
-        .map_err(|error| ServeError::Store { url, error })?;
+        .map_err(|e| match e {
+            StartError::Store(error) => ServeError::Store { url, error },
+            busy @ StartError::Busy { .. } => ServeError::Busy(busy.to_string()),
+        })?;
         let state = Arc::new(ApiState {
             runner: runner.clone(),
             apps: Arc::new(config.apps.clone()),

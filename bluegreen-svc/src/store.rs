@@ -150,7 +150,12 @@ pub struct Store {
     url: String,
 }
 
-const SCHEMA: [&str; 5] = [
+const SCHEMA: [&str; 6] = [
+    "CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at BIGINT NOT NULL
+    )",
     "CREATE TABLE IF NOT EXISTS deployments (
         id TEXT PRIMARY KEY,
         app TEXT NOT NULL,
@@ -177,6 +182,9 @@ const SCHEMA: [&str; 5] = [
 ];
 
 const COLUMNS: &str = "id, app, image, image_key, state, note, snapshot, seq";
+
+/// The one lease: the right to drive this store's deployments.
+const LEASE: &str = "controller";
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -408,6 +416,91 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Try to take the controller lease (one runner per store): free, expired, already
+    /// ours, or held by a process of ours that is gone (`holder_gone`) → taken until
+    /// `expires_at`. Otherwise `Ok(Some(holder, expires_at))`.
+    pub async fn acquire_lease(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        expires_at: Timestamp,
+        holder_gone: impl Fn(&str) -> bool,
+    ) -> Result<Option<(String, Timestamp)>, StoreError> {
+        let current = sqlx::query("SELECT owner, expires_at FROM leases WHERE name = $1")
+            .bind(LEASE)
+            .fetch_optional(&self.pool)
+            .await?;
+        let takeable = match &current {
+            None => true,
+            Some(row) => {
+                let holder: String = row.try_get("owner")?;
+                let until: i64 = row.try_get("expires_at")?;
+                holder == owner || until < to_i64(now.as_millis()) || holder_gone(&holder)
+            }
+        };
+        if !takeable {
+            let row = current.expect("held");
+            let until: i64 = row.try_get("expires_at")?;
+            return Ok(Some((
+                row.try_get("owner")?,
+                Timestamp::from_millis(u64::try_from(until).unwrap_or(0)),
+            )));
+        }
+        // Conditional on what we read: if another runner took it in between, ours fails.
+        let taken = match current {
+            None => sqlx::query("INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+                .bind(LEASE)
+                .bind(owner.to_string())
+                .bind(to_i64(expires_at.as_millis()))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+            Some(row) => {
+                let holder: String = row.try_get("owner")?;
+                let until: i64 = row.try_get("expires_at")?;
+                sqlx::query("UPDATE leases SET owner = $1, expires_at = $2 WHERE name = $3 AND owner = $4 AND expires_at = $5")
+                    .bind(owner.to_string())
+                    .bind(to_i64(expires_at.as_millis()))
+                    .bind(LEASE)
+                    .bind(holder)
+                    .bind(until)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+            }
+        };
+        if taken == 1 {
+            Ok(None)
+        } else {
+            Ok(Some(("another runner (just now)".into(), expires_at)))
+        }
+    }
+
+    /// Extend our lease; `false` when it is no longer ours.
+    pub async fn renew_lease(
+        &self,
+        owner: &str,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE leases SET expires_at = $1 WHERE name = $2 AND owner = $3")
+            .bind(to_i64(expires_at.as_millis()))
+            .bind(LEASE)
+            .bind(owner.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+            .bind(LEASE)
+            .bind(owner.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Wait until every write queued so far is committed, then close the pool.

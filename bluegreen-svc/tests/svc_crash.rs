@@ -177,3 +177,46 @@ async fn a_graceful_stop_persists_and_the_next_start_resumes() {
     assert_eq!(h.cloud.counts("web").ensure_green, 1);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_second_controller_on_the_same_store_is_refused_while_the_first_holds_the_lease() {
+    let dir = TempDir::new("lease");
+    let config = config(&dir, &app_toml("web", ""));
+    let cloud =
+        std::sync::Arc::new(bluegreen_svc::devcloud::DevCloud::new(&config.seed_drafts()).unwrap());
+    let store = Store::connect(&dir.store_url()).await.unwrap();
+    let first = Runner::start(
+        cloud.clone(),
+        store.clone(),
+        clock(),
+        config.templates(),
+        Limits::default(),
+    )
+    .await
+    .expect("the first runner takes the lease");
+    // Another process's runner (a different owner id) cannot take it while it is live.
+    let other_owner = "elsewhere/1/1";
+    let now = clock().now();
+    let held = store
+        .acquire_lease(other_owner, now, now.plus_ms(15_000), |_| false)
+        .await
+        .unwrap();
+    assert!(held.is_some(), "the lease is held");
+    first.shutdown().await;
+    // Released on a clean stop: the other controller gets it at once.
+    let held = store
+        .acquire_lease(other_owner, now, now.plus_ms(15_000), |_| false)
+        .await
+        .unwrap();
+    assert_eq!(held, None);
+    // And now a runner of ours waits, then gives up while that one holds it.
+    let limits = Limits {
+        lease_wait: std::time::Duration::ZERO,
+        ..Limits::default()
+    };
+    let refused = Runner::start(cloud, store, clock(), config.templates(), limits).await;
+    assert!(
+        matches!(refused, Err(bluegreen_svc::runner::StartError::Busy { .. })),
+        "a live lease holder refuses a second controller"
+    );
+}

@@ -43,6 +43,11 @@ pub struct Limits {
     /// On shutdown, how long drivers wait for commands already out before they exit
     /// (what is still out then is resolved at the next start).
     pub shutdown_grace: Duration,
+    /// The controller lease (one runner per store): renewed every third of this; a
+    /// runner that cannot renew it stops driving.
+    pub lease_ttl: Duration,
+    /// How long `start` waits for a lease another live runner holds (zero: fail at once).
+    pub lease_wait: Duration,
 }
 
 impl Default for Limits {
@@ -51,6 +56,8 @@ impl Default for Limits {
             commands_in_flight_max: 256,
             deployments_open_max: 20_000,
             shutdown_grace: Duration::from_secs(10),
+            lease_ttl: Duration::from_secs(15),
+            lease_wait: Duration::from_secs(20),
         }
     }
 }
@@ -104,6 +111,16 @@ pub enum SubmitError {
     Full(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "another controller ({holder}) is driving this store until {until} at least; talk to it (--server) or stop it"
+    )]
+    Busy { holder: String, until: Timestamp },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +178,8 @@ pub(crate) struct Inner<C> {
     alive: std::sync::Mutex<Option<mpsc::Sender<()>>>,
     gone: Mutex<mpsc::Receiver<()>>,
     pub(crate) running: AtomicUsize,
+    /// This runner's lease owner id: `<host>/<pid>/<start ms>`.
+    owner: String,
 }
 
 /// The runner (cheap to clone).
@@ -196,8 +215,19 @@ impl<C: Cloud + 'static> Runner<C> {
         clock: Arc<dyn Clock>,
         templates: BTreeMap<String, SpecDraft>,
         limits: Limits,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, StartError> {
         assert!(limits.commands_in_flight_max > 0 && limits.deployments_open_max > 0);
+        assert!(
+            limits.lease_ttl >= Duration::from_millis(300),
+            "lease TTL too short to renew"
+        );
+        let owner = format!(
+            "{}/{}/{}",
+            host_name(),
+            std::process::id(),
+            clock.now().as_millis()
+        );
+        take_lease(&store, &clock, &owner, &limits).await?;
         let (alive, gone) = mpsc::channel(1);
         let inner = Arc::new(Inner {
             cloud: Arc::new(cloud),
@@ -212,9 +242,11 @@ impl<C: Cloud + 'static> Runner<C> {
             alive: std::sync::Mutex::new(Some(alive)),
             gone: Mutex::new(gone),
             running: AtomicUsize::new(0),
+            owner,
         });
         let runner = Runner { inner };
         runner.resume().await?;
+        tokio::spawn(heartbeat(runner.clone()));
         Ok(runner)
     }
 
@@ -555,7 +587,106 @@ impl<C: Cloud + 'static> Runner<C> {
         let mut gone = self.inner.gone.lock().await;
         // Returns None once every driver has dropped its sender.
         let _ = gone.recv().await;
+        if let Err(e) = self.inner.store.release_lease(&self.inner.owner).await {
+            tracing::warn!(error = %e, "could not release the controller lease; it expires by itself");
+        }
     }
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Is the lease holder a process of this host that is gone (or this very process: one
+/// runner per store per process, so an earlier runner of ours has stopped)?
+fn holder_gone(holder: &str) -> bool {
+    let mut parts = holder.split('/');
+    let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    if host != host_name() {
+        return false;
+    }
+    let Ok(pid) = pid.parse::<u32>() else {
+        return false;
+    };
+    pid == std::process::id()
+        || (cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists())
+}
+
+async fn take_lease(
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+    owner: &str,
+    limits: &Limits,
+) -> Result<(), StartError> {
+    let ttl_ms = u64::try_from(limits.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+    let started = std::time::Instant::now();
+    let mut announced = false;
+    // Bounded by lease_wait.
+    loop {
+        let now = clock.now();
+        match store
+            .acquire_lease(owner, now, now.plus_ms(ttl_ms), holder_gone)
+            .await?
+        {
+            None => return Ok(()),
+            Some((holder, until)) => {
+                if started.elapsed() >= limits.lease_wait {
+                    return Err(StartError::Busy { holder, until });
+                }
+                if !announced {
+                    tracing::warn!(%holder, %until, "another controller holds this store's lease; waiting for it to expire");
+                    announced = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+/// Renew the lease every third of its TTL; a runner that loses it stops driving (so two
+/// controllers never drive one store).
+async fn heartbeat<C: Cloud + 'static>(runner: Runner<C>) {
+    let inner = &runner.inner;
+    let ttl_ms = u64::try_from(inner.limits.lease_ttl.as_millis()).unwrap_or(u64::MAX);
+    let every = inner.limits.lease_ttl / 3;
+    let mut shutdown = inner.shutdown.subscribe();
+    let mut failures = 0u32;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let until = inner.clock.now().plus_ms(ttl_ms);
+        match inner.store.renew_lease(&inner.owner, until).await {
+            Ok(true) => failures = 0,
+            Ok(false) => {
+                tracing::error!(
+                    "the controller lease was taken by another runner; this one stops driving"
+                );
+                break;
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(error = %e, failures, "renewing the controller lease failed");
+                // Two misses still leave a third of the TTL before anyone may take over.
+                if failures >= 2 {
+                    tracing::error!(
+                        "the controller lease could not be renewed; this runner stops driving"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    inner.stopping.store(true, Ordering::SeqCst);
+    let _ = inner.shutdown.send(true);
 }
 
 #[cfg(test)]
