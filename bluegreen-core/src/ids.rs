@@ -5,6 +5,7 @@
 //! presents AWS with the same idempotency token.
 
 use core::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -60,23 +61,56 @@ impl fmt::Display for DeploymentId {
 /// Identifies one logical step of one deployment: `<deployment>/<step>`, e.g.
 /// `web-20261122T030405-1/ensure-green` or `…/observe-17`. Retries of the same step reuse
 /// the id; results are matched to in-flight commands by it.
+///
+/// Shared, immutable text: a command id is cloned into every retry, resolution and
+/// journal line, so cloning it must not allocate.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct CommandId(String);
+pub struct CommandId(Arc<str>);
 
 impl CommandId {
     pub fn new(deployment: &DeploymentId, step: &str) -> Self {
-        CommandId(format!("{}/{}", deployment.as_str(), step))
+        let mut id = String::with_capacity(deployment.0.len() + 1 + step.len());
+        id.push_str(&deployment.0);
+        id.push('/');
+        id.push_str(step);
+        CommandId(id.into())
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
 
+    /// `<deployment>/<prefix><n><suffix>` without going through the formatter (the
+    /// observation batches make several of these per poll interval).
+    pub fn numbered(deployment: &DeploymentId, prefix: &str, n: u64, suffix: &str) -> Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut v = n;
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let digits = &digits[i..];
+        let mut id = String::with_capacity(
+            deployment.0.len() + 1 + prefix.len() + digits.len() + suffix.len(),
+        );
+        id.push_str(&deployment.0);
+        id.push('/');
+        id.push_str(prefix);
+        id.push_str(core::str::from_utf8(digits).expect("ascii digits"));
+        id.push_str(suffix);
+        CommandId(id.into())
+    }
+
     /// An id for a command serving this one (the observation resolving an ambiguous
     /// write): `<id>~<suffix>`.
     pub fn derived(&self, suffix: &str) -> CommandId {
-        CommandId(format!("{}~{suffix}", self.0))
+        CommandId(format!("{}~{suffix}", self.0).into())
     }
 
     /// A 32-character hex token for AWS `clientToken` parameters (ECS allows at most 36
@@ -128,6 +162,17 @@ mod tests {
         assert_eq!(err.field, "id");
         assert!(DeploymentId::new("").is_err());
         assert!(DeploymentId::new("x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn numbered_ids_match_the_formatted_form() {
+        let d = DeploymentId::new("web-1").unwrap();
+        for n in [0, 7, 10, 12345, u64::MAX] {
+            assert_eq!(
+                CommandId::numbered(&d, "t", n, "-health"),
+                CommandId::new(&d, &format!("t{n}-health"))
+            );
+        }
     }
 
     #[test]

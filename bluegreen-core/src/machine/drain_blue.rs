@@ -68,6 +68,14 @@ impl DrainBlue {
                 if cx.now < until {
                     return tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[Some(until)]);
                 }
+                // Blue is about to lose its capacity for good: look at green once more
+                // first. The last look may be a poll interval old, and a green that went
+                // dark since must be rolled back from while blue is still whole.
+                let looked = cx.k.green_health(cx.spec).is_some_and(|s| s.at >= until);
+                if !looked {
+                    self.monitor.next_tick_at = self.monitor.next_tick_at.min(cx.now);
+                    return tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[]);
+                }
                 cx.k.blue_removal_at = Some(cx.now);
                 match &spec.environment {
                     EnvironmentModel::ServicePair { services } => {

@@ -1,7 +1,7 @@
 //! Execution bookkeeping: the outbox, commands in flight, scheduled retries — and the
 //! emission guards every command passes on its way out.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +50,10 @@ pub struct Retry {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Exec {
     pub outbox: VecDeque<Output>,
-    pub in_flight: BTreeMap<CommandId, InFlight>,
-    pub retries: BTreeMap<CommandId, Retry>,
+    /// In send order; at most `IN_FLIGHT_MAX` (a small vector beats a map here).
+    pub in_flight: Vec<InFlight>,
+    /// In scheduling order; one per command id.
+    pub retries: Vec<Retry>,
     /// The phase asked not to be consulted before this time.
     pub wait_until: Option<Timestamp>,
     /// An emission guard refused a command: the machine fails with this reason.
@@ -69,15 +71,14 @@ impl Exec {
     pub(crate) fn send(&mut self, command: Command, now: Timestamp, command_ms: u64, role: Role) {
         self.commands_sent += 1;
         self.aws_calls_min += u64::from(command.kind.aws_calls_min());
-        self.in_flight.insert(
-            command.id.clone(),
-            InFlight {
-                command: command.clone(),
-                issued_at: now,
-                deadline: now.plus_ms(command_ms),
-                role,
-            },
-        );
+        // A re-send replaces the earlier attempt of the same step.
+        self.in_flight.retain(|f| f.command.id != command.id);
+        self.in_flight.push(InFlight {
+            command: command.clone(),
+            issued_at: now,
+            deadline: now.plus_ms(command_ms),
+            role,
+        });
         self.push(Output::Command(command));
     }
 
@@ -99,9 +100,21 @@ impl Exec {
         self.push(Output::Notice(n));
     }
 
+    /// Take the command in flight with this id.
+    pub(crate) fn take_in_flight(&mut self, id: &CommandId) -> Option<InFlight> {
+        let pos = self.in_flight.iter().position(|f| &f.command.id == id)?;
+        Some(self.in_flight.remove(pos))
+    }
+
+    /// Schedule a retry (replacing any earlier one of the same step).
+    pub(crate) fn schedule(&mut self, retry: Retry) {
+        self.retries.retain(|r| r.command.id != retry.command.id);
+        self.retries.push(retry);
+    }
+
     pub(crate) fn writes_in_flight(&self) -> usize {
         self.in_flight
-            .values()
+            .iter()
             .filter(|f| f.command.kind.is_write())
             .count()
     }
@@ -119,6 +132,12 @@ pub(crate) struct Cx<'a> {
 impl Cx<'_> {
     /// Send a command for logical step `step` (first attempt).
     pub fn issue(&mut self, step: &str, kind: CommandKind) {
+        let id = CommandId::new(self.id, step);
+        self.issue_as(id, kind);
+    }
+
+    /// Send a command under a prepared id (first attempt).
+    pub fn issue_as(&mut self, id: CommandId, kind: CommandKind) {
         if let Err(why) = guard(self.spec, self.k, self.now, &kind) {
             if self.exec.violation.is_none() {
                 self.exec.violation = Some(format!("refused to send {}: {why}", kind.name()));
@@ -129,7 +148,7 @@ impl Cx<'_> {
             self.exec.last_attempt_at = Some(self.now);
         }
         let command = Command {
-            id: CommandId::new(self.id, step),
+            id,
             attempt: 1,
             kind,
         };

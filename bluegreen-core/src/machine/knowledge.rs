@@ -142,21 +142,26 @@ pub(crate) fn holds(state: &ListenerState, wanted: &[TargetWeight]) -> bool {
 }
 
 impl Knowledge {
-    /// Learn from a successful result.
+    /// Learn from a successful result (taking it: observations are kept, not copied).
     pub(crate) fn absorb(
         &mut self,
         spec: &DeploymentSpec,
         kind: &CommandKind,
-        result: &CommandResult,
+        result: CommandResult,
         now: Timestamp,
     ) {
         match (kind, result) {
             (_, CommandResult::TaskDefinitionFound { arn: Some(arn) })
             | (_, CommandResult::TaskDefinitionRegistered { arn }) => {
-                self.green_task_definition = Some(arn.clone());
+                self.green_task_definition = Some(arn);
             }
-            (_, CommandResult::GreenEnsured { task_set }) if task_set.is_some() => {
-                self.green_task_set = task_set.clone();
+            (
+                _,
+                CommandResult::GreenEnsured {
+                    task_set: Some(arn),
+                },
+            ) => {
+                self.green_task_set = Some(arn);
             }
             (
                 CommandKind::SetListenerWeights { listener, weights },
@@ -179,41 +184,33 @@ impl Knowledge {
                 self.record_listener(spec, l, state, now);
             }
             (_, CommandResult::Observed(Observation::Service(s))) => {
-                self.services.insert(
-                    s.service.clone(),
-                    Sample {
-                        at: now,
-                        value: s.clone(),
-                    },
-                );
+                match self.services.get_mut(&s.service) {
+                    Some(sample) => *sample = Sample { at: now, value: s },
+                    None => {
+                        let name = s.service.clone();
+                        self.services.insert(name, Sample { at: now, value: s });
+                    }
+                }
             }
             (
                 CommandKind::Observe(Observe::TargetHealth { target_group }),
                 CommandResult::Observed(Observation::TargetHealth(h)),
-            ) => {
-                self.target_health
-                    .insert(target_group.clone(), Sample { at: now, value: *h });
-            }
+            ) => match self.target_health.get_mut(target_group) {
+                Some(sample) => *sample = Sample { at: now, value: h },
+                None => {
+                    self.target_health
+                        .insert(target_group.clone(), Sample { at: now, value: h });
+                }
+            },
             (_, CommandResult::Observed(Observation::Alarms(a))) => {
-                self.alarms = Some(Sample {
-                    at: now,
-                    value: a.clone(),
-                });
+                self.alarms = Some(Sample { at: now, value: a });
             }
             (_, CommandResult::Observed(Observation::Metrics(m))) => {
-                self.metrics = Some(Sample {
-                    at: now,
-                    value: m.clone(),
-                });
+                self.metrics = Some(Sample { at: now, value: m });
             }
             (CommandKind::CallHook(call), CommandResult::Hook(v)) => {
-                self.hook_verdicts.insert(
-                    call.name.clone(),
-                    Sample {
-                        at: now,
-                        value: v.clone(),
-                    },
-                );
+                self.hook_verdicts
+                    .insert(call.name.clone(), Sample { at: now, value: v });
             }
             _ => {}
         }
@@ -223,12 +220,12 @@ impl Knowledge {
         &mut self,
         spec: &DeploymentSpec,
         l: &ListenerRef,
-        state: &ListenerState,
+        state: ListenerState,
         now: Timestamp,
     ) {
         let sample = Some(Sample {
             at: now,
-            value: state.clone(),
+            value: state,
         });
         if l == &spec.listener {
             self.prod_listener = sample;

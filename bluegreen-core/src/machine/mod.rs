@@ -128,7 +128,7 @@ impl Deployment {
     }
     /// Commands handed out and not yet answered.
     pub fn in_flight(&self) -> impl Iterator<Item = &Command> {
-        self.exec.in_flight.values().map(|f| &f.command)
+        self.exec.in_flight.iter().map(|f| &f.command)
     }
     /// Commands sent so far, retries included.
     pub fn commands_sent(&self) -> u64 {
@@ -199,7 +199,7 @@ impl Deployment {
             if self.expire(now) {
                 continue;
             }
-            if let Some(deadline) = self.exec.in_flight.values().map(|f| f.deadline).min() {
+            if let Some(deadline) = self.exec.in_flight.iter().map(|f| f.deadline).min() {
                 return Output::Idle {
                     wake_at: Some(deadline),
                 };
@@ -207,7 +207,7 @@ impl Deployment {
             if self.resend_due_retries(now) {
                 continue;
             }
-            if let Some(at) = self.exec.retries.values().map(|r| r.at).min() {
+            if let Some(at) = self.exec.retries.iter().map(|r| r.at).min() {
                 return Output::Idle { wake_at: Some(at) };
             }
             if let Some(at) = self.exec.wait_until
@@ -362,7 +362,7 @@ impl Deployment {
         id: &CommandId,
         result: Result<CommandResult, CommandError>,
     ) {
-        let Some(flight) = self.exec.in_flight.remove(id) else {
+        let Some(flight) = self.exec.take_in_flight(id) else {
             return; // a duplicate, or an answer to a command already given up on
         };
         if self.phase.is_terminal() {
@@ -377,24 +377,28 @@ impl Deployment {
     }
 
     fn on_success(&mut self, now: Timestamp, flight: InFlight, result: CommandResult) {
-        self.knowledge
-            .absorb(&self.spec, &flight.command.kind, &result, now);
+        let kind = &flight.command.kind;
         match flight.role {
-            Role::Plain => {}
-            Role::Resolves(write) => match resolve::applied(&write.kind, &result) {
-                Some(made) => self.knowledge.absorb(&self.spec, &write.kind, &made, now),
-                None => {
-                    // Not applied: send it again (same id, so the same idempotency token).
-                    let error =
-                        CommandError::retryable("NotApplied", "the write had not taken effect");
-                    self.retry_or_escalate(now, *write, Role::Plain, error, true);
+            Role::Plain => self.knowledge.absorb(&self.spec, kind, result, now),
+            Role::Resolves(write) => {
+                let made = resolve::applied(&write.kind, &result);
+                self.knowledge.absorb(&self.spec, kind, result, now);
+                match made {
+                    Some(made) => self.knowledge.absorb(&self.spec, &write.kind, made, now),
+                    None => {
+                        // Not applied: send it again (same id, so the same idempotency token).
+                        let error =
+                            CommandError::retryable("NotApplied", "the write had not taken effect");
+                        self.retry_or_escalate(now, *write, Role::Plain, error, true);
+                    }
                 }
-            },
+            }
             Role::Prechecks(write) => {
                 let healthy = match &result {
                     CommandResult::Observed(Observation::TargetHealth(h)) => h.healthy,
                     _ => 0,
                 };
+                self.knowledge.absorb(&self.spec, kind, result, now);
                 if healthy == 0 {
                     let reason = Reason::new(
                         ReasonKind::Unhealthy,
@@ -525,9 +529,7 @@ impl Deployment {
             at,
             error,
         });
-        self.exec
-            .retries
-            .insert(command.id.clone(), Retry { command, at, role });
+        self.exec.schedule(Retry { command, at, role });
     }
 
     /// A command will not succeed. A hook's failure to answer is its verdict (fail); any
@@ -537,12 +539,8 @@ impl Deployment {
             let verdict = HookVerdict::Fail {
                 reason: format!("{what}: {} {}", error.code, error.message),
             };
-            self.knowledge.absorb(
-                &self.spec,
-                &command.kind,
-                &CommandResult::Hook(verdict),
-                now,
-            );
+            self.knowledge
+                .absorb(&self.spec, &command.kind, CommandResult::Hook(verdict), now);
             debug_assert!(!call.name.is_empty());
             return;
         }
@@ -564,43 +562,37 @@ impl Deployment {
     }
 
     fn resend_due_retries(&mut self, now: Timestamp) -> bool {
-        let due: Vec<CommandId> = self
-            .exec
-            .retries
-            .iter()
-            .filter(|(_, r)| r.at <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        if due.is_empty() {
+        if !self.exec.retries.iter().any(|r| r.at <= now) {
             return false;
         }
-        for id in due {
-            if let Some(r) = self.exec.retries.remove(&id) {
-                self.send_checked(now, r.command, r.role, false);
-            }
+        let (due, later): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.exec.retries)
+            .into_iter()
+            .partition(|r| r.at <= now);
+        self.exec.retries = later;
+        for r in due {
+            self.send_checked(now, r.command, r.role, false);
         }
         true
     }
 
     /// Commands past their deadline are lost: writes become ambiguous, reads retryable.
     fn expire(&mut self, now: Timestamp) -> bool {
-        let overdue: Vec<CommandId> = self
-            .exec
-            .in_flight
-            .iter()
-            .filter(|(_, f)| f.deadline <= now)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &overdue {
-            if let Some(f) = self.exec.in_flight.remove(id) {
-                let error = CommandError::ambiguous(
-                    "Timeout",
-                    format!("no answer within {} ms", self.spec.timeouts.command_ms),
-                );
-                self.on_error(now, f.command, f.role, error);
-            }
+        if !self.exec.in_flight.iter().any(|f| f.deadline <= now) {
+            return false;
         }
-        !overdue.is_empty()
+        let (overdue, alive): (Vec<InFlight>, Vec<InFlight>) =
+            std::mem::take(&mut self.exec.in_flight)
+                .into_iter()
+                .partition(|f| f.deadline <= now);
+        self.exec.in_flight = alive;
+        for f in overdue {
+            let error = CommandError::ambiguous(
+                "Timeout",
+                format!("no answer within {} ms", self.spec.timeouts.command_ms),
+            );
+            self.on_error(now, f.command, f.role, error);
+        }
+        true
     }
 
     /// The executor restarted: nothing in flight has an executor any more.
@@ -609,9 +601,7 @@ impl Deployment {
         self.exec
             .outbox
             .retain(|o| !matches!(o, Output::Command(_)));
-        let lost: Vec<InFlight> = std::mem::take(&mut self.exec.in_flight)
-            .into_values()
-            .collect();
+        let lost: Vec<InFlight> = std::mem::take(&mut self.exec.in_flight);
         let command_ms = self.spec.timeouts.command_ms;
         for f in lost {
             if f.command.kind.is_write() && f.role == Role::Plain {

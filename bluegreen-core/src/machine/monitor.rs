@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::exec::Cx;
 use super::retry::poll_jitter_ms;
 use crate::command::{AlarmState, CommandKind, FailureFilter, Observe};
+use crate::ids::CommandId;
 use crate::io::{Reason, ReasonKind};
 use crate::spec::EnvironmentModel;
 use crate::time::Timestamp;
@@ -125,8 +126,8 @@ impl Monitor {
                     EnvironmentModel::ServicePair { .. } => None,
                 },
             });
-            cx.issue(
-                &format!("t{tick}-service"),
+            cx.issue_as(
+                CommandId::numbered(cx.id, "t", tick, "-service"),
                 CommandKind::Observe(Observe::Service {
                     cluster: spec.cluster.clone(),
                     service: service.to_string(),
@@ -136,14 +137,14 @@ impl Monitor {
         }
         if watch.green_health != HealthRule::Off {
             let tg = cx.green_tg().to_string();
-            cx.issue(
-                &format!("t{tick}-health"),
+            cx.issue_as(
+                CommandId::numbered(cx.id, "t", tick, "-health"),
                 CommandKind::Observe(Observe::TargetHealth { target_group: tg }),
             );
         }
         if watch.alarms && !spec.alarms.is_empty() {
-            cx.issue(
-                &format!("t{tick}-alarms"),
+            cx.issue_as(
+                CommandId::numbered(cx.id, "t", tick, "-alarms"),
                 CommandKind::Observe(Observe::Alarms {
                     names: spec.alarms.clone(),
                 }),
@@ -151,8 +152,8 @@ impl Monitor {
         }
         if watch.metrics && !spec.metrics.is_empty() {
             let request = super::metrics::request(spec, cx.blue_tg(), cx.green_tg(), cx.now);
-            cx.issue(
-                &format!("t{tick}-metrics"),
+            cx.issue_as(
+                CommandId::numbered(cx.id, "t", tick, "-metrics"),
                 CommandKind::Observe(Observe::Metrics(request)),
             );
         }
