@@ -7,7 +7,6 @@
 //! read it; `deploy`, `promote` and `abort` run the controller here until the deployment
 //! finishes (Ctrl-C persists it; `serve` resumes it). `plan` needs neither.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -173,7 +172,7 @@ fn load(cli: &Cli) -> Result<Config, String> {
 }
 
 async fn run(cli: Cli) -> Result<i32, String> {
-    let mut config = load(&cli)?;
+    let config = load(&cli)?;
     let format = cli.log_format.unwrap_or(config.log.format);
     let serving = matches!(cli.command, Command::Serve { .. });
     if serving || std::env::var_os("RUST_LOG").is_some() {
@@ -185,22 +184,22 @@ async fn run(cli: Cli) -> Result<i32, String> {
             store,
             cloud,
         } => {
-            if let Some(l) = listen {
-                config.server.listen = l;
+            // Flags override like environment variables do (and are checked the same way).
+            let mut env = Config::environment();
+            let cloud = cloud.map(|c| match c {
+                CloudKind::Sim => "sim".to_string(),
+                CloudKind::Aws => "aws".to_string(),
+            });
+            for (key, value) in [
+                ("BLUEGREEN_SERVER_LISTEN", listen),
+                ("BLUEGREEN_SERVER_STORE", store),
+                ("BLUEGREEN_CLOUD_KIND", cloud),
+            ] {
+                if let Some(v) = value {
+                    env.insert(key.to_string(), v);
+                }
             }
-            if let Some(s) = store {
-                config.server.store = s;
-            }
-            if let Some(c) = cloud {
-                config.cloud.kind = c;
-            }
-            let config = Config::parse(
-                &render_check(&config),
-                config.origin.clone(),
-                &BTreeMap::new(),
-            )
-            .map(|_| config)
-            .map_err(|e| e.to_string())?;
+            let config = Config::load(cli.config.as_deref(), &env).map_err(|e| e.to_string())?;
             serve(config).await
         }
         Command::Plan {
@@ -285,20 +284,6 @@ async fn run(cli: Cli) -> Result<i32, String> {
             Ok(0)
         }
     }
-}
-
-/// Validation of command-line overrides reuses the config checks: the overridden keys
-/// are re-checked through the environment-override path.
-fn render_check(config: &Config) -> String {
-    format!(
-        "[server]\nlisten = {:?}\nstore = {:?}\n[cloud]\nkind = {:?}\n",
-        config.server.listen,
-        config.server.store,
-        match config.cloud.kind {
-            CloudKind::Sim => "sim",
-            CloudKind::Aws => "aws",
-        }
-    )
 }
 
 async fn serve(config: Config) -> Result<i32, String> {
