@@ -432,6 +432,14 @@ impl Deployment {
     /// green first gets a fresh look at green.
     fn send_checked(&mut self, now: Timestamp, command: Command, role: Role, prechecked: bool) {
         let command_ms = self.spec.timeouts.command_ms;
+        // A write that moves traffic onto green and was out when the rollback began (its
+        // answer retryable, or resolved as not applied) belongs to the abandoned phase:
+        // re-sending it would roll forward before production is back on blue.
+        if matches!(self.phase, Phase::Rollback(_))
+            && exec::raises_green(&self.spec, &self.knowledge, &command.kind)
+        {
+            return;
+        }
         if !prechecked
             && role == Role::Plain
             && exec::raises_green(&self.spec, &self.knowledge, &command.kind)
