@@ -45,6 +45,7 @@ impl Rig {
                 app,
                 drain_ms,
                 detection_ms: DETECTION_MS,
+                look_grace_ms: 0,
             },
         );
         dep

@@ -480,3 +480,76 @@ fn two_apps_deploying_at_once_do_not_interfere() {
         "each app's listener writes are its own, as if alone"
     );
 }
+
+/// Regression (seed 885): a write moving traffic onto green is out when an abort starts
+/// the rollback; its answer is a throttling error. The rollback must not re-send it.
+#[test]
+fn a_rollback_never_resends_the_shift_it_interrupted() {
+    let throttle_once = Rule {
+        name: "throttle-listener",
+        applies: Applies::Kind("set-listener-weights"),
+        probability: 1.0,
+        effect: Effect::Throttle,
+    };
+    let s = with_rules(
+        one_app(
+            WorldProfile::fast(),
+            app_draft("web"),
+            "registry.example/web:v2",
+        ),
+        vec![throttle_once],
+    );
+    let mut sim = Sim::new(s, options());
+    let shift_out = sim.run_until(|s| {
+        s.deps
+            .first()
+            .and_then(|d| d.machine.as_ref())
+            .is_some_and(|m| m.in_flight().any(|c| c.id.as_str().ends_with("/shift-0")))
+    });
+    assert!(shift_out, "the first shift step went out");
+    sim.operator(0, OperatorRequest::Abort { reason: None });
+    assert!(sim.run_until(Sim::all_done));
+    let a = &sim.world.apps[0];
+    let raised = sim.writes.iter().any(|w| {
+        matches!(&w.effect, WriteEffect::Forward { after, .. }
+        if Forward::weight_of(after, a.target_groups[1]) > 0)
+    });
+    assert!(!raised, "green never got traffic: {:#?}", sim.writes);
+    let r = sim.run();
+    clean(&r);
+    assert_eq!(
+        outcome(&r, 0),
+        (PhaseName::RolledBack, Some(ReasonKind::Aborted))
+    );
+}
+
+/// Regression (seeds 5053 fast, 4179 storm, …): green loses every target after the drain
+/// wait's last look; blue must not be removed on that stale look.
+#[test]
+fn blue_is_not_removed_when_green_went_dark_after_the_last_look() {
+    let mut draft = app_draft("web");
+    draft.drain_ms = 30_000;
+    draft.pacing.poll_interval_ms = 10_000;
+    let mut sim = Sim::new(
+        one_app(WorldProfile::fast(), draft, "registry.example/web:v2"),
+        options(),
+    );
+    assert!(sim.run_until(|s| s.phase_of(0) == Some(PhaseName::DrainBlue)));
+    let drain_began = sim.now();
+    assert!(sim.run_until(|s| s.now().ms_since(drain_began) >= 25_000));
+    let green_tg = sim.world.apps[0].target_groups[1];
+    assert_eq!(
+        sim.world.flap_group(green_tg, true, 120_000),
+        3,
+        "green goes dark; blue is warm"
+    );
+    assert!(sim.run_until(Sim::all_done));
+    assert_eq!(prod_weights(&sim, 0), (100, 0), "rolled back to blue");
+    assert_eq!(service_tasks(&sim, 0, 0).0, 3, "blue kept its capacity");
+    let r = sim.run();
+    clean(&r);
+    assert_eq!(
+        outcome(&r, 0),
+        (PhaseName::RolledBack, Some(ReasonKind::Unhealthy))
+    );
+}

@@ -247,10 +247,19 @@ fn blue_removal(a: &mut Auditor, world: &World, dep: u32, rolling_back: bool, wh
         )),
         None => problems.push("without this deployment having moved production off blue".into()),
     }
-    let mut dark = false;
-    if problems.is_empty() && world.elb.healthy(green_tg) == 0 {
-        dark = true;
-    }
+    // Green dark when blue goes: the controller's fault if the darkness is older than
+    // the freshest look it could have had.
+    let dark_since = (world.elb.healthy(green_tg) == 0).then(|| {
+        a.apps[app as usize]
+            .episodes
+            .iter()
+            .filter(|e| e.tg == green_tg)
+            .map(|e| e.since)
+            .min()
+            .unwrap_or(now)
+    });
+    let dark =
+        problems.is_empty() && dark_since.is_some_and(|t| now.ms_since(t) > d.info.look_grace_ms);
     if !problems.is_empty() {
         a.violation(
             world,
@@ -269,8 +278,9 @@ fn blue_removal(a: &mut Auditor, world: &World, dep: u32, rolling_back: bool, wh
             app,
             Some(dep),
             format!(
-                "blue was removed ({what}) while green ({}) had no healthy target: nothing is left to serve",
-                world.elb.target_groups[green_tg as usize].name
+                "blue was removed ({what}) while green ({}) had had no healthy target for {} ms (a fresh look would have seen it): nothing is left to serve",
+                world.elb.target_groups[green_tg as usize].name,
+                dark_since.map(|t| now.ms_since(t)).unwrap_or(0)
             ),
         );
     }

@@ -93,6 +93,10 @@ pub struct DeploymentInfo {
     pub drain_ms: u64,
     /// How long a dark episode may last before the controller must have rolled back.
     pub detection_ms: u64,
+    /// The age the freshest look at the world a controller can have when its write
+    /// lands (a round trip, injected latency, a stale read): darkness younger than this
+    /// when blue is removed could not have been seen.
+    pub look_grace_ms: u64,
 }
 
 /// A listener sending traffic to a group with no healthy target.

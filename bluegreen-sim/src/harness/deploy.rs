@@ -89,6 +89,7 @@ impl Sim {
                 app,
                 drain_ms: spec.drain_ms,
                 detection_ms,
+                look_grace_ms: self.look_grace_ms(),
             },
         );
         let liveness_deadline = self

@@ -482,6 +482,14 @@ impl Sim {
             + 5_000
     }
 
+    /// How old the freshest look at green can be when a write lands: the look's answer
+    /// and the write each cross the network once, either may be delayed by an injected
+    /// latency, and the look may come from a lagging replica.
+    pub fn look_grace_ms(&self) -> u64 {
+        let s = &self.scenario;
+        2 * s.latency_ms.hi + 2 * s.rules.latency_max_ms() + s.rules.stale_max_ms() + 1
+    }
+
     /// The liveness bound of a deployment from the moment faults stop (or it starts):
     /// every phase's deadline in turn (what `Plan::worst_case_ms` sums), the rollback's
     /// (`Plan::rollback_worst_case_ms`), and slack for retries and the world's own pace.
