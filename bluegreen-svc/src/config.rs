@@ -922,6 +922,24 @@ strategy = { kind = "canary", percent = 10, wait = "5m" }
     }
 
     #[test]
+    fn the_full_example_in_docs_config_md_parses() {
+        let doc = include_str!("../../docs/config.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + doc[start..].find("```").expect("its end");
+        let c = Config::parse(
+            &doc[start..end],
+            Origin::File("docs/config.md".into()),
+            &BTreeMap::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let web = c.app("web").unwrap();
+        assert_eq!(web.draft.metrics.len(), 3);
+        assert_eq!(web.draft.hooks.len(), 2);
+        assert_eq!(web.draft.approval_timeout_ms, Some(3_600_000));
+        assert!(web.watches("web", Some("release-7")));
+    }
+
+    #[test]
     fn tag_globs_match_like_a_shell() {
         assert!(glob_match("v*", "v1.2"));
         assert!(!glob_match("v*", "latest"));

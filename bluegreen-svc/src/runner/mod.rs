@@ -158,10 +158,20 @@ struct Slot {
     queued: Option<Queued>,
 }
 
+/// Per-app slots, each behind its own lock: submissions for different apps never wait
+/// for each other (only for the store's group commit).
 #[derive(Default)]
 struct Table {
-    apps: BTreeMap<String, Slot>,
-    open: usize,
+    apps: std::sync::Mutex<BTreeMap<String, Arc<Mutex<Slot>>>>,
+    /// Deployments running or queued.
+    open: AtomicUsize,
+}
+
+impl Table {
+    fn slot(&self, app: &str) -> Arc<Mutex<Slot>> {
+        let mut apps = self.apps.lock().expect("table lock");
+        apps.entry(app.to_string()).or_default().clone()
+    }
 }
 
 pub(crate) struct Inner<C> {
@@ -169,7 +179,7 @@ pub(crate) struct Inner<C> {
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     templates: BTreeMap<String, SpecDraft>,
-    table: Mutex<Table>,
+    table: Table,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) limits: Limits,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -234,7 +244,7 @@ impl<C: Cloud + 'static> Runner<C> {
             store,
             clock,
             templates,
-            table: Mutex::new(Table::default()),
+            table: Table::default(),
             permits: Arc::new(Semaphore::new(limits.commands_in_flight_max)),
             limits,
             shutdown: watch::Sender::new(false),
@@ -252,12 +262,13 @@ impl<C: Cloud + 'static> Runner<C> {
 
     async fn resume(&self) -> Result<(), StoreError> {
         let open = self.inner.store.open().await?;
-        let mut table = self.inner.table.lock().await;
+        let table = &self.inner.table;
         let mut queued: Vec<Stored> = Vec::new();
         for s in open {
             match s.state {
                 RowState::Running => {
-                    let slot = table.apps.entry(s.app.clone()).or_default();
+                    let slot = table.slot(&s.app);
+                    let mut slot = slot.lock().await;
                     if let Some(a) = &slot.active {
                         // Two running rows for one app can only come from a bug or a
                         // hand edit: drive both (each is safe on its own) but say so.
@@ -265,45 +276,41 @@ impl<C: Cloud + 'static> Runner<C> {
                     }
                     tracing::info!(id = %s.id(), app = %s.app, phase = %s.deployment.phase_name(), "resuming deployment");
                     let key = s.image_key.clone();
-                    let active = self.spawn(s.deployment, s.seq, Input::Restarted, key);
-                    table.open += 1;
-                    table.apps.entry(s.app).or_default().active = Some(active);
+                    slot.active = Some(self.spawn(s.deployment, s.seq, Input::Restarted, key));
+                    table.open.fetch_add(1, Ordering::SeqCst);
                 }
                 RowState::Queued => queued.push(s),
                 _ => {}
             }
         }
-        // Oldest first: a newer queued deployment of the same app supersedes an older one.
+        // Per app, the newest queued deployment supersedes any older one (two can only
+        // be left by a crash between queueing one and superseding the other).
+        let mut by_app: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
         for s in queued {
-            let app = s.app.clone();
-            let q = Queued {
-                seq: s.seq,
-                image_key: s.image_key,
-                deployment: s.deployment,
-            };
-            let slot = table.apps.entry(app.clone()).or_default();
-            if let Some(old) = slot.queued.take() {
-                let note = format!("superseded by {}", q.deployment.id());
+            by_app.entry(s.app.clone()).or_default().push(s);
+        }
+        for (app, mut rows) in by_app {
+            let newest = rows.pop().expect("at least one per app");
+            for old in rows {
+                let note = format!("superseded by {}", newest.id());
                 self.inner
                     .store
-                    .set_state(old.deployment.id(), RowState::Superseded, Some(note))
+                    .set_state(old.id(), RowState::Superseded, Some(note))
                     .await?;
-            } else {
-                table.open += 1;
             }
-            let slot = table.apps.entry(app).or_default();
-            slot.queued = Some(q);
-        }
-        let idle: Vec<String> = table
-            .apps
-            .iter()
-            .filter(|(_, s)| s.active.is_none() && s.queued.is_some())
-            .map(|(a, _)| a.clone())
-            .collect();
-        for app in idle {
-            let slot = table.apps.get_mut(&app).expect("listed above");
-            let q = slot.queued.take().expect("listed above");
-            slot.active = Some(self.spawn(q.deployment, q.seq, Input::Wake, q.image_key));
+            let slot = table.slot(&app);
+            let mut slot = slot.lock().await;
+            table.open.fetch_add(1, Ordering::SeqCst);
+            let q = Queued {
+                seq: newest.seq,
+                image_key: newest.image_key,
+                deployment: newest.deployment,
+            };
+            if slot.active.is_none() {
+                slot.active = Some(self.spawn(q.deployment, q.seq, Input::Wake, q.image_key));
+            } else {
+                slot.queued = Some(q);
+            }
         }
         Ok(())
     }
@@ -350,14 +357,12 @@ impl<C: Cloud + 'static> Runner<C> {
 
     /// The app's running and queued deployment ids.
     pub async fn app_slot(&self, app: &str) -> (Option<DeploymentId>, Option<DeploymentId>) {
-        let table = self.inner.table.lock().await;
-        match table.apps.get(app) {
-            Some(s) => (
-                s.active.as_ref().map(|a| a.id.clone()),
-                s.queued.as_ref().map(|q| q.deployment.id().clone()),
-            ),
-            None => (None, None),
-        }
+        let slot = self.inner.table.slot(app);
+        let s = slot.lock().await;
+        (
+            s.active.as_ref().map(|a| a.id.clone()),
+            s.queued.as_ref().map(|q| q.deployment.id().clone()),
+        )
     }
 
     /// Deploy `image` to `app` (see the module docs for queueing and superseding).
@@ -375,9 +380,9 @@ impl<C: Cloud + 'static> Runner<C> {
         let spec = DeploymentSpec::new(draft).map_err(SubmitError::Invalid)?;
         let key = image_key(&req.image);
 
-        let mut table = self.inner.table.lock().await;
-        let open = table.open;
-        let slot = table.apps.entry(req.app.clone()).or_default();
+        let slot_lock = self.inner.table.slot(&req.app);
+        let mut slot = slot_lock.lock().await;
+        let open = self.inner.table.open.load(Ordering::SeqCst);
         if let Some(a) = slot.active.as_ref().filter(|a| a.image_key == key) {
             return Ok(Submitted::Existing { id: a.id.clone() });
         }
@@ -394,7 +399,6 @@ impl<C: Cloud + 'static> Runner<C> {
                 id: prior.id().clone(),
             });
         }
-        let slot = table.apps.get_mut(&req.app).expect("entry made above");
         let supersede = match (&slot.active, req.source) {
             (Some(a), Source::Api { supersede: false }) => {
                 return Err(SubmitError::Conflict {
@@ -434,7 +438,6 @@ impl<C: Cloud + 'static> Runner<C> {
             },
         };
         self.inner.store.insert(row, vec![created]).await?;
-        let slot = table.apps.get_mut(&req.app).expect("entry made above");
         if queue {
             if let Some(old) = slot.queued.take() {
                 let note = format!("superseded by {id}");
@@ -455,9 +458,9 @@ impl<C: Cloud + 'static> Runner<C> {
             tracing::info!(app = %req.app, %id, "deployment started");
         }
         if !replaces_queued {
-            table.open += 1;
+            self.inner.table.open.fetch_add(1, Ordering::SeqCst);
         }
-        drop(table);
+        drop(slot);
         if let Some(tx) = supersede {
             let (reply, rx) = oneshot::channel();
             let reason = Some(format!("superseded by {id}"));
@@ -474,23 +477,20 @@ impl<C: Cloud + 'static> Runner<C> {
     /// Apply an operator request to a deployment: sent to its driver when it runs; an
     /// abort cancels a queued one; anything else is refused (409) with the reason.
     pub async fn operate(&self, id: &str, request: OperatorRequest) -> Result<(), OperateError> {
-        let mut table = self.inner.table.lock().await;
-        let mut target = None;
-        let mut queued_app = None;
-        for (app, slot) in &table.apps {
-            if let Some(a) = slot.active.as_ref().filter(|a| a.id.as_str() == id) {
-                target = Some(a.tx.clone());
-            }
-            if slot
-                .queued
-                .as_ref()
-                .is_some_and(|q| q.deployment.id().as_str() == id)
-            {
-                queued_app = Some(app.clone());
-            }
-        }
-        if let Some(app) = queued_app {
-            let slot = table.apps.get_mut(&app).expect("found above");
+        // The store says which app; that app's slot says whether it runs or waits.
+        let stored = self
+            .inner
+            .store
+            .get(id)
+            .await?
+            .ok_or_else(|| OperateError::NotFound(id.to_string()))?;
+        let slot_lock = self.inner.table.slot(&stored.app);
+        let mut slot = slot_lock.lock().await;
+        let is_queued = slot
+            .queued
+            .as_ref()
+            .is_some_and(|q| q.deployment.id().as_str() == id);
+        if is_queued {
             if !matches!(request, OperatorRequest::Abort { .. }) {
                 return Err(OperateError::Refused(Refused {
                     request: request.name().to_string(),
@@ -498,8 +498,8 @@ impl<C: Cloud + 'static> Runner<C> {
                     reason: "the deployment is queued behind the app's running one; only abort is allowed".into(),
                 }));
             }
-            let q = slot.queued.take().expect("found above");
-            table.open = table.open.saturating_sub(1);
+            let q = slot.queued.take().expect("checked above");
+            self.inner.table.open.fetch_sub(1, Ordering::SeqCst);
             let note = match request {
                 OperatorRequest::Abort { reason: Some(r) } => {
                     format!("cancelled while queued: {r}")
@@ -512,7 +512,12 @@ impl<C: Cloud + 'static> Runner<C> {
                 .await?;
             return Ok(());
         }
-        drop(table);
+        let target = slot
+            .active
+            .as_ref()
+            .filter(|a| a.id.as_str() == id)
+            .map(|a| a.tx.clone());
+        drop(slot);
         if let Some(tx) = target {
             let (reply, rx) = oneshot::channel();
             tx.send(Control::Operator(request, reply))
@@ -524,12 +529,6 @@ impl<C: Cloud + 'static> Runner<C> {
                 Err(_) => Err(OperateError::Unavailable(id.to_string())),
             };
         }
-        let stored = self
-            .inner
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| OperateError::NotFound(id.to_string()))?;
         let refused = match stored.deployment.check_operator(&request) {
             Err(refused) => refused,
             Ok(()) => Refused {
@@ -543,17 +542,13 @@ impl<C: Cloud + 'static> Runner<C> {
 
     /// A driver finished its deployment: free the app and start what is queued for it.
     pub(crate) async fn finished(&self, app: &str, id: &DeploymentId) {
-        let mut table = self.inner.table.lock().await;
-        let stopping = self.inner.stopping.load(Ordering::SeqCst);
-        let Some(slot) = table.apps.get_mut(app) else {
-            return;
-        };
+        let slot_lock = self.inner.table.slot(app);
+        let mut slot = slot_lock.lock().await;
         if slot.active.as_ref().is_some_and(|a| &a.id == id) {
             slot.active = None;
-            table.open = table.open.saturating_sub(1);
+            self.inner.table.open.fetch_sub(1, Ordering::SeqCst);
         }
-        let slot = table.apps.get_mut(app).expect("looked up above");
-        if stopping {
+        if self.inner.stopping.load(Ordering::SeqCst) {
             return; // the queued one starts at the next boot
         }
         if let Some(q) = slot.queued.take() {
@@ -564,10 +559,9 @@ impl<C: Cloud + 'static> Runner<C> {
 
     /// A driver stopped without finishing (shutdown or a store failure).
     pub(crate) async fn detached(&self, app: &str, id: &DeploymentId) {
-        let mut table = self.inner.table.lock().await;
-        if let Some(slot) = table.apps.get_mut(app)
-            && slot.active.as_ref().is_some_and(|a| &a.id == id)
-        {
+        let slot_lock = self.inner.table.slot(app);
+        let slot = slot_lock.lock().await;
+        if slot.active.as_ref().is_some_and(|a| &a.id == id) {
             // Keep the slot occupied so no second deployment of the app starts in this
             // process: the stopped one resumes at the next boot.
             tracing::warn!(%app, %id, "deployment detached; it resumes at the next start");
