@@ -44,9 +44,13 @@ impl DrainBlue {
         }
     }
 
-    /// Still in the drain wait: blue is whole and a rollback is still instant.
+    /// Blue is still whole and a rollback still instant: the drain wait, and (task sets)
+    /// the primary swap — blue's task set stands until it is deleted.
     pub fn is_waiting(&self) -> bool {
-        matches!(self.stage, DrainStage::Waiting { .. })
+        matches!(
+            self.stage,
+            DrainStage::Waiting { .. } | DrainStage::Promoting
+        )
     }
 
     pub fn extend(&mut self, ms: u64) {
@@ -76,9 +80,9 @@ impl DrainBlue {
                     self.monitor.next_tick_at = self.monitor.next_tick_at.min(cx.now);
                     return tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[]);
                 }
-                cx.k.blue_removal_at = Some(cx.now);
                 match &spec.environment {
                     EnvironmentModel::ServicePair { services } => {
+                        cx.k.blue_removal_at = Some(cx.now);
                         cx.issue(
                             "scale-down-blue",
                             CommandKind::ScaleEnvironment {
@@ -106,6 +110,8 @@ impl DrainBlue {
                             },
                         );
                         self.stage = DrainStage::Promoting;
+                        // A fresh monitor: it looks at green once the swap is answered.
+                        self.monitor = Monitor::new(cx.now);
                     }
                 }
                 Step::Issued
@@ -114,6 +120,15 @@ impl DrainBlue {
                 let EnvironmentModel::TaskSet { service } = &spec.environment else {
                     unreachable!("only task sets are promoted")
                 };
+                if let Some(Err(reason)) = self.monitor.collect(cx, Watch::LIVE) {
+                    return Step::Rollback(reason);
+                }
+                // The swap took at least a round trip since the last look: look at green
+                // again before deleting blue's task set.
+                if self.monitor.n == 0 {
+                    return tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[]);
+                }
+                cx.k.blue_removal_at = Some(cx.now);
                 let blue = cx
                     .sides()
                     .blue_task_set
