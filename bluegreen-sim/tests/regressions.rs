@@ -57,6 +57,31 @@ const PINNED: &[(u64, Profile, &str)] = &[
         "blue removed on a stale look at a dark green",
     ),
     (
+        17785,
+        Profile::Fast,
+        "task sets: blue deleted on a look from before the primary swap (core fix a4cb6f0)",
+    ),
+    (
+        30637,
+        Profile::Fast,
+        "task sets: blue deleted on a look from before the primary swap",
+    ),
+    (
+        30917,
+        Profile::Fast,
+        "task sets: blue deleted on a look from before the primary swap",
+    ),
+    (
+        36658,
+        Profile::Aws,
+        "task sets: blue deleted on a look from before the primary swap",
+    ),
+    (
+        32411,
+        Profile::Storm,
+        "task sets: blue deleted on a look from before the swap's throttled retries",
+    ),
+    (
         267,
         Profile::Storm,
         "auditor: a test-listener restore found already applied needs no write",
