@@ -32,7 +32,7 @@ target_groups = ["{arn}:targetgroup/{name}-a/0001", "{arn}:targetgroup/{name}-b/
 listener = "{arn}:listener/app/{name}/0003/0004"
 container = "{name}"
 repository = "{name}"
-strategy = {{ kind = "canary", percent = 50, wait = "5s" }}
+strategy = {{ kind = "canary", percent = 50, wait = "60s" }}
 bake = "5s"
 drain = "2s"
 health = {{ healthy_observations_min = 2, degraded_observations_max = 3 }}
@@ -124,17 +124,27 @@ async fn concurrent(n: usize) {
     let rss_before_kib = proc_status("VmRSS:");
     let cpu0 = cpu_s();
     let t0 = Instant::now();
-    let mut ids = Vec::with_capacity(n);
+    // Every app's push at once (submissions run concurrently; each waits for its own
+    // group commit).
+    let mut tasks = tokio::task::JoinSet::new();
     for app in config.apps.iter() {
-        let s = runner
-            .submit(Submit {
-                app: app.name.clone(),
-                image: format!("{}:v2", app.name),
-                source: Source::Api { supersede: false },
-            })
-            .await
-            .expect("submit");
-        ids.push(s.id().to_string());
+        let runner = runner.clone();
+        let app = app.name.clone();
+        tasks.spawn(async move {
+            let s = runner
+                .submit(Submit {
+                    image: format!("{app}:v2"),
+                    app,
+                    source: Source::Api { supersede: false },
+                })
+                .await
+                .expect("submit");
+            s.id().to_string()
+        });
+    }
+    let mut ids = Vec::with_capacity(n);
+    while let Some(id) = tasks.join_next().await {
+        ids.push(id.expect("submit task"));
     }
     let submitted_s = t0.elapsed().as_secs_f64();
     let mut peak_running = 0;

@@ -16,7 +16,7 @@ use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
 /// Writes waiting for the writer; a full queue makes callers wait (back-pressure).
-pub const WRITE_QUEUE_MAX: usize = 4_096;
+pub const WRITE_QUEUE_MAX: usize = 1_024;
 /// Most write requests folded into one transaction.
 pub const BATCH_MAX: usize = 512;
 /// Most rows a list query returns.
@@ -129,7 +129,7 @@ enum Op {
         snapshot: String,
         lines: Vec<JournalLine>,
     },
-    Turn(Box<Turn>),
+    Turn(std::sync::Arc<Turn>),
     SetState {
         id: String,
         state: RowState,
@@ -285,8 +285,9 @@ impl Store {
     }
 
     /// Persist one turn: its journal lines and the snapshot after it, atomically.
-    pub async fn persist(&self, turn: Turn) -> Result<(), StoreError> {
-        self.write(vec![Op::Turn(Box::new(turn))]).await
+    /// (Shared, so a retry after a failed commit does not copy the snapshot again.)
+    pub async fn persist(&self, turn: std::sync::Arc<Turn>) -> Result<(), StoreError> {
+        self.write(vec![Op::Turn(turn)]).await
     }
 
     pub async fn set_state(
@@ -359,7 +360,22 @@ impl Store {
                 .await?
             }
         };
-        rows.iter().map(Self::decode).collect()
+        Ok(Self::decode_all(&rows))
+    }
+
+    /// Decode rows, leaving out (and logging) any that cannot be read — e.g. a snapshot
+    /// written by a build whose format this one does not read — so one bad row does
+    /// not hide the rest or stop the service from starting.
+    fn decode_all(rows: &[AnyRow]) -> Vec<Stored> {
+        rows.iter()
+            .filter_map(|r| match Self::decode(r) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "skipping a stored deployment that cannot be read");
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Every queued or running deployment, oldest first (what a booting runner resumes).
@@ -371,7 +387,7 @@ impl Store {
         .bind(RowState::Running.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(Self::decode).collect()
+        Ok(Self::decode_all(&rows))
     }
 
     /// The app's most recent deployment.

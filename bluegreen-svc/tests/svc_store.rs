@@ -48,7 +48,7 @@ async fn round_trip(store: &Store, tag: &str) {
         line(&id, 3, JournalEntry::Output { output: out }),
     ];
     store
-        .persist(Turn {
+        .persist(std::sync::Arc::new(Turn {
             id: id.clone(),
             lines,
             snapshot: serde_json::to_string(&d).unwrap(),
@@ -56,7 +56,7 @@ async fn round_trip(store: &Store, tag: &str) {
             state: RowState::Running,
             seq: 3,
             updated_at: now,
-        })
+        }))
         .await
         .unwrap();
     let back = store.get(id.as_str()).await.unwrap().expect("stored");

@@ -136,7 +136,7 @@ async fn run<C: Cloud + 'static>(
                 seq,
                 updated_at: d.updated_at(),
             };
-            if !persist(runner, turn).await {
+            if !persist(runner, std::sync::Arc::new(turn)).await {
                 // Nothing of this turn reached the cloud; the last persisted turn is
                 // where the next start resumes.
                 return false;
@@ -263,7 +263,7 @@ fn dispatch<C: Cloud + 'static>(
     });
 }
 
-async fn persist<C: Cloud + 'static>(runner: &Runner<C>, turn: Turn) -> bool {
+async fn persist<C: Cloud + 'static>(runner: &Runner<C>, turn: std::sync::Arc<Turn>) -> bool {
     let store = &runner.inner().store;
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=PERSIST_ATTEMPTS_MAX {

@@ -1,0 +1,451 @@
+//! Talking to a running server, or working in-process on the config's store (the
+//! in-process controller).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bluegreen_core::{OperatorRequest, PhaseName};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use super::Remote;
+use super::display::{print_view, strip_plan, summary, summary_of};
+use crate::api::error::ErrorBody;
+use crate::config::{CloudKind, Config};
+use crate::runner::{Runner, Source, Submit};
+use crate::serve::{DEV_TOKEN, clock_for, shutdown_signal};
+use crate::store::Store;
+
+// ---------- talking to a server, or working in-process ----------
+
+pub(super) enum Backend {
+    Remote {
+        client: reqwest::Client,
+        base: String,
+        token: String,
+    },
+    Local {
+        config: Box<Config>,
+    },
+}
+
+fn is_loopback_url(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    matches!(host, "127.0.0.1" | "localhost" | "[") || host.starts_with("127.")
+}
+
+impl Backend {
+    pub(super) async fn pick(config: &Config, remote: &Remote) -> Backend {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("an HTTP client");
+        let token_for = |base: &str| {
+            std::env::var("BLUEGREEN_API_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| {
+                    if is_loopback_url(base) {
+                        DEV_TOKEN.to_string()
+                    } else {
+                        String::new()
+                    }
+                })
+        };
+        if let Some(base) = &remote.server {
+            let base = base.trim_end_matches('/').to_string();
+            return Backend::Remote {
+                token: token_for(&base),
+                client,
+                base,
+            };
+        }
+        if !remote.local {
+            let base = format!("http://{}", config.server.listen);
+            let probe = client
+                .get(format!("{base}/healthz"))
+                .timeout(Duration::from_millis(500))
+                .send()
+                .await;
+            if probe.is_ok_and(|r| r.status().is_success()) {
+                eprintln!("bluegreen: using the server at {base}");
+                return Backend::Remote {
+                    token: token_for(&base),
+                    client,
+                    base,
+                };
+            }
+        }
+        Backend::Local {
+            config: Box::new(config.clone()),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
+        let Backend::Remote {
+            client,
+            base,
+            token,
+        } = self
+        else {
+            unreachable!("only remote backends make requests")
+        };
+        let mut req = client
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| format!("{base}: {e}"))?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.map_err(|e| format!("{base}: {e}"))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if status >= 400 {
+            let err: Option<ErrorBody> = value
+                .get("error")
+                .and_then(|e| serde_json::from_value(e.clone()).ok());
+            return Err(match err {
+                Some(e) => format!("HTTP {status} {}: {}", e.code, e.message),
+                None => format!("HTTP {status}: {value}"),
+            });
+        }
+        Ok((status, value))
+    }
+
+    async fn store(config: &Config) -> Result<Store, String> {
+        Store::connect(&config.server.store)
+            .await
+            .map_err(|e| format!("store {}: {e}", config.server.store))
+    }
+
+    pub(super) async fn get(&self, id: &str) -> Result<Value, String> {
+        match self {
+            Backend::Remote { .. } => Ok(self
+                .request(reqwest::Method::GET, &format!("/v1/deployments/{id}"), None)
+                .await?
+                .1),
+            Backend::Local { config } => {
+                let store = Self::store(config).await?;
+                let s = store
+                    .get(id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("no deployment {id}"))?;
+                Ok(serde_json::to_value(crate::api::deployments_view(&s, true))
+                    .expect("views serialise"))
+            }
+        }
+    }
+
+    pub(super) async fn list(&self) -> Result<Value, String> {
+        match self {
+            Backend::Remote { .. } => Ok(self
+                .request(reqwest::Method::GET, "/v1/deployments?limit=20", None)
+                .await?
+                .1),
+            Backend::Local { config } => {
+                let store = Self::store(config).await?;
+                let rows = store.list(None, 20).await.map_err(|e| e.to_string())?;
+                let views: Vec<_> = rows
+                    .iter()
+                    .map(|r| crate::api::deployments_view(r, false))
+                    .collect();
+                Ok(serde_json::json!({ "deployments": views }))
+            }
+        }
+    }
+
+    pub(super) async fn latest(&self, app: &str) -> Result<String, String> {
+        let list = match self {
+            Backend::Remote { .. } => {
+                self.request(
+                    reqwest::Method::GET,
+                    &format!("/v1/deployments?app={app}&limit=1"),
+                    None,
+                )
+                .await?
+                .1
+            }
+            Backend::Local { config } => {
+                let store = Self::store(config).await?;
+                let rows = store.list(Some(app), 1).await.map_err(|e| e.to_string())?;
+                let views: Vec<_> = rows
+                    .iter()
+                    .map(|r| crate::api::deployments_view(r, false))
+                    .collect();
+                serde_json::json!({ "deployments": views })
+            }
+        };
+        list["deployments"][0]["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("app {app} has no deployments"))
+    }
+
+    pub(super) async fn journal(&self, id: &str) -> Result<String, String> {
+        match self {
+            Backend::Remote { .. } => match self
+                .request(
+                    reqwest::Method::GET,
+                    &format!("/v1/deployments/{id}/journal"),
+                    None,
+                )
+                .await?
+                .1
+            {
+                Value::String(s) => Ok(s),
+                other => Ok(format!("{other}\n")),
+            },
+            Backend::Local { config } => {
+                let store = Self::store(config).await?;
+                let lines = store.journal(id).await.map_err(|e| e.to_string())?;
+                if lines.is_empty() {
+                    return Err(format!("no deployment {id}"));
+                }
+                Ok(lines
+                    .iter()
+                    .map(|l| serde_json::to_string(l).expect("journal lines serialise") + "\n")
+                    .collect())
+            }
+        }
+    }
+
+    pub(super) async fn deploy(
+        &self,
+        config: &Config,
+        app: &str,
+        image: &str,
+        supersede: bool,
+    ) -> Result<String, String> {
+        match self {
+            Backend::Remote { .. } => {
+                let body =
+                    serde_json::json!({ "app": app, "image": image, "supersede": supersede });
+                let (status, v) = self
+                    .request(reqwest::Method::POST, "/v1/deployments", Some(body))
+                    .await?;
+                let id = v["id"]
+                    .as_str()
+                    .ok_or("the server answered without an id")?
+                    .to_string();
+                if status == 200 {
+                    eprintln!("bluegreen: {app} is already deploying {image} as {id}");
+                }
+                Ok(id)
+            }
+            Backend::Local { .. } => {
+                let local = Local::start(config).await?;
+                let submitted = local
+                    .runner
+                    .submit(Submit {
+                        app: app.to_string(),
+                        image: image.to_string(),
+                        source: Source::Api { supersede },
+                    })
+                    .await
+                    .map_err(|e| e.to_string())?;
+                LOCAL.with_local(local);
+                Ok(submitted.id().to_string())
+            }
+        }
+    }
+
+    pub(super) async fn operate(
+        &self,
+        config: &Config,
+        id: &str,
+        request: OperatorRequest,
+        json: bool,
+    ) -> Result<i32, String> {
+        let name = request.name();
+        match self {
+            Backend::Remote { .. } => {
+                let body = match &request {
+                    OperatorRequest::Abort { reason: Some(r) } => {
+                        Some(serde_json::json!({ "reason": r }))
+                    }
+                    _ => None,
+                };
+                self.request(
+                    reqwest::Method::POST,
+                    &format!("/v1/deployments/{id}/{name}"),
+                    body,
+                )
+                .await?;
+                eprintln!("bluegreen: {name} accepted for {id}");
+                Ok(0)
+            }
+            Backend::Local { .. } => {
+                // No server drives this deployment: drive it here, apply the request,
+                // and follow it to the end.
+                let local = Local::start(config).await?;
+                local
+                    .runner
+                    .operate(id, request)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "bluegreen: {name} accepted for {id}; no server is running, so this process drives it"
+                );
+                LOCAL.with_local(local);
+                self.follow(id, json).await
+            }
+        }
+    }
+
+    /// Follow a deployment until it finishes; exit code 0 when it completed.
+    pub(super) async fn follow(&self, id: &str, json: bool) -> Result<i32, String> {
+        let bar = (!json).then(|| {
+            let pb = ProgressBar::new(100);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:>13} [{bar:20}] green {pos:>3}% {msg}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
+            );
+            pb.enable_steady_tick(Duration::from_millis(120));
+            pb
+        });
+        let mut seen_transitions = 0usize;
+        let mut last = Value::Null;
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        // Bounded by the deployment's own deadlines; Ctrl-C stops following.
+        loop {
+            let view = self.get(id).await?;
+            let transitions = view["transitions"].as_array().cloned().unwrap_or_default();
+            for t in transitions.iter().skip(seen_transitions) {
+                let line = format!(
+                    "{}  {} → {}: {}",
+                    t["at"]
+                        .as_u64()
+                        .map(|ms| bluegreen_core::Timestamp::from_millis(ms).to_string())
+                        .unwrap_or_default(),
+                    t["from"].as_str().unwrap_or("?"),
+                    t["to"].as_str().unwrap_or("?"),
+                    t["reason"].as_str().unwrap_or("")
+                );
+                if let Some(pb) = &bar {
+                    pb.println(line);
+                }
+            }
+            seen_transitions = transitions.len();
+            let summary = summary(&view);
+            if json && summary != summary_of(&last) {
+                println!(
+                    "{}",
+                    serde_json::to_string(&strip_plan(&view)).expect("json")
+                );
+            }
+            if let Some(pb) = &bar {
+                pb.set_prefix(view["phase"].as_str().unwrap_or("?").to_string());
+                pb.set_position(view["weights"]["green"].as_u64().unwrap_or(0));
+                pb.set_message(summary.clone());
+            }
+            last = view.clone();
+            let phase = view["phase"].as_str().unwrap_or("");
+            let state = view["state"].as_str().unwrap_or("");
+            let done = matches!(state, "finished" | "superseded" | "cancelled");
+            if done {
+                if let Some(pb) = &bar {
+                    pb.finish_and_clear();
+                    print_view(&view, false);
+                }
+                if let Some(local) = LOCAL.take() {
+                    local.stop().await;
+                }
+                return Ok(if phase == PhaseName::Completed.as_str() {
+                    0
+                } else {
+                    1
+                });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = &mut stop => {
+                    if let Some(pb) = &bar { pb.finish_and_clear(); }
+                    eprintln!("bluegreen: stopped following {id} (phase {phase})");
+                    if let Some(local) = LOCAL.take() {
+                        eprintln!("bluegreen: persisting; `bluegreen serve` resumes it");
+                        local.stop().await;
+                    }
+                    return Ok(130);
+                }
+            }
+        }
+    }
+}
+
+// ---------- the in-process controller ----------
+
+/// A runner started by this CLI process (no server is running).
+struct Local {
+    runner: Runner<crate::hooks::HookedCloud<crate::simcloud::AnyCloud>>,
+}
+
+impl Local {
+    async fn start(config: &Config) -> Result<Local, String> {
+        let clock = clock_for(config);
+        let cloud = match config.cloud.kind {
+            CloudKind::Sim => crate::simcloud::AnyCloud::Sim(Box::new(
+                crate::simcloud::build(config, clock.clone()).map_err(|e| e.to_string())?,
+            )),
+            CloudKind::Aws => crate::simcloud::AnyCloud::Aws(Box::new(
+                crate::awscloud::build().await.map_err(|e| e.to_string())?,
+            )),
+        };
+        let hook_secret = std::env::var("BLUEGREEN_HOOK_SECRET")
+            .ok()
+            .map(String::into_bytes);
+        let store = Backend::store(config).await?;
+        // Without a server there is no one to wait for: a live holder of the store's
+        // lease is another controller, and this process must not drive beside it.
+        let limits = crate::runner::Limits {
+            lease_wait: Duration::ZERO,
+            ..config.runner.limits()
+        };
+        let runner = Runner::start(
+            crate::hooks::HookedCloud::new(cloud, hook_secret),
+            store,
+            clock,
+            config.templates(),
+            limits,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        Ok(Local { runner })
+    }
+
+    async fn stop(self) {
+        self.runner.shutdown().await;
+        self.runner.store().clone().close().await;
+    }
+}
+
+/// The process's in-process controller, kept alive while `follow` runs.
+struct LocalSlot(std::sync::Mutex<Option<Arc<Local>>>);
+
+static LOCAL: LocalSlot = LocalSlot(std::sync::Mutex::new(None));
+
+impl LocalSlot {
+    fn with_local(&self, local: Local) {
+        *self.0.lock().expect("local lock") = Some(Arc::new(local));
+    }
+
+    fn take(&self) -> Option<Local> {
+        let arc = self.0.lock().expect("local lock").take()?;
+        Arc::into_inner(arc)
+    }
+}

@@ -1,0 +1,355 @@
+//! The `bluegreen` command line.
+//!
+//! `serve` runs the controller. `deploy`, `status`, `promote`, `abort`, `pause`,
+//! `resume` and `journal` talk to a running server when there is one — `--server URL`
+//! (or `BLUEGREEN_SERVER`), else the config's `server.listen` if a server answers there —
+//! and otherwise work in this process on the config's store: `status` and `journal`
+//! read it; `deploy`, `promote` and `abort` run the controller here until the deployment
+//! finishes (Ctrl-C persists it; `serve` resumes it). `plan` needs neither.
+
+use std::path::PathBuf;
+
+use bluegreen_core::{OperatorRequest, Plan};
+use clap::{Parser, Subcommand};
+
+use crate::config::{CloudKind, Config};
+use crate::serve::{Secrets, Server, banner, clock_for, shutdown_signal};
+use crate::telemetry::{self, LogFormat};
+
+mod backend;
+mod display;
+
+use backend::Backend;
+use display::{print_list, print_view};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bluegreen",
+    version,
+    about = "Blue/green deployments for Amazon ECS services behind an ALB"
+)]
+pub struct Cli {
+    /// Configuration file [default: ./bluegreen.toml if present, else the built-in example on the simulated cloud]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format (logs go to stderr; RUST_LOG filters)
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Remote {
+    /// A running server's URL (token from BLUEGREEN_API_TOKEN) [default: the config's server.listen when a server answers there; else work in this process]
+    #[arg(long, env = "BLUEGREEN_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// Never look for a server: work in this process on the config's store
+    #[arg(long, conflicts_with = "server")]
+    pub local: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: HTTP API, ECR webhook, and every deployment to completion
+    Serve {
+        /// Listen address [config: server.listen]
+        #[arg(long)]
+        listen: Option<String>,
+        /// Store URL [config: server.store]
+        #[arg(long)]
+        store: Option<String>,
+        /// Cloud [config: cloud.kind]
+        #[arg(long, value_enum)]
+        cloud: Option<CloudKind>,
+    },
+    /// Deploy an image to an app and follow it live
+    Deploy {
+        app: String,
+        #[arg(long)]
+        image: String,
+        /// Replace the app's running deployment (it is rolled back first)
+        #[arg(long)]
+        supersede: bool,
+        /// Print JSON lines (one per change, the final deployment last) instead of a progress display
+        #[arg(long)]
+        json: bool,
+        /// Return once the deployment is accepted
+        #[arg(long)]
+        no_wait: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a deployment (or an app's latest, or the most recent ones)
+    Status {
+        id: Option<String>,
+        #[arg(long)]
+        app: Option<String>,
+        /// Follow until it finishes
+        #[arg(long)]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Pass the approval gate or end the current wait early
+    Promote {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Roll a deployment back (or cancel it while queued)
+    Abort {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Stop forward progress (rollback signals are still watched)
+    Pause {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Continue a paused deployment
+    Resume {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Print the compiled plan: steps, weights, waits, deadlines, AWS calls
+    Plan {
+        /// The app [default: the first configured]
+        app: Option<String>,
+        /// Image to plan for [default: the app's `image`]
+        #[arg(long)]
+        image: Option<String>,
+        /// The deployment id the plan is for (waits carry its poll jitter)
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a deployment's journal as JSON lines (input for `bluegreen-sim replay`)
+    Journal {
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bluegreen: cannot start the async runtime: {e}");
+            return 2;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("bluegreen: {message}");
+            2
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    Config::load(cli.config.as_deref(), &Config::environment()).map_err(|e| e.to_string())
+}
+
+async fn run(cli: Cli) -> Result<i32, String> {
+    let config = load(&cli)?;
+    let format = cli.log_format.unwrap_or(config.log.format);
+    let serving = matches!(cli.command, Command::Serve { .. });
+    if serving || std::env::var_os("RUST_LOG").is_some() {
+        telemetry::init_tracing(format);
+    }
+    match cli.command {
+        Command::Serve {
+            listen,
+            store,
+            cloud,
+        } => {
+            // Flags override like environment variables do (and are checked the same way).
+            let mut env = Config::environment();
+            let cloud = cloud.map(|c| match c {
+                CloudKind::Sim => "sim".to_string(),
+                CloudKind::Aws => "aws".to_string(),
+            });
+            for (key, value) in [
+                ("BLUEGREEN_SERVER_LISTEN", listen),
+                ("BLUEGREEN_SERVER_STORE", store),
+                ("BLUEGREEN_CLOUD_KIND", cloud),
+            ] {
+                if let Some(v) = value {
+                    env.insert(key.to_string(), v);
+                }
+            }
+            let config = Config::load(cli.config.as_deref(), &env).map_err(|e| e.to_string())?;
+            serve(config).await
+        }
+        Command::Plan {
+            app,
+            image,
+            id,
+            json,
+        } => plan(&config, app, image, id, json),
+        Command::Deploy {
+            app,
+            image,
+            supersede,
+            json,
+            no_wait,
+            remote,
+        } => {
+            let backend = Backend::pick(&config, &remote).await;
+            let id = backend.deploy(&config, &app, &image, supersede).await?;
+            if no_wait {
+                println!("{id}");
+                return Ok(0);
+            }
+            backend.follow(&id, json).await
+        }
+        Command::Status {
+            id,
+            app,
+            follow,
+            json,
+            remote,
+        } => {
+            let backend = Backend::pick(&config, &remote).await;
+            let id = match (id, &app) {
+                (Some(id), _) => id,
+                (None, Some(app)) => backend.latest(app).await?,
+                (None, None) => {
+                    let list = backend.list().await?;
+                    print_list(&list, json);
+                    return Ok(0);
+                }
+            };
+            if follow {
+                backend.follow(&id, json).await
+            } else {
+                let view = backend.get(&id).await?;
+                print_view(&view, json);
+                Ok(0)
+            }
+        }
+        Command::Promote { id, json, remote } => {
+            let backend = Backend::pick(&config, &remote).await;
+            backend
+                .operate(&config, &id, OperatorRequest::Promote, json)
+                .await
+        }
+        Command::Abort {
+            id,
+            reason,
+            json,
+            remote,
+        } => {
+            let backend = Backend::pick(&config, &remote).await;
+            backend
+                .operate(&config, &id, OperatorRequest::Abort { reason }, json)
+                .await
+        }
+        Command::Pause { id, remote } => {
+            let backend = Backend::pick(&config, &remote).await;
+            backend
+                .operate(&config, &id, OperatorRequest::Pause, false)
+                .await
+        }
+        Command::Resume { id, remote } => {
+            let backend = Backend::pick(&config, &remote).await;
+            backend
+                .operate(&config, &id, OperatorRequest::Resume, false)
+                .await
+        }
+        Command::Journal { id, remote } => {
+            let backend = Backend::pick(&config, &remote).await;
+            print!("{}", backend.journal(&id).await?);
+            Ok(0)
+        }
+    }
+}
+
+async fn serve(config: Config) -> Result<i32, String> {
+    let secrets = Secrets::from_env(&config, &Config::environment()).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(config.listen())
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen()))?;
+    let clock = clock_for(&config);
+    match config.cloud.kind {
+        CloudKind::Sim => {
+            let cloud =
+                crate::simcloud::build(&config, clock.clone()).map_err(|e| e.to_string())?;
+            let server = Server::start(&config, cloud, clock, secrets.clone(), listener)
+                .await
+                .map_err(|e| e.to_string())?;
+            print!("{}", banner(&config, server.addr, &secrets));
+            server
+                .run_until(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        CloudKind::Aws => {
+            let cloud = crate::awscloud::build().await.map_err(|e| e.to_string())?;
+            let server = Server::start(&config, cloud, clock, secrets.clone(), listener)
+                .await
+                .map_err(|e| e.to_string())?;
+            print!("{}", banner(&config, server.addr, &secrets));
+            server
+                .run_until(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(0)
+}
+
+fn plan(
+    config: &Config,
+    app: Option<String>,
+    image: Option<String>,
+    id: Option<String>,
+    json: bool,
+) -> Result<i32, String> {
+    let app = match app {
+        Some(name) => config
+            .app(&name)
+            .ok_or_else(|| format!("no app named {name:?} in the config"))?,
+        None => config.apps.first().ok_or("the config has no apps")?,
+    };
+    let image = image
+        .or_else(|| app.image.clone())
+        .unwrap_or_else(|| format!("{}:latest", app.name));
+    let spec = app.spec(&image).map_err(|e| format!("--image: {e}"))?;
+    let plan = match id {
+        Some(id) => {
+            let id = bluegreen_core::DeploymentId::new(id).map_err(|e| format!("--id: {e}"))?;
+            Plan::for_deployment(&id, &spec)
+        }
+        None => Plan::compile(&spec),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plans serialise")
+        );
+    } else {
+        print!("{plan}");
+    }
+    Ok(0)
+}
