@@ -86,7 +86,7 @@ fn hooks_toml(base: &str, hooks: &[(&str, &str, &str)]) -> String {
     let items: Vec<String> = hooks
         .iter()
         .map(|(name, stage, path)| {
-            format!(r#"{{ name = "{name}", stage = "{stage}", url = "{base}/{path}", timeout = "1s", deadline = "1m", interval = "1s" }}"#)
+            format!(r#"{{ name = "{name}", stage = "{stage}", url = "{base}/{path}", timeout = "1s", deadline = "5m", interval = "1s" }}"#)
         })
         .collect();
     format!("hooks = [{}]", items.join(", "))

@@ -62,8 +62,8 @@ strategy = {{ kind = "canary", percent = 10, wait = "5s" }}
 bake = "2s"
 drain = "1s"
 health = {{ healthy_observations_min = 2, degraded_observations_max = 3 }}
-timeouts = {{ deploy = "1m", health = "1m", approval = "10m", command = "10s", scale_down = "1m" }}
-pacing = {{ poll_interval = "1s", attempts_max = 4, retry_min = "200ms", retry_max = "1s" }}
+timeouts = {{ deploy = "10m", health = "10m", approval = "1h", command = "1m", scale_down = "10m" }}
+pacing = {{ poll_interval = "1s", attempts_max = 6, retry_min = "200ms", retry_max = "1s" }}
 {extra}
 "#
     )
