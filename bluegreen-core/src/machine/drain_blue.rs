@@ -75,10 +75,8 @@ impl DrainBlue {
                 // Blue is about to lose its capacity for good: look at green once more
                 // first. The last look may be a poll interval old, and a green that went
                 // dark since must be rolled back from while blue is still whole.
-                let looked = cx.k.green_health(cx.spec).is_some_and(|s| s.at >= until);
-                if !looked {
-                    self.monitor.next_tick_at = self.monitor.next_tick_at.min(cx.now);
-                    return tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[]);
+                if !looked_just_now(cx) {
+                    return self.look(cx);
                 }
                 match &spec.environment {
                     EnvironmentModel::ServicePair { services } => {
@@ -125,8 +123,8 @@ impl DrainBlue {
                 }
                 // The swap took at least a round trip since the last look: look at green
                 // again before deleting blue's task set.
-                if self.monitor.n == 0 {
-                    return tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[]);
+                if !looked_just_now(cx) {
+                    return self.look(cx);
                 }
                 cx.k.blue_removal_at = Some(cx.now);
                 let blue = cx
@@ -154,6 +152,18 @@ impl DrainBlue {
             }
             DrainStage::Verifying { .. } => self.verify(cx),
         }
+    }
+
+    /// One observation of green's targets, alone: nothing else in flight may hold up
+    /// the decision its answer allows. The monitor judges it like any batch.
+    fn look(&mut self, cx: &mut Cx<'_>) -> Step {
+        let n = self.monitor.begin(cx);
+        let target_group = cx.green_tg().to_string();
+        cx.issue(
+            &format!("look-green-{n}"),
+            CommandKind::Observe(Observe::TargetHealth { target_group }),
+        );
+        Step::Issued
     }
 
     fn verify(&mut self, cx: &mut Cx<'_>) -> Step {
@@ -210,6 +220,13 @@ impl DrainBlue {
         }
         Step::WaitUntil(self.monitor.next_tick_at.min(deadline))
     }
+}
+
+/// Was green's health answered in this very turn? Blue's removal may only follow such a
+/// look: one answered earlier (the last tick's, or one whose batch then waited on a
+/// sibling's retry, or on a restart) can be seconds old.
+fn looked_just_now(cx: &Cx<'_>) -> bool {
+    cx.k.green_health(cx.spec).is_some_and(|s| s.at == cx.now)
 }
 
 /// What blue still holds, or `None` when it holds nothing.
