@@ -235,9 +235,9 @@ impl<C: Cloud + 'static> Runner<C> {
             "{}/{}/{}",
             host_name(),
             std::process::id(),
-            clock.now().as_millis()
+            SystemClock.now().as_millis()
         );
-        take_lease(&store, &clock, &owner, &limits).await?;
+        take_lease(&store, &owner, &limits).await?;
         let (alive, gone) = mpsc::channel(1);
         let inner = Arc::new(Inner {
             cloud: Arc::new(cloud),
@@ -613,18 +613,15 @@ fn holder_gone(holder: &str) -> bool {
         || (cfg!(target_os = "linux") && !std::path::Path::new(&format!("/proc/{pid}")).exists())
 }
 
-async fn take_lease(
-    store: &Store,
-    clock: &Arc<dyn Clock>,
-    owner: &str,
-    limits: &Limits,
-) -> Result<(), StartError> {
+async fn take_lease(store: &Store, owner: &str, limits: &Limits) -> Result<(), StartError> {
     let ttl_ms = u64::try_from(limits.lease_ttl.as_millis()).unwrap_or(u64::MAX);
     let started = std::time::Instant::now();
     let mut announced = false;
     // Bounded by lease_wait.
     loop {
-        let now = clock.now();
+        // Lease times are wall-clock, never a demo's faster clock: other processes
+        // compare them with their own wall clocks.
+        let now = SystemClock.now();
         match store
             .acquire_lease(owner, now, now.plus_ms(ttl_ms), holder_gone)
             .await?
@@ -657,7 +654,7 @@ async fn heartbeat<C: Cloud + 'static>(runner: Runner<C>) {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => return,
         }
-        let until = inner.clock.now().plus_ms(ttl_ms);
+        let until = SystemClock.now().plus_ms(ttl_ms);
         match inner.store.renew_lease(&inner.owner, until).await {
             Ok(true) => failures = 0,
             Ok(false) => {
