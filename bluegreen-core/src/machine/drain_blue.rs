@@ -53,6 +53,12 @@ impl DrainBlue {
         )
     }
 
+    /// Back to the end of the drain wait: blue's removal was not applied after all (its
+    /// re-send found green dark), so blue is whole again as far as anyone knows.
+    pub(crate) fn rewind(&mut self, now: Timestamp) {
+        self.stage = DrainStage::Waiting { until: now };
+    }
+
     pub fn extend(&mut self, ms: u64) {
         self.monitor.extend(ms);
         match &mut self.stage {

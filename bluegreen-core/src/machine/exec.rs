@@ -62,8 +62,8 @@ pub struct Exec {
     pub commands_sent: u64,
     /// Lower bound of AWS API calls those commands made.
     pub aws_calls_min: u64,
-    /// When a write moving traffic onto green was last sent: a re-send needs a green
-    /// observation newer than this.
+    /// When a write moving traffic onto green (or taking blue away) was last sent: a
+    /// re-send needs a green observation newer than this.
     pub last_attempt_at: Option<Timestamp>,
 }
 
@@ -144,7 +144,7 @@ impl Cx<'_> {
             }
             return;
         }
-        if raises_green(self.spec, self.k, &kind) {
+        if needs_fresh_look(self.spec, self.k, &kind) {
             self.exec.last_attempt_at = Some(self.now);
         }
         let command = Command {
@@ -178,6 +178,28 @@ impl Cx<'_> {
     pub fn green_tg(&self) -> &str {
         &self.spec.target_groups[self.sides().green()]
     }
+}
+
+/// Does this write take blue's capacity away (scale blue's service to 0, delete blue's
+/// task set)?
+pub(crate) fn removes_blue(spec: &DeploymentSpec, k: &Knowledge, kind: &CommandKind) -> bool {
+    match kind {
+        CommandKind::ScaleEnvironment { service, .. } => {
+            matches!(spec.environment, EnvironmentModel::ServicePair { .. })
+                && Some(service.as_str()) == k.blue_service_name(spec)
+        }
+        CommandKind::DeleteEnvironment { task_set, .. } => k
+            .sides
+            .as_ref()
+            .is_some_and(|s| s.blue_task_set.as_ref() == Some(task_set)),
+        _ => false,
+    }
+}
+
+/// Writes whose re-send needs a fresh look at green first: those moving traffic onto
+/// it, and those taking away blue, the only remedy if green has gone dark meanwhile.
+pub(crate) fn needs_fresh_look(spec: &DeploymentSpec, k: &Knowledge, kind: &CommandKind) -> bool {
+    raises_green(spec, k, kind) || removes_blue(spec, k, kind)
 }
 
 /// Does this write move traffic onto green (any listener)?

@@ -400,6 +400,14 @@ impl Deployment {
                 };
                 self.knowledge.absorb(&self.spec, kind, result, now);
                 if healthy == 0 {
+                    if exec::removes_blue(&self.spec, &self.knowledge, &write.kind) {
+                        // The removal was not applied (that is why it is re-sent): blue is
+                        // whole, so back to the drain wait, from where a rollback is plain.
+                        if let Phase::DrainBlue(d) = &mut self.phase {
+                            d.rewind(now);
+                        }
+                        self.knowledge.blue_removal_at = None;
+                    }
                     let reason = Reason::new(
                         ReasonKind::Unhealthy,
                         format!(
@@ -442,7 +450,7 @@ impl Deployment {
         }
         if !prechecked
             && role == Role::Plain
-            && exec::raises_green(&self.spec, &self.knowledge, &command.kind)
+            && exec::needs_fresh_look(&self.spec, &self.knowledge, &command.kind)
         {
             let since = self.exec.last_attempt_at.unwrap_or(Timestamp::EPOCH);
             let fresh = self
@@ -475,7 +483,7 @@ impl Deployment {
             self.fail_invariant(now, detail);
             return;
         }
-        if exec::raises_green(&self.spec, &self.knowledge, &command.kind) {
+        if exec::needs_fresh_look(&self.spec, &self.knowledge, &command.kind) {
             self.exec.last_attempt_at = Some(now);
         }
         self.exec.send(command, now, command_ms, role);
