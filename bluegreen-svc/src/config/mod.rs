@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bluegreen_core::spec::{
@@ -18,13 +17,19 @@ use bluegreen_core::spec::{
 use bluegreen_core::time::duration;
 use bluegreen_core::{Artifact, DeploymentSpec, EnvironmentModel, ListenerRef, Mode, SpecDraft};
 use serde::{Deserialize, Serialize};
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
 use crate::telemetry::LogFormat;
 
+mod env;
+mod locate;
+
+use env::apply_env;
+use locate::{LineIndex, find_span, key_at};
+
 /// The built-in example: one app on the simulated cloud, paced so a deployment takes
 /// about a minute. Used when no `--config` is given and `./bluegreen.toml` is absent.
-pub const EXAMPLE_TOML: &str = include_str!("example.toml");
+pub const EXAMPLE_TOML: &str = include_str!("../example.toml");
 
 /// Most apps one controller manages.
 pub const APPS_MAX: usize = 20_000;
@@ -528,89 +533,6 @@ fn unknown_field(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
-/// Apply `BLUEGREEN_<SECTION>_<KEY>` overrides; an unknown key or a bad value is an error
-/// naming the variable.
-fn apply_env(raw: &mut RawConfig, env: &BTreeMap<String, String>) -> Result<(), ConfigError> {
-    for (name, value) in env {
-        let Some(rest) = name.strip_prefix("BLUEGREEN_") else {
-            continue;
-        };
-        if SECRET_VARS.contains(&name.as_str()) || name == "BLUEGREEN_SERVER" {
-            continue;
-        }
-        let Some((section, key)) = rest.split_once('_') else {
-            continue;
-        };
-        let section = section.to_ascii_lowercase();
-        let key = key.to_ascii_lowercase();
-        let Some((_, keys)) = OVERRIDABLE.iter().find(|(s, _)| *s == section) else {
-            continue; // not a config section (e.g. BLUEGREEN_MOTO_SERVER)
-        };
-        let err = |message: String| ConfigError {
-            origin: format!("environment variable {name}"),
-            key: format!("{section}.{key}"),
-            line: None,
-            message,
-        };
-        if !keys.contains(&key.as_str()) {
-            return Err(err(format!(
-                "[{section}] has no overridable key {key:?} (keys: {})",
-                keys.join(", ")
-            )));
-        }
-        // The value as TOML when it parses as a scalar (42, true), else as a string.
-        let typed = format!("v = {value}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .filter(|v| !v.is_table() && !v.is_array());
-        let plain = toml::Value::String(value.clone());
-        let mut last_error = String::new();
-        let mut applied = false;
-        for candidate in typed.into_iter().chain([plain]) {
-            match set_key(raw, &section, &key, candidate) {
-                Ok(()) => {
-                    applied = true;
-                    break;
-                }
-                Err(e) => last_error = e,
-            }
-        }
-        if !applied {
-            return Err(err(last_error));
-        }
-    }
-    Ok(())
-}
-
-fn patch<T: Serialize + serde::de::DeserializeOwned>(
-    section: &T,
-    key: &str,
-    value: toml::Value,
-) -> Result<T, String> {
-    let mut table = toml::Table::try_from(section).map_err(|e| e.to_string())?;
-    table.insert(key.to_string(), value);
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.message().trim().to_string())
-}
-
-fn set_key(
-    raw: &mut RawConfig,
-    section: &str,
-    key: &str,
-    value: toml::Value,
-) -> Result<(), String> {
-    match section {
-        "server" => raw.server = patch(&raw.server, key, value)?,
-        "cloud" => raw.cloud = patch(&raw.cloud, key, value)?,
-        "runner" => raw.runner = patch(&raw.runner, key, value)?,
-        "log" => raw.log = patch(&raw.log, key, value)?,
-        _ => return Err(format!("unknown section {section}")),
-    }
-    Ok(())
-}
-
 /// Turn one `[[apps]]` entry into an [`AppConfig`]; errors are `(key within the entry, message)`.
 fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
     let environment = match a.mode {
@@ -724,238 +646,5 @@ fn config_key(field: &str) -> String {
     fixed.replace("_ms", "")
 }
 
-/// Byte offset → 1-based line.
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
-    }
-
-    fn line(&self, offset: usize) -> usize {
-        match self.starts.binary_search(&offset) {
-            Ok(i) => i + 1,
-            Err(i) => i,
-        }
-    }
-}
-
-/// The dotted path of the innermost key whose key or value contains `span`.
-fn key_at(table: &DeTable<'_>, span: &Range<usize>, prefix: String) -> Option<String> {
-    for (k, v) in table.iter() {
-        let path = if prefix.is_empty() {
-            k.get_ref().to_string()
-        } else {
-            format!("{prefix}.{}", k.get_ref())
-        };
-        let (ks, vs) = (k.span(), v.span());
-        let inside =
-            |r: &Range<usize>| r.start <= span.start && span.start < r.end.max(r.start + 1);
-        if inside(&ks) {
-            return Some(path);
-        }
-        if let Some(found) = value_key_at(v.get_ref(), span, &path) {
-            return Some(found);
-        }
-        if inside(&vs) {
-            return Some(path);
-        }
-    }
-    None
-}
-
-fn value_key_at(v: &DeValue<'_>, span: &Range<usize>, path: &str) -> Option<String> {
-    match v {
-        DeValue::Table(t) => key_at(t, span, path.to_string()),
-        DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
-            let p = format!("{path}[{i}]");
-            let s = item.span();
-            value_key_at(item.get_ref(), span, &p)
-                .or_else(|| (s.start <= span.start && span.start < s.end).then_some(p))
-        }),
-        _ => None,
-    }
-}
-
-/// The span of the key at a dotted path (`apps[0].strategy.percent`), or of its nearest
-/// ancestor that exists.
-fn find_span(table: &DeTable<'_>, path: &str) -> Option<Range<usize>> {
-    let mut segments: Vec<(String, Option<usize>)> = Vec::new();
-    for part in path.split('.') {
-        match part.split_once('[') {
-            Some((name, idx)) => {
-                segments.push((name.to_string(), idx.trim_end_matches(']').parse().ok()))
-            }
-            None => segments.push((part.to_string(), None)),
-        }
-    }
-    let mut best = None;
-    let mut current: Option<&DeTable<'_>> = Some(table);
-    for (name, index) in segments {
-        let Some(t) = current else { break };
-        let Some((k, v)) = t.iter().find(|(k, _)| k.get_ref() == name.as_str()) else {
-            break;
-        };
-        best = Some(k.span());
-        current = match (v.get_ref(), index) {
-            (DeValue::Table(inner), None) => Some(inner),
-            (DeValue::Array(items), Some(i)) => match items.get(i) {
-                Some(item) => match item.get_ref() {
-                    DeValue::Table(inner) => {
-                        // The element's first key is a better anchor than the array's.
-                        best = inner.iter().next().map(|(k, _)| k.span()).or(best);
-                        Some(inner)
-                    }
-                    _ => {
-                        best = Some(item.span());
-                        None
-                    }
-                },
-                None => None,
-            },
-            _ => None,
-        };
-    }
-    best
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, Origin::File("t.toml".into()), &BTreeMap::new())
-    }
-
-    const APP: &str = r#"
-[[apps]]
-name = "web"
-cluster = "prod"
-services = ["web-a", "web-b"]
-target_groups = ["arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-a/1", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-b/2"]
-listener = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/3/4"
-container = "web"
-repository = "web"
-tags = ["v*"]
-strategy = { kind = "canary", percent = 10, wait = "5m" }
-"#;
-
-    #[test]
-    fn the_built_in_example_parses() {
-        let c = Config::parse(EXAMPLE_TOML, Origin::BuiltIn, &BTreeMap::new()).unwrap();
-        assert_eq!(c.cloud.kind, CloudKind::Sim);
-        assert_eq!(c.apps[0].name, "web");
-    }
-
-    #[test]
-    fn a_bad_strategy_percent_names_the_key_and_its_line() {
-        let text = APP.replace("percent = 10", "percent = 100");
-        let e = parse(&text).unwrap_err();
-        assert_eq!(e.key, "apps[0].strategy.percent");
-        assert_eq!(e.line, Some(11), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("t.toml:11: apps[0].strategy.percent:"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn a_type_error_names_the_key_and_its_line() {
-        let text = format!("[server]\nlisten = 8080\n{APP}");
-        let e = parse(&text).unwrap_err();
-        assert_eq!(e.key, "server.listen");
-        assert_eq!(e.line, Some(2));
-    }
-
-    #[test]
-    fn an_unknown_key_is_refused_with_its_line() {
-        let text = format!("{APP}colour = \"blue\"\n");
-        let e = parse(&text).unwrap_err();
-        assert_eq!(e.line, Some(12), "{e}");
-        assert!(e.message.contains("colour"), "{e}");
-    }
-
-    #[test]
-    fn secrets_in_the_file_are_refused() {
-        let e = parse("[server]\napi_token = \"x\"\n").unwrap_err();
-        assert!(e.message.contains("environment"), "{e}");
-        let e = parse("[server]\nstore = \"postgres://u:pw@db/bg\"\n").unwrap_err();
-        assert_eq!(e.key, "server.store");
-        assert_eq!(e.line, Some(2));
-    }
-
-    #[test]
-    fn environment_overrides_scalar_keys_and_names_bad_ones() {
-        let mut env = BTreeMap::new();
-        env.insert(
-            "BLUEGREEN_SERVER_LISTEN".to_string(),
-            "127.0.0.1:9999".to_string(),
-        );
-        env.insert("BLUEGREEN_CLOUD_SEED".to_string(), "42".to_string());
-        env.insert("BLUEGREEN_MOTO_SERVER".to_string(), "/x".to_string());
-        let c = Config::parse(APP, Origin::BuiltIn, &env).unwrap();
-        assert_eq!(c.server.listen, "127.0.0.1:9999");
-        assert_eq!(c.cloud.seed, 42);
-        env.insert("BLUEGREEN_SERVER_PORT".to_string(), "1".to_string());
-        let e = Config::parse(APP, Origin::BuiltIn, &env).unwrap_err();
-        assert!(e.origin.contains("BLUEGREEN_SERVER_PORT"), "{e}");
-        env.remove("BLUEGREEN_SERVER_PORT");
-        env.insert("BLUEGREEN_CLOUD_KIND".to_string(), "azure".to_string());
-        let e = Config::parse(APP, Origin::BuiltIn, &env).unwrap_err();
-        assert_eq!(e.key, "cloud.kind");
-    }
-
-    #[test]
-    fn service_pair_needs_two_services() {
-        let text = APP.replace(
-            r#"services = ["web-a", "web-b"]"#,
-            r#"services = ["web-a"]"#,
-        );
-        let e = parse(&text).unwrap_err();
-        assert_eq!(e.key, "apps[0].services");
-        assert_eq!(e.line, Some(5));
-    }
-
-    #[test]
-    fn the_full_example_in_docs_config_md_parses() {
-        let doc = include_str!("../../docs/config.md");
-        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
-        let end = start + doc[start..].find("```").expect("its end");
-        let c = Config::parse(
-            &doc[start..end],
-            Origin::File("docs/config.md".into()),
-            &BTreeMap::new(),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let web = c.app("web").unwrap();
-        assert_eq!(web.draft.metrics.len(), 3);
-        assert_eq!(web.draft.hooks.len(), 2);
-        assert_eq!(web.draft.approval_timeout_ms, Some(3_600_000));
-        assert!(web.watches("web", Some("release-7")));
-    }
-
-    #[test]
-    fn tag_globs_match_like_a_shell() {
-        assert!(glob_match("v*", "v1.2"));
-        assert!(!glob_match("v*", "latest"));
-        assert!(glob_match("release-?", "release-1"));
-        assert!(glob_match("*-prod", "web-prod"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("a*b", "a-c"));
-    }
-
-    #[test]
-    fn apps_watch_their_repository_and_tags() {
-        let c = parse(APP).unwrap();
-        let web = c.app("web").unwrap();
-        assert!(web.watches("web", Some("v2")));
-        assert!(!web.watches("web", Some("latest")));
-        assert!(!web.watches("web", None));
-        assert!(!web.watches("api", Some("v2")));
-    }
-}
+mod tests;

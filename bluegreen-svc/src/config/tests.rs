@@ -1,0 +1,134 @@
+//! Config parsing: errors with key and line, overrides, secrets, app mapping.
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Origin::File("t.toml".into()), &BTreeMap::new())
+}
+
+const APP: &str = r#"
+[[apps]]
+name = "web"
+cluster = "prod"
+services = ["web-a", "web-b"]
+target_groups = ["arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-a/1", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/web-b/2"]
+listener = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/3/4"
+container = "web"
+repository = "web"
+tags = ["v*"]
+strategy = { kind = "canary", percent = 10, wait = "5m" }
+"#;
+
+#[test]
+fn the_built_in_example_parses() {
+    let c = Config::parse(EXAMPLE_TOML, Origin::BuiltIn, &BTreeMap::new()).unwrap();
+    assert_eq!(c.cloud.kind, CloudKind::Sim);
+    assert_eq!(c.apps[0].name, "web");
+}
+
+#[test]
+fn a_bad_strategy_percent_names_the_key_and_its_line() {
+    let text = APP.replace("percent = 10", "percent = 100");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.key, "apps[0].strategy.percent");
+    assert_eq!(e.line, Some(11), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("t.toml:11: apps[0].strategy.percent:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_type_error_names_the_key_and_its_line() {
+    let text = format!("[server]\nlisten = 8080\n{APP}");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.key, "server.listen");
+    assert_eq!(e.line, Some(2));
+}
+
+#[test]
+fn an_unknown_key_is_refused_with_its_line() {
+    let text = format!("{APP}colour = \"blue\"\n");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.line, Some(12), "{e}");
+    assert!(e.message.contains("colour"), "{e}");
+}
+
+#[test]
+fn secrets_in_the_file_are_refused() {
+    let e = parse("[server]\napi_token = \"x\"\n").unwrap_err();
+    assert!(e.message.contains("environment"), "{e}");
+    let e = parse("[server]\nstore = \"postgres://u:pw@db/bg\"\n").unwrap_err();
+    assert_eq!(e.key, "server.store");
+    assert_eq!(e.line, Some(2));
+}
+
+#[test]
+fn environment_overrides_scalar_keys_and_names_bad_ones() {
+    let mut env = BTreeMap::new();
+    env.insert(
+        "BLUEGREEN_SERVER_LISTEN".to_string(),
+        "127.0.0.1:9999".to_string(),
+    );
+    env.insert("BLUEGREEN_CLOUD_SEED".to_string(), "42".to_string());
+    env.insert("BLUEGREEN_MOTO_SERVER".to_string(), "/x".to_string());
+    let c = Config::parse(APP, Origin::BuiltIn, &env).unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:9999");
+    assert_eq!(c.cloud.seed, 42);
+    env.insert("BLUEGREEN_SERVER_PORT".to_string(), "1".to_string());
+    let e = Config::parse(APP, Origin::BuiltIn, &env).unwrap_err();
+    assert!(e.origin.contains("BLUEGREEN_SERVER_PORT"), "{e}");
+    env.remove("BLUEGREEN_SERVER_PORT");
+    env.insert("BLUEGREEN_CLOUD_KIND".to_string(), "azure".to_string());
+    let e = Config::parse(APP, Origin::BuiltIn, &env).unwrap_err();
+    assert_eq!(e.key, "cloud.kind");
+}
+
+#[test]
+fn service_pair_needs_two_services() {
+    let text = APP.replace(
+        r#"services = ["web-a", "web-b"]"#,
+        r#"services = ["web-a"]"#,
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.key, "apps[0].services");
+    assert_eq!(e.line, Some(5));
+}
+
+#[test]
+fn the_full_example_in_docs_config_md_parses() {
+    let doc = include_str!("../../../docs/config.md");
+    let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + doc[start..].find("```").expect("its end");
+    let c = Config::parse(
+        &doc[start..end],
+        Origin::File("docs/config.md".into()),
+        &BTreeMap::new(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let web = c.app("web").unwrap();
+    assert_eq!(web.draft.metrics.len(), 3);
+    assert_eq!(web.draft.hooks.len(), 2);
+    assert_eq!(web.draft.approval_timeout_ms, Some(3_600_000));
+    assert!(web.watches("web", Some("release-7")));
+}
+
+#[test]
+fn tag_globs_match_like_a_shell() {
+    assert!(glob_match("v*", "v1.2"));
+    assert!(!glob_match("v*", "latest"));
+    assert!(glob_match("release-?", "release-1"));
+    assert!(glob_match("*-prod", "web-prod"));
+    assert!(glob_match("*", ""));
+    assert!(!glob_match("a*b", "a-c"));
+}
+
+#[test]
+fn apps_watch_their_repository_and_tags() {
+    let c = parse(APP).unwrap();
+    let web = c.app("web").unwrap();
+    assert!(web.watches("web", Some("v2")));
+    assert!(!web.watches("web", Some("latest")));
+    assert!(!web.watches("web", None));
+    assert!(!web.watches("api", Some("v2")));
+}
