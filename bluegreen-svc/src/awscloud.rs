@@ -1,27 +1,20 @@
-//! Building the AWS cloud for `[cloud] kind = "aws"`.
+//! Building the AWS cloud for `[cloud] kind = "aws"`: the AWS adapter (`crate::aws`)
+//! over the standard `aws-config` chain — region, credentials (environment, profile,
+//! ECS task role, instance metadata) and `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`.
 
-use bluegreen_core::{Cloud, Command, CommandError, CommandResult};
+/// The AWS adapter as the service drives it (hooks are added by `HookedCloud`).
+pub type AwsKind = crate::aws::AwsCloud;
 
-/// The AWS adapter as the service drives it.
-pub type AwsKind = Unavailable;
-
-/// Stands in until the AWS adapter (`crate::aws`) exposes `AwsCloud`; `build` refuses to
-/// start with it, so it never executes anything.
-pub struct Unavailable;
-
-impl Cloud for Unavailable {
-    async fn execute(&self, command: &Command) -> Result<CommandResult, CommandError> {
-        Err(CommandError::fatal(
-            "UnsupportedCommand",
-            format!(
-                "the AWS adapter is not part of this build ({})",
-                command.kind.name()
-            ),
-        ))
-    }
-}
-
-/// The AWS cloud from the standard chain (region, credentials, `AWS_ENDPOINT_URL`).
+/// The AWS cloud from the standard chain; refuses to start without a region.
 pub async fn build() -> Result<AwsKind, String> {
-    Err("cloud.kind = \"aws\": the AWS adapter is not part of this build yet".into())
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    if config.region().is_none() {
+        return Err(
+            "cloud.kind = \"aws\": no AWS region (set AWS_REGION, or a profile with a region)"
+                .into(),
+        );
+    }
+    Ok(crate::aws::AwsCloud::new(&config))
 }
