@@ -181,6 +181,16 @@ pacing = {{ poll_interval = "500ms", attempts_max = 6, retry_min = "200ms", retr
         1,
         "the journal shows the resume"
     );
+    // The adapter's per-call counter is exported by the service.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("bluegreen_aws_calls_total{"), "{metrics}");
     second.kill().unwrap();
     second.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
