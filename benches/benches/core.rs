@@ -52,7 +52,14 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let mut d = Deployment::new(id.clone(), spec.clone(), START);
                 let mut cloud = IdealCloud::new(&spec);
-                black_box(drive(&mut d, &mut cloud, START, true, u64::MAX, |_, _, _| {}))
+                black_box(drive(
+                    &mut d,
+                    &mut cloud,
+                    START,
+                    true,
+                    u64::MAX,
+                    |_, _, _| {},
+                ))
             })
         });
         group.finish();

@@ -547,3 +547,25 @@ fn deserialising_an_invalid_spec_is_refused() {
     let err = serde_json::from_value::<DeploymentSpec>(v).unwrap_err();
     assert!(err.to_string().contains("strategy.percent"), "{err}");
 }
+
+#[test]
+fn a_snapshot_of_another_format_is_refused_with_a_clear_error() {
+    let mut r = Run::example();
+    r.round();
+    let mut v = serde_json::to_value(&r.d).unwrap();
+    assert_eq!(v["version"], machine::SNAPSHOT_VERSION);
+    v["version"] = serde_json::json!(0);
+    let err = serde_json::from_value::<Deployment>(v)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("snapshot format 0 is not this build's format 1"),
+        "{err}"
+    );
+    // And the field comes first in what this build writes.
+    assert!(
+        serde_json::to_string(&r.d)
+            .unwrap()
+            .starts_with("{\"version\":1,")
+    );
+}

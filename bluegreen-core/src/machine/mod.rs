@@ -63,16 +63,34 @@ use crate::io::{
 use crate::spec::DeploymentSpec;
 use crate::time::Timestamp;
 
+fn snapshot_version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let v = u32::deserialize(d)?;
+    if v != SNAPSHOT_VERSION {
+        return Err(serde::de::Error::custom(format!(
+            "deployment snapshot format {v} is not this build's format {SNAPSHOT_VERSION}: \
+             finish or abort in-flight deployments with the build that started them"
+        )));
+    }
+    Ok(v)
+}
+
 /// Most transitions kept in a deployment's history (the first is always kept).
 pub const HISTORY_MAX: usize = 256;
 /// Most decisions one `poll` makes before concluding the machine is looping.
 const DECISIONS_PER_POLL_MAX: usize = 64;
 
+/// The serialised form of a [`Deployment`]. Bumped whenever that form changes; a snapshot
+/// of another format is refused with a clear error instead of being misread.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
 /// One deployment: its spec and everything it has done and learned. Serialise it at any
-/// point and deserialise it later (another process, another build): it continues exactly
-/// as it would have.
+/// point and deserialise it later (another process, or another build with the same
+/// [`SNAPSHOT_VERSION`]): it continues exactly as it would have.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
+    /// First, so a reader meets it before anything whose shape may have changed.
+    #[serde(default, deserialize_with = "snapshot_version")]
+    version: u32,
     id: DeploymentId,
     spec: DeploymentSpec,
     created_at: Timestamp,
@@ -88,6 +106,7 @@ impl Deployment {
     /// A new deployment at `now`, in preflight. Nothing happens until it is polled.
     pub fn new(id: DeploymentId, spec: DeploymentSpec, now: Timestamp) -> Self {
         Deployment {
+            version: SNAPSHOT_VERSION,
             id,
             spec,
             created_at: now,
