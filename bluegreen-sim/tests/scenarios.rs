@@ -567,7 +567,10 @@ fn a_retried_blue_removal_looks_at_green_again_first() {
     };
     let mut draft = app_draft("web");
     draft.pacing.retry_min_ms = 5_000;
-    let s = with_rules(one_app(WorldProfile::fast(), draft, "registry.example/web:v2"), vec![throttle_once]);
+    let s = with_rules(
+        one_app(WorldProfile::fast(), draft, "registry.example/web:v2"),
+        vec![throttle_once],
+    );
     let mut sim = Sim::new(s, options());
     let retrying = sim.run_until(|s| {
         s.trace
@@ -577,11 +580,18 @@ fn a_retried_blue_removal_looks_at_green_again_first() {
     });
     assert!(retrying, "blue's removal was throttled once");
     let green_tg = sim.world.apps[0].target_groups[1];
-    assert_eq!(sim.world.flap_group(green_tg, true, 3_600_000), 3, "green goes dark for an hour");
+    assert_eq!(
+        sim.world.flap_group(green_tg, true, 3_600_000),
+        3,
+        "green goes dark for an hour"
+    );
     assert!(sim.run_until(Sim::all_done));
     assert_eq!(prod_weights(&sim, 0), (100, 0), "rolled back to blue");
     assert_eq!(service_tasks(&sim, 0, 0).0, 3, "blue kept its capacity");
     let r = sim.run();
     clean(&r);
-    assert_eq!(outcome(&r, 0), (PhaseName::RolledBack, Some(ReasonKind::Unhealthy)));
+    assert_eq!(
+        outcome(&r, 0),
+        (PhaseName::RolledBack, Some(ReasonKind::Unhealthy))
+    );
 }

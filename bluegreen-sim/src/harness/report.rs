@@ -164,6 +164,8 @@ pub struct Summary {
     pub superseded: u64,
     pub audit_checks: u64,
     pub panics: u64,
+    /// Deployments that ended `failed` (an operator must act): seed, profile, id, reason.
+    pub failed_outcomes: Vec<(u64, &'static str, String, String)>,
 }
 
 /// Failing seeds kept in a summary.
@@ -195,7 +197,16 @@ impl Summary {
                     *self.rollbacks_by_reason.entry(k.as_str()).or_default() += 1
                 }
                 (Some(PhaseName::Failed), Some(k)) => {
-                    *self.failed_by_reason.entry(k.as_str()).or_default() += 1
+                    *self.failed_by_reason.entry(k.as_str()).or_default() += 1;
+                    if self.failed_outcomes.len() < FAILED_KEPT_MAX {
+                        let p = r.profile.name();
+                        self.failed_outcomes.push((
+                            r.seed,
+                            p,
+                            d.id.clone(),
+                            k.as_str().to_string(),
+                        ));
+                    }
                 }
                 _ => {}
             }
@@ -224,6 +235,11 @@ impl Summary {
 
     pub fn merge(&mut self, o: Summary) {
         self.panics += o.panics;
+        for f in o.failed_outcomes {
+            if self.failed_outcomes.len() < FAILED_KEPT_MAX {
+                self.failed_outcomes.push(f);
+            }
+        }
         self.seeds += o.seeds;
         for f in o.failed {
             if self.failed.len() < FAILED_KEPT_MAX {
@@ -306,6 +322,9 @@ impl fmt::Display for Summary {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             writeln!(f, "failed by reason: {}", fr.join(", "))?;
+            for (seed, profile, id, reason) in self.failed_outcomes.iter().take(10) {
+                writeln!(f, "  failed: seed {seed} ({profile}) {id}: {reason}")?;
+            }
         }
         writeln!(
             f,
