@@ -155,51 +155,35 @@ impl Sim {
         let d = &mut self.deps[dep as usize];
         let Some(m) = d.machine.as_mut() else { return };
         let tag = input_tag(&input);
-        let outs: Vec<Output> = match &mut d.journal {
-            Some(rec) => rec.step(m, now, input),
-            None => {
-                let refused = m.handle(now, input).is_err();
-                let mut outs = std::mem::take(&mut self.outs);
-                for _ in 0..OUTPUTS_PER_TURN_MAX {
-                    let o = m.poll(now);
-                    let idle = matches!(o, Output::Idle { .. });
-                    outs.push(o);
-                    if idle {
-                        break;
-                    }
-                }
-                if refused {
-                    self.trace.mix(&[3, u64::from(dep), tag, 1]);
-                }
-                outs
+        if let Some(rec) = &mut d.journal {
+            // Journaling: the recorder drives the machine (core's protocol), then the
+            // outputs are handled in order.
+            let outs = rec.step(m, now, input);
+            self.trace.mix(&[4, u64::from(dep), tag, outs.len() as u64]);
+            let mut alive = true;
+            for o in outs {
+                alive = self.output(dep, o, alive);
             }
-        };
-        self.trace.mix(&[4, u64::from(dep), tag, outs.len() as u64]);
-        let mut commands = Vec::new();
-        let mut outs = outs;
-        for o in outs.drain(..) {
-            self.order += 1;
-            match o {
-                Output::Command(c) => commands.push((c, self.order)),
-                Output::Notice(n) => self.notice(dep, n),
-                Output::Idle { wake_at } => {
-                    let d = &mut self.deps[dep as usize];
-                    if let Some(t) = wake_at
-                        && d.wake != Some(t)
-                    {
-                        d.wake = Some(t);
-                        self.queue_push(t, Ev::Wake { dep });
-                    }
+        } else {
+            let refused = m.handle(now, input).is_err();
+            if refused {
+                self.trace.mix(&[3, u64::from(dep), tag, 1]);
+            }
+            // Poll and handle one output at a time, in the machine's order (no buffer:
+            // outputs are large). A crash before sending ends the turn.
+            let mut n = 0;
+            for _ in 0..OUTPUTS_PER_TURN_MAX {
+                let Some(m) = self.deps[dep as usize].machine.as_mut() else {
+                    break;
+                };
+                let o = m.poll(now);
+                n += 1;
+                let idle = matches!(o, Output::Idle { .. });
+                if !self.output(dep, o, true) || idle {
+                    break;
                 }
             }
-        }
-        if outs.capacity() <= 64 {
-            self.outs = outs; // keep the buffer for the next turn
-        }
-        for (c, order) in commands {
-            if !self.send(dep, c, order) {
-                break; // the controller crashed before sending the rest
-            }
+            self.trace.mix(&[4, u64::from(dep), tag, n]);
         }
         let terminal = self.deps[dep as usize]
             .machine
@@ -207,6 +191,30 @@ impl Sim {
             .is_some_and(|m| m.is_terminal());
         if terminal && self.deps[dep as usize].outcome.is_none() {
             self.finish(dep);
+        }
+    }
+
+    /// Handle one output of the machine; `false` once the controller has crashed (a
+    /// fault before sending): nothing more is sent or scheduled for it.
+    fn output(&mut self, dep: u32, o: Output, alive: bool) -> bool {
+        self.order += 1;
+        match o {
+            Output::Command(c) => alive && self.send(dep, c, self.order),
+            Output::Notice(n) => {
+                self.notice(dep, n);
+                alive
+            }
+            Output::Idle { wake_at } => {
+                let d = &mut self.deps[dep as usize];
+                if let Some(t) = wake_at
+                    && alive
+                    && d.wake != Some(t)
+                {
+                    d.wake = Some(t);
+                    self.queue_push(t, Ev::Wake { dep });
+                }
+                alive
+            }
         }
     }
 

@@ -3,6 +3,8 @@
 //! from what an earlier identical read answered.
 
 use bluegreen_core::ids::stable_hash64_with;
+use std::collections::BTreeMap;
+
 use bluegreen_core::{
     Command, CommandError, CommandKind, CommandResult, Input, Observation, Observe, Timestamp,
 };
@@ -77,11 +79,13 @@ impl Sim {
         true
     }
 
-    /// The request reaches AWS (or the hook's endpoint).
+    /// The request reaches AWS (or the hook's endpoint). Works on the pending command
+    /// in place: commands are large, and this is the hottest path of a run.
     pub(crate) fn arrive(&mut self, slot: u32) {
-        let Some(mut p) = self.pending[slot as usize].take() else {
+        let Some(p) = self.pending[slot as usize].as_ref() else {
             return;
         };
+        let (dep, order) = (p.dep, p.order);
         let mut extra_ms = 0;
         let mut answer = true;
         let result = match &p.verdict {
@@ -91,47 +95,46 @@ impl Sim {
                 Err(CommandError::retryable("Timeout", "no answer"))
             }
             v => {
-                let stale_age = match v {
-                    Verdict::Stale { max_age_ms } => Some(*max_age_ms),
+                let stale = match v {
+                    Verdict::Stale { max_age_ms } => {
+                        stale_answer(&self.stale, self.now, &p.command, *max_age_ms)
+                    }
                     _ => None,
                 };
-                let r = match (stale_age, self.stale_answer(&p.command, stale_age)) {
-                    (Some(_), Some(cached)) => Ok(cached),
-                    _ => match &p.command.kind {
-                        CommandKind::CallHook(call) => match self.world.hook_outcome(call) {
-                            HookOutcome::Answer { delay_ms, verdict } => {
-                                extra_ms += delay_ms;
-                                Ok(CommandResult::Hook(verdict))
-                            }
-                            HookOutcome::Error(e) => Err(e),
-                            HookOutcome::Hang => {
-                                answer = false;
-                                Err(CommandError::retryable("Timeout", "hook hung"))
-                            }
-                        },
-                        _ => {
-                            let r = self.world.execute(&p.command);
-                            self.deps[p.dep as usize].aws_calls +=
-                                u64::from(self.world.api.last_calls);
-                            self.auditor.after_command(&self.world, p.dep, p.order);
-                            if self.options.record_writes {
-                                for effect in self.world.last_effects() {
-                                    self.writes.push(super::WriteRecord {
-                                        at: self.now,
-                                        dep: p.dep,
-                                        command: p.command.id.to_string(),
-                                        effect: effect.clone(),
-                                    });
-                                }
-                            }
-                            if self.stale_on
-                                && let Ok(ok) = &r
-                            {
-                                self.remember(&p.command, ok);
-                            }
-                            r
+                let r = match (stale, &p.command.kind) {
+                    (Some(cached), _) => Ok(cached),
+                    (None, CommandKind::CallHook(call)) => match self.world.hook_outcome(call) {
+                        HookOutcome::Answer { delay_ms, verdict } => {
+                            extra_ms += delay_ms;
+                            Ok(CommandResult::Hook(verdict))
+                        }
+                        HookOutcome::Error(e) => Err(e),
+                        HookOutcome::Hang => {
+                            answer = false;
+                            Err(CommandError::retryable("Timeout", "hook hung"))
                         }
                     },
+                    (None, _) => {
+                        let r = self.world.execute(&p.command);
+                        self.deps[dep as usize].aws_calls += u64::from(self.world.api.last_calls);
+                        self.auditor.after_command(&self.world, dep, order);
+                        if self.options.record_writes {
+                            for effect in self.world.last_effects() {
+                                self.writes.push(super::WriteRecord {
+                                    at: self.now,
+                                    dep,
+                                    command: p.command.id.to_string(),
+                                    effect: effect.clone(),
+                                });
+                            }
+                        }
+                        if self.stale_on
+                            && let Ok(ok) = &r
+                        {
+                            remember(&mut self.stale, self.now, &p.command, ok);
+                        }
+                        r
+                    }
                 };
                 match v {
                     Verdict::Lost => {
@@ -155,16 +158,18 @@ impl Sim {
         };
         self.trace.mix(&[
             11,
-            u64::from(p.dep),
+            u64::from(dep),
             u64::from(result.is_ok()),
             u64::from(answer),
         ]);
         if !answer {
+            self.pending[slot as usize] = None;
             self.free_slots.push(slot);
             return;
         }
-        p.result = Some(result);
-        self.pending[slot as usize] = Some(p);
+        if let Some(p) = self.pending[slot as usize].as_mut() {
+            p.result = Some(result);
+        }
         let leg = self.leg_ms();
         self.queue_push(self.now.plus_ms(leg + extra_ms), Ev::Respond { slot });
     }
@@ -229,55 +234,64 @@ impl Sim {
             },
         );
     }
+}
 
-    fn stale_key(command: &Command) -> Option<u64> {
-        let h = |parts: &[&str]| {
-            let mut x = 0x57a1e;
-            for p in parts {
-                x = stable_hash64_with(p.as_bytes(), x);
-            }
-            x
-        };
-        match &command.kind {
-            CommandKind::Observe(Observe::Listener(l)) => Some(h(&[
-                "L",
-                &l.listener_arn,
-                l.rule_arn.as_deref().unwrap_or(""),
-            ])),
-            CommandKind::Observe(Observe::Service {
-                cluster,
-                service,
-                failures,
-            }) => {
-                let f = failures
-                    .as_ref()
-                    .map(|f| format!("{}@{}", f.task_definition, f.since.as_millis()))
-                    .unwrap_or_default();
-                Some(h(&["S", cluster, service, &f]))
-            }
-            CommandKind::Observe(Observe::TargetHealth { target_group }) => {
-                Some(h(&["T", target_group]))
-            }
-            CommandKind::Observe(Observe::Alarms { names }) => Some(h(&["A", &names.join(",")])),
-            _ => None,
+fn stale_key(command: &Command) -> Option<u64> {
+    let h = |parts: &[&str]| {
+        let mut x = 0x57a1e;
+        for p in parts {
+            x = stable_hash64_with(p.as_bytes(), x);
         }
-    }
-
-    fn remember(&mut self, command: &Command, result: &CommandResult) {
-        if let Some(k) = Self::stale_key(command)
-            && (self.stale.len() < STALE_KEYS_MAX || self.stale.contains_key(&k))
-        {
-            self.stale.insert(k, (self.now, result.clone()));
+        x
+    };
+    match &command.kind {
+        CommandKind::Observe(Observe::Listener(l)) => Some(h(&[
+            "L",
+            &l.listener_arn,
+            l.rule_arn.as_deref().unwrap_or(""),
+        ])),
+        CommandKind::Observe(Observe::Service {
+            cluster,
+            service,
+            failures,
+        }) => {
+            let f = failures
+                .as_ref()
+                .map(|f| format!("{}@{}", f.task_definition, f.since.as_millis()))
+                .unwrap_or_default();
+            Some(h(&["S", cluster, service, &f]))
         }
+        CommandKind::Observe(Observe::TargetHealth { target_group }) => {
+            Some(h(&["T", target_group]))
+        }
+        CommandKind::Observe(Observe::Alarms { names }) => Some(h(&["A", &names.join(",")])),
+        _ => None,
     }
+}
 
-    /// An earlier answer to the same read, if one at most `max_age_ms` old exists.
-    fn stale_answer(&self, command: &Command, max_age_ms: Option<u64>) -> Option<CommandResult> {
-        let max_age_ms = max_age_ms?;
-        let (at, r) = self.stale.get(&Self::stale_key(command)?)?;
-        let at: Timestamp = *at;
-        (self.now.ms_since(at) <= max_age_ms).then(|| r.clone())
+/// Remember a read's answer (a lagging replica may serve it again later).
+fn remember(
+    stale: &mut BTreeMap<u64, (Timestamp, CommandResult)>,
+    now: Timestamp,
+    command: &Command,
+    result: &CommandResult,
+) {
+    if let Some(k) = stale_key(command)
+        && (stale.len() < STALE_KEYS_MAX || stale.contains_key(&k))
+    {
+        stale.insert(k, (now, result.clone()));
     }
+}
+
+/// An earlier answer to the same read, if one at most `max_age_ms` old exists.
+fn stale_answer(
+    stale: &BTreeMap<u64, (Timestamp, CommandResult)>,
+    now: Timestamp,
+    command: &Command,
+    max_age_ms: u64,
+) -> Option<CommandResult> {
+    let (at, r) = stale.get(&stale_key(command)?)?;
+    (now.ms_since(*at) <= max_age_ms).then(|| r.clone())
 }
 
 fn verdict_tag(v: &Verdict) -> u64 {

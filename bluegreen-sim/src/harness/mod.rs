@@ -159,8 +159,6 @@ pub struct Sim {
     /// Numbers the machine's outputs (orders commands against transitions).
     order: u64,
     queue: BinaryHeap<Reverse<(Timestamp, u64, Ev)>>,
-    /// Reused between turns (outputs are large; allocating per turn shows up).
-    pub(crate) outs: Vec<bluegreen_core::Output>,
     pub(crate) pending: Vec<Option<Pending>>,
     free_slots: Vec<u32>,
     pub(crate) rng: Rng,
@@ -206,7 +204,6 @@ impl Sim {
             seq: 0,
             order: 0,
             queue: BinaryHeap::new(),
-            outs: Vec::with_capacity(16),
             pending: Vec::new(),
             free_slots: Vec::new(),
             rng: Rng::derive(scenario.seed, 0x4a72),
