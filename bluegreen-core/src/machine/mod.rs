@@ -18,8 +18,10 @@ mod invariants;
 mod knowledge;
 mod metrics;
 mod monitor;
+mod operator;
 mod paused;
 mod phase;
+mod policy;
 mod preflight;
 mod resolve;
 mod retry;
@@ -52,11 +54,8 @@ pub use test_traffic::{TestStage, TestTraffic};
 use exec::Cx;
 use phase::Step;
 
-use crate::command::{
-    Command, CommandError, CommandKind, CommandResult, ErrorClass, HookVerdict, Observation,
-    Observe,
-};
-use crate::ids::{CommandId, DeploymentId};
+use crate::command::Command;
+use crate::ids::DeploymentId;
 use crate::io::{
     Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused, Transition,
 };
@@ -180,7 +179,7 @@ impl Deployment {
             })
     }
 
-    fn clock(&mut self, now: Timestamp) -> Timestamp {
+    pub(super) fn clock(&mut self, now: Timestamp) -> Timestamp {
         self.updated_at = self.updated_at.max(now);
         self.updated_at
     }
@@ -249,7 +248,7 @@ impl Deployment {
             .unwrap_or(Output::Idle { wake_at: None })
     }
 
-    fn decide(&mut self, now: Timestamp) {
+    pub(super) fn decide(&mut self, now: Timestamp) {
         let step = {
             let mut cx = Cx {
                 id: &self.id,
@@ -278,9 +277,19 @@ impl Deployment {
         }
     }
 
-    fn transition(&mut self, now: Timestamp, next: Phase, reason: String) {
+    pub(super) fn transition(&mut self, now: Timestamp, next: Phase, reason: String) {
         let from = self.phase.name();
         self.phase = next;
+        self.record_transition(now, from, reason);
+        self.exec.wait_until = None;
+        if self.phase.is_terminal() {
+            self.exec.in_flight.clear();
+            self.exec.retries.clear();
+        }
+    }
+
+    /// History (bounded, the first entry kept) and a notice for a change to the current phase.
+    pub(super) fn record_transition(&mut self, now: Timestamp, from: PhaseName, reason: String) {
         let t = Transition {
             at: now,
             from,
@@ -292,17 +301,12 @@ impl Deployment {
         }
         self.history.push(t.clone());
         self.exec.notice(Notice::Transition(t));
-        self.exec.wait_until = None;
-        if self.phase.is_terminal() {
-            self.exec.in_flight.clear();
-            self.exec.retries.clear();
-        }
     }
 
     /// Something demands a rollback (a signal, a fatal error, exhausted retries, an
     /// abort). Where rollback is impossible or already failing, the deployment ends
     /// `Rejected` (nothing changed yet) or `Failed` (with what an operator must do).
-    fn escalate(&mut self, now: Timestamp, reason: Reason) {
+    pub(super) fn escalate(&mut self, now: Timestamp, reason: Reason) {
         self.exec.retries.clear();
         self.exec.wait_until = None;
         let current = match &self.phase {
@@ -353,7 +357,7 @@ impl Deployment {
         self.transition(now, next, why);
     }
 
-    fn fail_invariant(&mut self, now: Timestamp, detail: String) {
+    pub(super) fn fail_invariant(&mut self, now: Timestamp, detail: String) {
         if self.phase.is_terminal() {
             return;
         }
@@ -371,345 +375,6 @@ impl Deployment {
             .outbox
             .retain(|o| !matches!(o, Output::Command(_)));
         self.transition(now, next, format!("invariant violated: {detail}"));
-    }
-
-    // ----- results and the error policy -----
-
-    fn on_result(
-        &mut self,
-        now: Timestamp,
-        id: &CommandId,
-        result: Result<CommandResult, CommandError>,
-    ) {
-        let Some(flight) = self.exec.take_in_flight(id) else {
-            return; // a duplicate, or an answer to a command already given up on
-        };
-        if self.phase.is_terminal() {
-            return;
-        }
-        let checked = result
-            .and_then(|r| resolve::validate(&self.spec, &flight.command.kind, &r).map(|()| r));
-        match checked {
-            Ok(r) => self.on_success(now, flight, r),
-            Err(e) => self.on_error(now, flight.command, flight.role, e),
-        }
-    }
-
-    fn on_success(&mut self, now: Timestamp, flight: InFlight, result: CommandResult) {
-        let kind = &flight.command.kind;
-        match flight.role {
-            Role::Plain => self.knowledge.absorb(&self.spec, kind, result, now),
-            Role::Resolves(write) => {
-                let made = resolve::applied(&write.kind, &result);
-                self.knowledge.absorb(&self.spec, kind, result, now);
-                match made {
-                    Some(made) => self.knowledge.absorb(&self.spec, &write.kind, made, now),
-                    None => {
-                        // Not applied: send it again (same id, so the same idempotency token).
-                        let error =
-                            CommandError::retryable("NotApplied", "the write had not taken effect");
-                        self.retry_or_escalate(now, *write, Role::Plain, error, true);
-                    }
-                }
-            }
-            Role::Prechecks(write) => {
-                let healthy = match &result {
-                    CommandResult::Observed(Observation::TargetHealth(h)) => h.healthy,
-                    _ => 0,
-                };
-                self.knowledge.absorb(&self.spec, kind, result, now);
-                if healthy == 0 {
-                    if exec::removes_blue(&self.spec, &self.knowledge, &write.kind) {
-                        // The removal was not applied (that is why it is re-sent): blue is
-                        // whole, so back to the drain wait, from where a rollback is plain.
-                        if let Phase::DrainBlue(d) = &mut self.phase {
-                            d.rewind(now);
-                        }
-                        self.knowledge.blue_removal_at = None;
-                    }
-                    let reason = Reason::new(
-                        ReasonKind::Unhealthy,
-                        format!(
-                            "green has no healthy targets; not retrying {} ({})",
-                            write.kind.name(),
-                            write.id
-                        ),
-                    );
-                    self.escalate(now, reason);
-                } else {
-                    self.send_checked(now, *write, Role::Plain, true);
-                }
-            }
-        }
-    }
-
-    fn on_error(&mut self, now: Timestamp, command: Command, role: Role, error: CommandError) {
-        let write = command.kind.is_write() && role == Role::Plain;
-        match error.class {
-            ErrorClass::Fatal => self.give_up(now, &command, error, "failed"),
-            ErrorClass::Ambiguous if write => self.resolve(now, command, error),
-            ErrorClass::Retryable | ErrorClass::Ambiguous => {
-                self.retry_or_escalate(now, command, role, error, false)
-            }
-        }
-    }
-
-    /// Send a command that did not come from a phase's decision (a retry, a re-send after
-    /// resolution): it passes the same emission guards, and a write moving traffic onto
-    /// green first gets a fresh look at green.
-    fn send_checked(&mut self, now: Timestamp, command: Command, role: Role, prechecked: bool) {
-        let command_ms = self.spec.timeouts.command_ms;
-        // A write that moves traffic onto green and was out when the rollback began (its
-        // answer retryable, or resolved as not applied) belongs to the abandoned phase:
-        // re-sending it would roll forward before production is back on blue.
-        if matches!(self.phase, Phase::Rollback(_))
-            && exec::raises_green(&self.spec, &self.knowledge, &command.kind)
-        {
-            return;
-        }
-        if !prechecked
-            && role == Role::Plain
-            && exec::needs_fresh_look(&self.spec, &self.knowledge, &command.kind)
-        {
-            let since = self.exec.last_attempt_at.unwrap_or(Timestamp::EPOCH);
-            let fresh = self
-                .knowledge
-                .green_health(&self.spec)
-                .is_some_and(|s| s.at > since && s.value.healthy > 0);
-            if !fresh {
-                let sides = self
-                    .knowledge
-                    .sides
-                    .as_ref()
-                    .expect("sides known before any write");
-                let green_tg = self.spec.target_groups[sides.green()].clone();
-                let check = Command {
-                    id: command.id.derived(&format!("health{}", command.attempt)),
-                    attempt: 1,
-                    kind: CommandKind::Observe(Observe::TargetHealth {
-                        target_group: green_tg,
-                    }),
-                };
-                self.exec
-                    .send(check, now, command_ms, Role::Prechecks(Box::new(command)));
-                return;
-            }
-        }
-        if command.kind.is_write()
-            && let Err(why) = exec::guard(&self.spec, &self.knowledge, now, &command.kind)
-        {
-            let detail = format!("refused to re-send {}: {why}", command.kind.name());
-            self.fail_invariant(now, detail);
-            return;
-        }
-        if exec::needs_fresh_look(&self.spec, &self.knowledge, &command.kind) {
-            self.exec.last_attempt_at = Some(now);
-        }
-        self.exec.send(command, now, command_ms, role);
-    }
-
-    /// Observe before deciding anything else.
-    fn resolve(&mut self, now: Timestamp, write: Command, error: CommandError) {
-        self.exec.notice(Notice::Resolving {
-            id: write.id.clone(),
-            error,
-        });
-        let observe = Command {
-            id: write.id.derived(&format!("resolve{}", write.attempt)),
-            attempt: 1,
-            kind: resolve::resolver(&write.kind),
-        };
-        let command_ms = self.spec.timeouts.command_ms;
-        self.exec
-            .send(observe, now, command_ms, Role::Resolves(Box::new(write)));
-    }
-
-    fn attempts_max(&self) -> u32 {
-        let base = self.spec.pacing.attempts_max;
-        // Rollback tries harder: giving up there leaves a human to finish the job.
-        if matches!(self.phase, Phase::Rollback(_)) {
-            base.saturating_mul(2)
-        } else {
-            base
-        }
-    }
-
-    fn retry_or_escalate(
-        &mut self,
-        now: Timestamp,
-        mut command: Command,
-        role: Role,
-        error: CommandError,
-        immediately: bool,
-    ) {
-        if command.attempt >= self.attempts_max() {
-            let what = format!("failed {} times", command.attempt);
-            return self.give_up(now, &command, error, &what);
-        }
-        let delay_ms = if immediately {
-            0
-        } else {
-            retry_delay_ms(
-                &self.spec.pacing,
-                self.id.seed(),
-                command.id.as_str(),
-                command.attempt,
-            )
-        };
-        command.attempt += 1;
-        let at = now.plus_ms(delay_ms);
-        self.exec.notice(Notice::Retrying {
-            id: command.id.clone(),
-            attempt: command.attempt,
-            at,
-            error,
-        });
-        self.exec.schedule(Retry { command, at, role });
-    }
-
-    /// A command will not succeed. A hook's failure to answer is its verdict (fail); any
-    /// other command's failure escalates.
-    fn give_up(&mut self, now: Timestamp, command: &Command, error: CommandError, what: &str) {
-        if let CommandKind::CallHook(call) = &command.kind {
-            let verdict = HookVerdict::Fail {
-                reason: format!("{what}: {} {}", error.code, error.message),
-            };
-            self.knowledge
-                .absorb(&self.spec, &command.kind, CommandResult::Hook(verdict), now);
-            debug_assert!(!call.name.is_empty());
-            return;
-        }
-        let kind = if error.class == ErrorClass::Fatal {
-            ReasonKind::CommandFailed
-        } else {
-            ReasonKind::RetriesExhausted
-        };
-        let reason = Reason::new(
-            kind,
-            format!(
-                "{} {what}: {} {}",
-                command.kind.name(),
-                error.code,
-                error.message
-            ),
-        );
-        self.escalate(now, reason);
-    }
-
-    fn resend_due_retries(&mut self, now: Timestamp) -> bool {
-        if !self.exec.retries.iter().any(|r| r.at <= now) {
-            return false;
-        }
-        let (due, later): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.exec.retries)
-            .into_iter()
-            .partition(|r| r.at <= now);
-        self.exec.retries = later;
-        for r in due {
-            self.send_checked(now, r.command, r.role, false);
-        }
-        true
-    }
-
-    /// Commands past their deadline are lost: writes become ambiguous, reads retryable.
-    fn expire(&mut self, now: Timestamp) -> bool {
-        if !self.exec.in_flight.iter().any(|f| f.deadline <= now) {
-            return false;
-        }
-        let (overdue, alive): (Vec<InFlight>, Vec<InFlight>) =
-            std::mem::take(&mut self.exec.in_flight)
-                .into_iter()
-                .partition(|f| f.deadline <= now);
-        self.exec.in_flight = alive;
-        for f in overdue {
-            let error = CommandError::ambiguous(
-                "Timeout",
-                format!("no answer within {} ms", self.spec.timeouts.command_ms),
-            );
-            self.on_error(now, f.command, f.role, error);
-        }
-        true
-    }
-
-    /// The executor restarted: nothing in flight has an executor any more.
-    fn on_restart(&mut self, now: Timestamp) {
-        // Commands not yet drained are in `in_flight` too; they are re-sent below.
-        self.exec
-            .outbox
-            .retain(|o| !matches!(o, Output::Command(_)));
-        let lost: Vec<InFlight> = std::mem::take(&mut self.exec.in_flight);
-        let command_ms = self.spec.timeouts.command_ms;
-        for f in lost {
-            if f.command.kind.is_write() && f.role == Role::Plain {
-                let error = CommandError::ambiguous(
-                    "Restarted",
-                    "the executor restarted while this write was out",
-                );
-                self.resolve(now, f.command, error);
-            } else {
-                self.exec.send(f.command, now, command_ms, f.role);
-            }
-        }
-    }
-
-    // ----- operators -----
-
-    fn on_operator(&mut self, now: Timestamp, request: OperatorRequest) -> Result<(), Refused> {
-        self.phase.allows(&request, now).map_err(|reason| Refused {
-            request: request.name().to_string(),
-            phase: self.phase.name(),
-            reason,
-        })?;
-        self.exec.notice(Notice::Operator {
-            request: request.clone(),
-        });
-        self.exec.wait_until = None;
-        match request {
-            OperatorRequest::Promote => self.phase.promote(now),
-            OperatorRequest::Abort { reason } => {
-                let detail = reason.unwrap_or_else(|| "aborted by an operator".to_string());
-                self.escalate(now, Reason::new(ReasonKind::Aborted, detail));
-            }
-            OperatorRequest::Pause => {
-                let inner = std::mem::replace(&mut self.phase, Phase::Completed { at: now });
-                let from = inner.name();
-                self.phase = Phase::Paused(Paused::new(inner, now));
-                self.phase_changed(now, from, "paused by an operator".into());
-            }
-            OperatorRequest::Resume => {
-                let Phase::Paused(p) =
-                    std::mem::replace(&mut self.phase, Phase::Completed { at: now })
-                else {
-                    unreachable!("resume is only allowed when paused")
-                };
-                let mut inner = *p.inner;
-                let paused_ms = now.ms_since(p.since);
-                inner.extend(paused_ms);
-                self.phase = inner;
-                self.phase_changed(
-                    now,
-                    PhaseName::Paused,
-                    format!(
-                        "resumed after {}",
-                        crate::time::format_duration_ms(paused_ms)
-                    ),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn phase_changed(&mut self, now: Timestamp, from: PhaseName, reason: String) {
-        let t = Transition {
-            at: now,
-            from,
-            to: self.phase.name(),
-            reason,
-        };
-        if self.history.len() >= HISTORY_MAX {
-            self.history.remove(1);
-        }
-        self.history.push(t.clone());
-        self.exec.notice(Notice::Transition(t));
     }
 
     fn check_invariants(&mut self, now: Timestamp) {
