@@ -21,6 +21,7 @@
 //! them here so every violation is in one list.
 
 mod checks;
+mod rest;
 
 use bluegreen_core::{PhaseName, Reason, ReasonKind, Timestamp};
 use serde::Serialize;
@@ -283,7 +284,7 @@ impl Auditor {
                 format!("the machine stopped itself: {}", r.detail),
             );
         }
-        checks::at_rest(self, world, dep, phase);
+        rest::at_rest(self, world, dep, phase);
     }
 
     /// Audit dark episodes whose bound has run out.
@@ -293,7 +294,7 @@ impl Auditor {
 
     /// The final word when the run is over: every app at rest, one owner, no leftovers.
     pub fn final_check(&mut self, world: &World) {
-        checks::final_check(self, world);
+        rest::final_check(self, world);
     }
 
     /// A command of deployment `dep` (output number `issued`, see [`Auditor::transition`])
