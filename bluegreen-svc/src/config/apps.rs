@@ -1,0 +1,184 @@
+//! One `[[apps]]` entry: as written in the file, and turned into an [`AppConfig`] (a
+//! validated spec template).
+
+use bluegreen_core::spec::{
+    CircuitBreaker, HealthSpec, HookSpec, MetricCheck, Pacing, Strategy, Timeouts,
+};
+use bluegreen_core::time::duration;
+use bluegreen_core::{Artifact, EnvironmentModel, ListenerRef, Mode, SpecDraft};
+use serde::Deserialize;
+
+use super::AppConfig;
+
+/// One `[[apps]]` entry as written.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawApp {
+    pub(super) name: String,
+    cluster: String,
+    #[serde(default = "default_mode")]
+    mode: Mode,
+    services: Vec<String>,
+    target_groups: Vec<String>,
+    listener: String,
+    #[serde(default)]
+    listener_rule: Option<String>,
+    #[serde(default)]
+    test_listener: Option<String>,
+    #[serde(default)]
+    test_listener_rule: Option<String>,
+    #[serde(default, with = "duration")]
+    test_traffic: u64,
+    container: String,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(default)]
+    desired_count: Option<u32>,
+    #[serde(default = "default_strategy")]
+    strategy: Strategy,
+    #[serde(default, with = "duration")]
+    bake: u64,
+    #[serde(default, with = "duration")]
+    drain: u64,
+    #[serde(default)]
+    alarms: Vec<String>,
+    #[serde(default)]
+    approval: bool,
+    #[serde(default)]
+    health: HealthSpec,
+    #[serde(default)]
+    circuit_breaker: CircuitBreaker,
+    #[serde(default)]
+    metrics: Vec<MetricCheck>,
+    #[serde(default)]
+    hooks: Vec<HookSpec>,
+    #[serde(default)]
+    timeouts: Timeouts,
+    #[serde(default)]
+    pacing: Pacing,
+}
+
+fn default_mode() -> Mode {
+    Mode::ServicePair
+}
+
+fn default_strategy() -> Strategy {
+    Strategy::AllAtOnce
+}
+
+/// Turn one `[[apps]]` entry into an [`AppConfig`]; errors are `(key within the entry, message)`.
+pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
+    let environment = match a.mode {
+        Mode::ServicePair => match <[String; 2]>::try_from(a.services.clone()) {
+            Ok(services) => EnvironmentModel::ServicePair { services },
+            Err(v) => {
+                return Err((
+                    "services".into(),
+                    format!(
+                        "mode service-pair needs exactly 2 services (the two slots), got {}",
+                        v.len()
+                    ),
+                ));
+            }
+        },
+        Mode::TaskSet => match a.services.as_slice() {
+            [one] => EnvironmentModel::TaskSet {
+                service: one.clone(),
+            },
+            v => {
+                return Err((
+                    "services".into(),
+                    format!(
+                        "mode task-set needs exactly 1 service (with the EXTERNAL deployment controller), got {}",
+                        v.len()
+                    ),
+                ));
+            }
+        },
+    };
+    let target_groups = <[String; 2]>::try_from(a.target_groups.clone()).map_err(|v| {
+        (
+            "target_groups".to_string(),
+            format!(
+                "needs exactly 2 target groups (slot a, slot b), got {}",
+                v.len()
+            ),
+        )
+    })?;
+    if a.test_listener.is_none() && a.test_listener_rule.is_some() {
+        return Err(("test_listener_rule".into(), "needs test_listener".into()));
+    }
+    for (i, tag) in a.tags.iter().enumerate() {
+        if tag.is_empty() || tag.len() > 128 {
+            return Err((format!("tags[{i}]"), "must be 1 to 128 characters".into()));
+        }
+    }
+    if let Some(r) = &a.repository
+        && (r.is_empty() || r.len() > 256 || r.chars().any(char::is_whitespace))
+    {
+        return Err(("repository".into(), "must be an ECR repository name".into()));
+    }
+    let timeouts = a.timeouts;
+    let placeholder = a
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("{}:config-check", a.name));
+    let draft = SpecDraft {
+        app: a.name.clone(),
+        cluster: a.cluster,
+        environment,
+        target_groups,
+        listener: ListenerRef {
+            listener_arn: a.listener,
+            rule_arn: a.listener_rule,
+        },
+        test_listener: a.test_listener.map(|l| ListenerRef {
+            listener_arn: l,
+            rule_arn: a.test_listener_rule,
+        }),
+        test_traffic_ms: a.test_traffic,
+        container: a.container,
+        artifact: Artifact::Image(placeholder),
+        desired_count: a.desired_count,
+        strategy: a.strategy,
+        bake_ms: a.bake,
+        drain_ms: a.drain,
+        approval_timeout_ms: a.approval.then_some(timeouts.approval_ms),
+        health: a.health,
+        circuit_breaker: a.circuit_breaker,
+        alarms: a.alarms,
+        metrics: a.metrics,
+        hooks: a.hooks,
+        timeouts,
+        pacing: a.pacing,
+    };
+    draft
+        .validate()
+        .map_err(|e| (config_key(&e.field), e.reason))?;
+    Ok(AppConfig {
+        name: a.name,
+        repository: a.repository,
+        tags: a.tags,
+        image: a.image,
+        draft,
+    })
+}
+
+/// A spec field as the config file spells it.
+fn config_key(field: &str) -> String {
+    let fixed = match field {
+        "listener.listener_arn" => "listener",
+        "listener.rule_arn" => "listener_rule",
+        "test_listener.listener_arn" => "test_listener",
+        "test_listener.rule_arn" => "test_listener_rule",
+        "service" => "services[0]",
+        "strategy.step_percent" => "strategy.step",
+        "task_definition" => "image",
+        other => other,
+    };
+    fixed.replace("_ms", "")
+}
