@@ -534,6 +534,56 @@ fn retries_are_bounded_and_exhausting_them_rolls_back() {
     assert_eq!(rollback_attempts, 16);
 }
 
+/// Drain-blue has no safer way out than forward (green serves everything and baked), so a
+/// throttled removal of blue gets the rollback's doubled attempt limit, not a forward
+/// phase's.
+#[test]
+fn a_throttled_blue_removal_keeps_trying_past_the_forward_attempt_limit_and_completes() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::DrainBlue);
+    let limit = r.d.spec().pacing.attempts_max;
+    for _ in 0..limit + 2 {
+        r.w.fault(
+            "scale-environment",
+            Fault::Error(err(ErrorClass::Retryable, "ThrottlingException")),
+        );
+    }
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    let last = r
+        .commands()
+        .filter(|c| c.id.as_str().ends_with("/scale-down-blue"))
+        .map(|c| c.attempt)
+        .max()
+        .unwrap();
+    assert!(last > limit, "attempt {last} of a forward limit {limit}");
+}
+
+#[test]
+fn a_blue_removal_throttled_beyond_twice_the_limit_fails_as_retries_exhausted() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::DrainBlue);
+    let limit = r.d.spec().pacing.attempts_max;
+    for _ in 0..100 {
+        r.w.fault(
+            "scale-environment",
+            Fault::Error(err(ErrorClass::Retryable, "ThrottlingException")),
+        );
+    }
+    r.finish();
+    let Phase::Failed { reason, .. } = r.d.phase() else {
+        panic!("expected failed, got {:?}", r.d.phase_name())
+    };
+    assert_eq!(reason.kind, ReasonKind::RetriesExhausted);
+    let last = r
+        .commands()
+        .filter(|c| c.id.as_str().ends_with("/scale-down-blue"))
+        .map(|c| c.attempt)
+        .max()
+        .unwrap();
+    assert_eq!(last, 2 * limit);
+}
+
 #[test]
 fn retry_delays_grow_between_attempts() {
     let mut r = Run::example();

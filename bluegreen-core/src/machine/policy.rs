@@ -1,7 +1,7 @@
 //! The error policy: what the driver does with each command result.
 //!
 //! Retryable → the same command again after a seeded backoff, bounded by the attempt limit
-//! (doubled in rollback); Ambiguous writes → an observation that resolves them before
+//! (doubled in rollback and drain-blue); Ambiguous writes → an observation that resolves them before
 //! anything else is decided; Fatal → escalation. Re-sends of a write that moves traffic onto
 //! green first take a fresh look at green. Commands past their deadline are lost; after a
 //! restart, nothing in flight has an executor.
@@ -117,7 +117,7 @@ impl Deployment {
         // A write that moves traffic onto green and was out when the rollback began (its
         // answer retryable, or resolved as not applied) belongs to the abandoned phase:
         // re-sending it would roll forward before production is back on blue.
-        if matches!(self.phase, Phase::Rollback(_))
+        if matches!(self.phase, Phase::Rollback(_) | Phase::DrainBlue(_))
             && exec::raises_green(&self.spec, &self.knowledge, &command.kind)
         {
             return;
@@ -181,8 +181,10 @@ impl Deployment {
 
     pub(super) fn attempts_max(&self) -> u32 {
         let base = self.spec.pacing.attempts_max;
-        // Rollback tries harder: giving up there leaves a human to finish the job.
-        if matches!(self.phase, Phase::Rollback(_)) {
+        // Rollback and drain-blue try harder: neither has a safer way out (drain-blue
+        // cannot go back once green serves everything and baked), so giving up there
+        // leaves a human to finish the job.
+        if matches!(self.phase, Phase::Rollback(_) | Phase::DrainBlue(_)) {
             base.saturating_mul(2)
         } else {
             base
