@@ -293,6 +293,8 @@ async fn latency(n: usize) {
 }
 
 fn main() {
+    // As the `bluegreen` binary does (src/alloc.rs): measure what operators run.
+    bluegreen_svc::alloc::limit_malloc_arenas();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

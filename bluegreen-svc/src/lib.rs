@@ -3,6 +3,7 @@
 
 pub mod aws;
 
+pub mod alloc;
 pub mod api;
 pub mod awscloud;
 pub mod cli;

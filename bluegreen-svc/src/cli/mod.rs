@@ -146,6 +146,7 @@ pub enum Command {
 
 /// Run the CLI; returns the process exit code.
 pub fn main() -> i32 {
+    crate::alloc::limit_malloc_arenas();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
