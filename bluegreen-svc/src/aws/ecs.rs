@@ -32,20 +32,14 @@ pub(crate) async fn ensure_green_service(
     task_definition: &str,
     desired_count: u32,
 ) -> Result<CommandResult, CommandError> {
-    cloud
-        .call(
-            "UpdateService",
-            Effect::IdempotentWrite,
-            cloud
-                .ecs
-                .update_service()
-                .cluster(cluster)
-                .service(service)
-                .task_definition(task_definition)
-                .desired_count(i32::try_from(desired_count).unwrap_or(i32::MAX))
-                .send(),
-        )
-        .await?;
+    update_service(
+        cloud,
+        cluster,
+        service,
+        Some(task_definition),
+        desired_count,
+    )
+    .await?;
     Ok(CommandResult::GreenEnsured { task_set: None })
 }
 
@@ -55,6 +49,19 @@ pub(crate) async fn scale(
     service: &str,
     desired_count: u32,
 ) -> Result<CommandResult, CommandError> {
+    update_service(cloud, cluster, service, None, desired_count).await?;
+    Ok(CommandResult::Scaled)
+}
+
+/// UpdateService: the desired count, and the revision when one is given. Idempotent:
+/// sending the same values again changes nothing.
+async fn update_service(
+    cloud: &AwsCloud,
+    cluster: &str,
+    service: &str,
+    task_definition: Option<&str>,
+    desired_count: u32,
+) -> Result<(), CommandError> {
     cloud
         .call(
             "UpdateService",
@@ -64,11 +71,12 @@ pub(crate) async fn scale(
                 .update_service()
                 .cluster(cluster)
                 .service(service)
+                .set_task_definition(task_definition.map(str::to_string))
                 .desired_count(i32::try_from(desired_count).unwrap_or(i32::MAX))
                 .send(),
         )
         .await?;
-    Ok(CommandResult::Scaled)
+    Ok(())
 }
 
 /// Green's task set: blue's settings, green's target group and revision. One with our
