@@ -60,6 +60,7 @@
 //!
 //! See `docs/state-machine.md` for the state diagram and the phase × input table.
 
+pub mod admission;
 pub mod cloud;
 pub mod command;
 pub mod ids;

@@ -139,7 +139,7 @@ async fn concurrent(n: usize) {
                 })
                 .await
                 .expect("submit");
-            s.id().to_string()
+            s.id().expect("a new deployment").to_string()
         });
     }
     let mut ids = Vec::with_capacity(n);

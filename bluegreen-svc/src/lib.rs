@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod devcloud;
 pub mod hooks;
+pub mod remote;
 pub mod runner;
 pub mod serve;
 pub mod simcloud;

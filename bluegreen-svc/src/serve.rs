@@ -38,8 +38,6 @@ pub enum ServeError {
     },
     #[error("{0}")]
     Cloud(String),
-    #[error("{0}")]
-    Busy(String),
     #[error("server: {0}")]
     Server(std::io::Error),
 }
@@ -156,7 +154,6 @@ impl<C: Cloud + 'static> Server<C> {
         .await
         .map_err(|e| match e {
             StartError::Store(error) => ServeError::Store { url, error },
-            busy @ StartError::Busy { .. } => ServeError::Busy(busy.to_string()),
         })?;
         let state = Arc::new(ApiState {
             runner: runner.clone(),
@@ -250,6 +247,7 @@ pub fn banner(config: &Config, addr: SocketAddr, secrets: &Secrets) -> String {
     let cloud = match config.cloud.kind {
         CloudKind::Sim => "the simulated cloud",
         CloudKind::Aws => "AWS",
+        CloudKind::Remote => "a shared simulated cloud",
     };
     let mut out = format!(
         "bluegreen: serving {} app(s) ({}) on {cloud} at {base}\n",

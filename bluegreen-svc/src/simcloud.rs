@@ -52,6 +52,7 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<SimKind, bluegree
 pub enum AnyCloud {
     Sim(Box<SimKind>),
     Aws(Box<AwsKind>),
+    Remote(Box<crate::remote::RemoteCloud>),
 }
 
 impl Cloud for AnyCloud {
@@ -59,6 +60,7 @@ impl Cloud for AnyCloud {
         match self {
             AnyCloud::Sim(c) => c.execute(command).await,
             AnyCloud::Aws(c) => c.execute(command).await,
+            AnyCloud::Remote(c) => c.execute(command).await,
         }
     }
 }

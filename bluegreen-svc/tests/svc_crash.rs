@@ -68,7 +68,7 @@ fn the_runner_killed_mid_shift_on_the_simulated_world_resumes_from_sqlite_withou
             })
             .await
             .expect("submitted");
-        let id = submitted.id().to_string();
+        let id = submitted.id().expect("a deployment").to_string();
         let s = stored_until(&store, &id, "the canary step", |s| {
             s.deployment.phase_name() == PhaseName::Shift
                 && s.deployment.status().weights.green == 10
@@ -179,44 +179,63 @@ async fn a_graceful_stop_persists_and_the_next_start_resumes() {
 }
 
 #[tokio::test]
-async fn a_second_controller_on_the_same_store_is_refused_while_the_first_holds_the_lease() {
+async fn a_second_runner_on_the_same_store_drives_nothing_the_first_holds_until_it_stops() {
     let dir = TempDir::new("lease");
     let config = config(&dir, &app_toml("web", ""));
     let cloud =
         std::sync::Arc::new(bluegreen_svc::devcloud::DevCloud::new(&config.seed_drafts()).unwrap());
     let store = Store::connect(&dir.store_url()).await.unwrap();
+    let limits = config.runner.limits();
     let first = Runner::start(
         cloud.clone(),
         store.clone(),
         clock(),
         config.templates(),
-        Limits::default(),
+        limits.clone(),
     )
     .await
-    .expect("the first runner takes the lease");
-    // Another process's runner (a different owner id) cannot take it while it is live.
-    let other_owner = "elsewhere/1/1";
-    let now = clock().now();
-    let held = store
-        .acquire_lease(other_owner, now, now.plus_ms(15_000), |_| false)
+    .expect("the first runner starts");
+    let second = Runner::start(
+        cloud.clone(),
+        store.clone(),
+        clock(),
+        config.templates(),
+        limits,
+    )
+    .await
+    .expect("a second runner starts beside it");
+    assert_ne!(first.replica_id(), second.replica_id());
+    // The second replica takes the request; the app's lease goes to it (it was free).
+    let submitted = second
+        .submit(Submit {
+            app: "web".into(),
+            image: "web:v2".into(),
+            source: Source::Api { supersede: false },
+        })
         .await
         .unwrap();
-    assert!(held.is_some(), "the lease is held");
-    first.shutdown().await;
-    // Released on a clean stop: the other controller gets it at once.
-    let held = store
-        .acquire_lease(other_owner, now, now.plus_ms(15_000), |_| false)
-        .await
-        .unwrap();
-    assert_eq!(held, None);
-    // And now a runner of ours waits, then gives up while that one holds it.
-    let limits = Limits {
-        lease_wait: std::time::Duration::ZERO,
-        ..Limits::default()
-    };
-    let refused = Runner::start(cloud, store, clock(), config.templates(), limits).await;
-    assert!(
-        matches!(refused, Err(bluegreen_svc::runner::StartError::Busy { .. })),
-        "a live lease holder refuses a second controller"
+    let id = submitted.id().expect("a deployment").clone();
+    let row = store.app_row("web").await.unwrap().unwrap();
+    assert_eq!(row.holder.as_deref(), Some(second.replica_id()));
+    // The first replica, scanning, never drives it while the second is alive.
+    svc_util::wait_for(
+        "the deployment to finish",
+        std::time::Duration::from_secs(30),
+        || async {
+            store
+                .get(id.as_str())
+                .await
+                .unwrap()
+                .filter(|s| s.state == RowState::Finished)
+        },
+    )
+    .await;
+    assert_eq!(first.running(), 0);
+    assert_eq!(
+        cloud.counts("web").ensure_green,
+        1,
+        "one green, by one replica"
     );
+    second.shutdown().await;
+    first.shutdown().await;
 }

@@ -1,5 +1,8 @@
-//! The store: one code path for SQLite (always tested) and PostgreSQL (opt-in: set
-//! `BLUEGREEN_TEST_POSTGRES=postgres://user@127.0.0.1/db` to a scratch database).
+//! The store: one code path for SQLite and PostgreSQL — every test here runs on both
+//! (a fresh SQLite file and a fresh database on the machine's PostgreSQL server; under
+//! `CI=true` a missing server fails the run).
+
+mod pg;
 
 use bluegreen_core::journal::{JournalEntry, JournalLine};
 use bluegreen_core::plan::example_spec;
@@ -48,15 +51,18 @@ async fn round_trip(store: &Store, tag: &str) {
         line(&id, 3, JournalEntry::Output { output: out }),
     ];
     store
-        .persist(std::sync::Arc::new(Turn {
-            id: id.clone(),
-            lines,
-            snapshot: serde_json::to_string(&d).unwrap(),
-            phase: d.phase_name().as_str().into(),
-            state: RowState::Running,
-            seq: 3,
-            updated_at: now,
-        }))
+        .persist(
+            std::sync::Arc::new(Turn {
+                id: id.clone(),
+                lines,
+                snapshot: serde_json::to_string(&d).unwrap(),
+                phase: d.phase_name().as_str().into(),
+                state: RowState::Running,
+                seq: 3,
+                updated_at: now,
+            }),
+            None,
+        )
         .await
         .unwrap();
     let back = store.get(id.as_str()).await.unwrap().expect("stored");
@@ -103,34 +109,30 @@ async fn round_trip(store: &Store, tag: &str) {
     );
 }
 
-#[tokio::test]
-async fn sqlite_store_round_trips_deployments_and_journals() {
-    let dir = std::env::temp_dir().join(format!("bluegreen-store-{}", std::process::id()));
+/// A fresh temporary directory for SQLite files.
+pub fn temp_dir(tag: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        std::env::temp_dir().join(format!("bluegreen-store-{tag}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}", dir.join("s.db").display());
-    let store = Store::connect(&url).await.unwrap();
-    round_trip(&store, "sqlite").await;
-    store.close().await;
-    // Reopening finds everything (and the schema creation is idempotent).
-    let store = Store::connect(&url).await.unwrap();
-    assert_eq!(store.count("web-sqlite").await.unwrap(), 1);
-    store.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
+    dir
 }
 
 #[tokio::test]
-async fn postgres_store_round_trips_when_a_database_is_given() {
-    let Ok(url) = std::env::var("BLUEGREEN_TEST_POSTGRES") else {
-        eprintln!(
-            "SKIPPED postgres_store: set BLUEGREEN_TEST_POSTGRES=postgres://… to a scratch database"
-        );
-        return;
-    };
-    let store = Store::connect(&url).await.expect("postgres");
-    let tag = format!("pg{}", std::process::id());
-    round_trip(&store, &tag).await;
-    store.close().await;
+async fn stores_round_trip_deployments_and_journals() {
+    let dir = temp_dir("round");
+    for url in pg::store_urls("round", &dir).await {
+        let store = Store::connect(&url).await.unwrap();
+        round_trip(&store, "rt").await;
+        store.close().await;
+        // Reopening finds everything (and the schema creation is idempotent).
+        let store = Store::connect(&url).await.unwrap();
+        assert_eq!(store.count("web-rt").await.unwrap(), 1, "{url}");
+        store.close().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ mod create_green;
 mod deploy;
 mod drain_blue;
 mod exec;
+mod external;
 mod health_check;
 mod hooks;
 mod invariants;

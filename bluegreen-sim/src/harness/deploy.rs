@@ -2,14 +2,15 @@
 //! queued one), the machine's turns, operators, controller crashes and restarts, and
 //! the switch to the liveness phase.
 
+use bluegreen_core::admission::{Decision, Next, Source, Submission};
 use bluegreen_core::journal::Recorder;
 use bluegreen_core::{
     Artifact, Deployment, DeploymentId, DeploymentSpec, Input, Notice, OperatorRequest, Output,
-    PhaseName, Plan,
+    PhaseName, Plan, Timestamp,
 };
 
 use super::{Dep, Ev, OUTPUTS_PER_TURN_MAX, Sim};
-use crate::auditor::DeploymentInfo;
+use crate::auditor::{DeploymentInfo, Invariant};
 
 impl Sim {
     pub(crate) fn on_push(&mut self, app: u16, push: u16) {
@@ -30,25 +31,87 @@ impl Sim {
         self.trace.mix(&[1, u64::from(app), u64::from(push)]);
         let name = self.world.apps[a].name.clone();
         self.pushes_left -= 1;
+        self.apps[a].next_push = push as usize + 1;
+        // The push's event time is its moment in the scenario: pushes arrive in order.
+        let decision = self.admit(app, push, self.now);
         let state = &mut self.apps[a];
-        state.next_push = push as usize + 1;
-        if state.stopped {
-            self.trace.line(self.now, || {
-                format!("{name} push {image}: ignored, the app needs an operator")
-            });
-            return;
-        }
-        if state.current.is_some() {
-            if state.queued.replace(push).is_some() {
-                state.superseded += 1;
-                self.superseded += 1;
+        match decision {
+            Decision::Start { id } => {
+                debug_assert_eq!(id, push);
+                self.start(app, push);
             }
-            self.trace.line(self.now, || {
-                format!("{name} push {image}: queued behind the running deployment")
-            });
+            Decision::Queue { superseded, .. } => {
+                if superseded.is_some() {
+                    state.superseded += 1;
+                    self.superseded += 1;
+                }
+                self.trace.line(self.now, || {
+                    format!("{name} push {image}: queued behind the running deployment")
+                });
+            }
+            Decision::Existing { id } => {
+                self.trace.line(self.now, || {
+                    format!("{name} push {image}: the same image as push {id}: nothing new")
+                });
+            }
+            Decision::Ignored(why) => {
+                self.trace.line(self.now, || {
+                    format!("{name} push {image}: ignored ({})", why.label())
+                });
+            }
+            Decision::Conflict { .. } => {
+                unreachable!("pushes never conflict (only API requests do)")
+            }
+        }
+        self.redeliver_late(app, push);
+    }
+
+    /// Submit push `push` of `app` to the app's admission value with `event_time`.
+    fn admit(&mut self, app: u16, push: u16, event_time: Timestamp) -> Decision<u16> {
+        let a = app as usize;
+        let image = &self.scenario.apps[a].pushes[push as usize].image;
+        let state = &mut self.apps[a];
+        let prior = state.admitted_images.get(image).copied();
+        let decision = state.admission.submit(Submission {
+            id: push,
+            image_key: image.clone(),
+            source: Source::Push {
+                event_time: Some(event_time),
+            },
+            prior,
+        });
+        if decision.created().is_some() {
+            state.admitted_images.entry(image.clone()).or_insert(push);
+        }
+        decision
+    }
+
+    /// EventBridge retries late: now and then, the previous push arrives again with its
+    /// own (older) event time after a newer one. It must never start or queue anything.
+    /// Drawn from a stream of its own so every seed's other draws keep their meaning.
+    fn redeliver_late(&mut self, app: u16, push: u16) {
+        if push == 0 || !self.late_rng.chance(0.25) {
             return;
         }
-        self.start(app, push);
+        let earlier = push - 1;
+        let at = self
+            .scenario
+            .start
+            .plus_ms(self.scenario.apps[app as usize].pushes[earlier as usize].at_ms);
+        let decision = self.admit(app, earlier, at);
+        if let Some(id) = decision.created() {
+            let detail = format!(
+                "a late re-delivery of push {earlier} (event time {at}) was admitted as {id} after push {push}"
+            );
+            self.auditor.violation(
+                &self.world,
+                self.now,
+                Invariant::OneDeploymentPerApp,
+                app,
+                None,
+                detail,
+            );
+        }
     }
 
     pub(crate) fn start(&mut self, app: u16, push: u16) {
@@ -108,6 +171,7 @@ impl Sim {
         self.deps.push(Dep {
             id,
             app,
+            push,
             spec,
             machine: Some(machine),
             persisted: None,
@@ -274,15 +338,19 @@ impl Sim {
         self.trace.mix(&[6, u64::from(dep), phase as u64]);
         self.auditor
             .terminal(&self.world, dep, phase, reason.as_ref());
+        let push = d.push;
         let a = &mut self.apps[app as usize];
         if a.current == Some(dep) {
             a.current = None;
         }
-        if phase == PhaseName::Failed {
-            a.stopped = true;
-        }
-        if a.queued.is_some() && !a.stopped {
-            self.queue_push(now.plus_ms(1_000), Ev::Start { app });
+        // The same rules as the service: the queued push starts next, unless the
+        // outcome holds the app for an operator (`Failed`).
+        match a.admission.finished(&push, phase) {
+            Next::Start { id } => {
+                a.starting = Some(id);
+                self.queue_push(now.plus_ms(1_000), Ev::Start { app });
+            }
+            Next::Idle | Next::Held { .. } | Next::Unchanged => {}
         }
     }
 

@@ -18,6 +18,7 @@ pub mod swarm;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
+use bluegreen_core::admission::Admission;
 use bluegreen_core::journal::Recorder;
 use bluegreen_core::{
     CommandResult, Deployment, DeploymentId, DeploymentSpec, OperatorRequest, PhaseName,
@@ -102,6 +103,8 @@ pub struct WriteRecord {
 pub struct Dep {
     pub id: DeploymentId,
     pub app: u16,
+    /// The push it deploys.
+    pub push: u16,
     pub spec: DeploymentSpec,
     /// `None` while the controller is down (crashed).
     pub machine: Option<Deployment>,
@@ -126,11 +129,15 @@ pub struct Dep {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AppState {
     pub next_push: usize,
-    pub queued: Option<u16>,
+    /// The app's queue rules: the same value the service keeps per app (deployments are
+    /// named by push index here until they start).
+    pub admission: Admission<u16>,
+    /// The first push admitted per image (a later push of it is a repeat).
+    pub admitted_images: BTreeMap<String, u16>,
+    /// A push the admission started, waiting for its `Start` event.
+    pub starting: Option<u16>,
     pub superseded: u32,
     pub current: Option<u32>,
-    /// A deployment of this app failed: it needs an operator; no more pushes.
-    pub stopped: bool,
     pub started: u32,
     /// The plan's lower bound of AWS calls per artifact kind (image, task definition).
     pub plan: [Option<u64>; 2],
@@ -162,6 +169,8 @@ pub struct Sim {
     pub(crate) pending: Vec<Option<Pending>>,
     free_slots: Vec<u32>,
     pub(crate) rng: Rng,
+    /// Late re-deliveries of pushes (a stream of its own: other draws keep their meaning).
+    pub(crate) late_rng: Rng,
     pub(crate) stale: BTreeMap<u64, (Timestamp, CommandResult)>,
     pub(crate) stale_on: bool,
     pub(crate) healed: bool,
@@ -207,6 +216,7 @@ impl Sim {
             pending: Vec::new(),
             free_slots: Vec::new(),
             rng: Rng::derive(scenario.seed, 0x4a72),
+            late_rng: Rng::derive(scenario.seed, 0x1a7e),
             stale: BTreeMap::new(),
             stale_on,
             healed: false,
@@ -298,9 +308,12 @@ impl Sim {
     /// Every push handled and every deployment finished: nothing left to watch.
     pub fn all_done(&self) -> bool {
         self.apps.iter().zip(&self.scenario.apps).all(|(a, plan)| {
+            // A held app (a deployment failed) starts nothing more until an operator.
+            let held = a.admission.hold().is_some();
             a.current.is_none()
-                && a.queued.is_none()
-                && (a.next_push >= plan.pushes.len() || a.stopped)
+                && a.starting.is_none()
+                && (a.admission.queued().is_none() || held)
+                && (a.next_push >= plan.pushes.len() || held)
         }) && self.deps.iter().all(|d| d.outcome.is_some())
     }
 
@@ -375,7 +388,7 @@ impl Sim {
             Ev::Start { app } => {
                 let a = &mut self.apps[app as usize];
                 if a.current.is_none()
-                    && let Some(p) = a.queued.take()
+                    && let Some(p) = a.starting.take()
                 {
                     self.start(app, p);
                 }

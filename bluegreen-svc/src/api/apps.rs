@@ -44,6 +44,10 @@ pub struct AppView {
     pub listener_error: Option<String>,
     pub deployment: Option<String>,
     pub queued: Option<String>,
+    /// Why the app takes no deployment until an operator releases it (a deployment
+    /// failed: `POST /v1/apps/{app}/release`).
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +113,7 @@ async fn observe<C: Cloud + 'static>(s: Arc<ApiState<C>>, app: AppConfig) -> App
         })
         .collect();
     let (running, queued) = s.runner.app_slot(&app.name).await;
+    let held = s.runner.app_hold(&app.name).await;
     AppView {
         name: app.name.clone(),
         mode: d.environment.mode().as_str().to_string(),
@@ -119,7 +124,35 @@ async fn observe<C: Cloud + 'static>(s: Arc<ApiState<C>>, app: AppConfig) -> App
         listener_error: error,
         deployment: running.map(|i| i.to_string()),
         queued: queued.map(|i| i.to_string()),
+        held,
     }
+}
+
+/// `POST /v1/apps/{app}/release`: an operator looked at a held app (a deployment of it
+/// failed) and lets it take deployments again; its queued deployment starts.
+pub async fn release<C: Cloud + 'static>(
+    State(s): State<Arc<ApiState<C>>>,
+    headers: HeaderMap,
+    axum::extract::Path(app): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    use bluegreen_core::admission::Next;
+    s.authorize_api(&headers)?;
+    let next = s.runner.release(&app).await.map_err(|e| match e {
+        crate::runner::SubmitError::UnknownApp(_) => {
+            ApiError::not_found(format!("no app named {app:?} is configured")).field("app")
+        }
+        other => ApiError::internal(other),
+    })?;
+    let body = match next {
+        Next::Start { id } => {
+            serde_json::json!({ "app": app, "released": true, "started": id.as_str() })
+        }
+        Next::Idle => serde_json::json!({ "app": app, "released": true }),
+        Next::Held { .. } | Next::Unchanged => {
+            serde_json::json!({ "app": app, "released": false, "reason": "the app was not held" })
+        }
+    };
+    Ok(Json(body).into_response())
 }
 
 pub async fn list<C: Cloud + 'static>(

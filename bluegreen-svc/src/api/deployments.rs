@@ -122,11 +122,16 @@ pub async fn create<C: Cloud + 'static>(
         })
         .await
         .map_err(submit_error)?;
-    let status = match &submitted {
-        Submitted::Created { .. } => StatusCode::CREATED,
-        Submitted::Existing { .. } => StatusCode::OK,
+    let (status, id) = match &submitted {
+        Submitted::Created { id, .. } => (StatusCode::CREATED, id.to_string()),
+        Submitted::Existing { id } => (StatusCode::OK, id.to_string()),
+        // An API request for a held app: an operator must release it first.
+        Submitted::Ignored(why) => {
+            return Err(
+                ApiError::new(StatusCode::CONFLICT, "app_held", why.to_string()).field("app"),
+            );
+        }
     };
-    let id = submitted.id().to_string();
     let view = view(&s, &id, true).await?;
     let location = format!("/v1/deployments/{id}");
     Ok((status, [(header::LOCATION, location)], Json(view)).into_response())

@@ -9,7 +9,8 @@
 //! | `POST /v1/deployments/{id}/promote·abort·pause·resume` | API token | 202 · 404 · 409 |
 //! | `POST /v1/webhooks/ecr` | webhook token | 202 · 200 ignored / repeat · 422 |
 //! | `GET /v1/apps` | API token | 200 apps with live side and weights read from the listener |
-//! | `GET /healthz`, `GET /metrics` | none | liveness; Prometheus text |
+//! | `POST /v1/apps/{app}/release` | API | 200: a held app (a deployment failed) takes deployments again |
+//! | `GET /healthz`, `GET /readyz`, `GET /metrics` | none | liveness; readiness (store and lease); Prometheus text |
 //!
 //! Every request gets an `x-request-id` (kept when the client sent one) and a trace
 //! span; bodies over 64 KiB are answered 413; requests over the configured timeout 408.
@@ -158,7 +159,9 @@ pub fn router<C: Cloud + 'static>(state: Arc<ApiState<C>>, request_timeout: Dura
         )
         .route("/v1/webhooks/ecr", post(webhook::ecr::<C>))
         .route("/v1/apps", get(apps::list::<C>))
+        .route("/v1/apps/{app}/release", post(apps::release::<C>))
         .route("/healthz", get(healthz::<C>))
+        .route("/readyz", get(readyz::<C>))
         .route("/metrics", get(metrics::<C>))
         .with_state(state)
         // Listed innermost first: the body limit and timeout answer inside the JSON-error
@@ -180,6 +183,27 @@ async fn healthz<C: Cloud + 'static>(State(s): Shared<C>) -> Response {
         "deployments_running": s.runner.running(),
     });
     axum::Json(body).into_response()
+}
+
+/// Readiness: this replica can take work — the store answers and its lease is good
+/// (503 otherwise, with the reason). Liveness stays `/healthz`.
+async fn readyz<C: Cloud + 'static>(State(s): Shared<C>) -> Response {
+    match s.runner.ready() {
+        Ok(()) => axum::Json(serde_json::json!({
+            "status": "ready",
+            "replica": s.runner.replica_id(),
+        }))
+        .into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({
+                "status": "not_ready",
+                "reason": reason,
+                "replica": s.runner.replica_id(),
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn metrics<C: Cloud + 'static>(State(s): Shared<C>) -> Response {

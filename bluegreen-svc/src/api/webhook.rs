@@ -25,6 +25,8 @@ use crate::telemetry;
 pub struct Push {
     pub account: String,
     pub region: String,
+    /// The event's time (orders pushes of one app).
+    pub time: Option<bluegreen_core::Timestamp>,
     pub repository: String,
     pub digest: String,
     pub tag: Option<String>,
@@ -131,13 +133,76 @@ pub fn parse(value: &Value) -> Result<Event, ApiError> {
             "region must be an AWS region such as us-east-1",
         ));
     }
+    let time = match value.get("time") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(parse_event_time(t).ok_or_else(|| {
+            ApiError::invalid(
+                "time",
+                "time must be an RFC 3339 UTC time such as 2026-11-22T03:04:05Z",
+            )
+        })?),
+        Some(_) => return Err(ApiError::invalid("time", "time must be a string")),
+    };
     Ok(Event::Push(Push {
         account: account.to_string(),
         region: region.to_string(),
+        time,
         repository,
         digest,
         tag,
     }))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (EventBridge's event time) → a timestamp.
+pub fn parse_event_time(text: &str) -> Option<bluegreen_core::Timestamp> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b.len() > 40 || !text.ends_with('Z') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let s = text.get(r)?;
+        s.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let frac_ms = match &text[19..text.len() - 1] {
+        "" => 0,
+        f if f.len() >= 2 && f.starts_with('.') && f[1..].bytes().all(|c| c.is_ascii_digit()) => {
+            let digits = &f[1..f.len().min(4)];
+            let v: i64 = digits.parse().ok()?;
+            v * 10_i64.pow(3 - u32::try_from(digits.len()).ok()?)
+        }
+        _ => return None,
+    };
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&mo)
+        || !(1..=31).contains(&d)
+        || h > 23
+        || mi > 59
+        || sec > 60
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (yy, m) = if mo <= 2 {
+        (y - 1, mo + 9)
+    } else {
+        (y, mo - 3)
+    };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms = ((days * 86_400 + h * 3_600 + mi * 60 + sec) * 1_000) + frac_ms;
+    u64::try_from(ms)
+        .ok()
+        .map(bluegreen_core::Timestamp::from_millis)
 }
 
 fn ignored(reason: String) -> Response {
@@ -176,6 +241,7 @@ pub async fn ecr<C: Cloud + 'static>(
     }
     let image = push.image();
     let mut outcomes = Vec::new();
+    let mut ignored_reasons = Vec::new();
     let mut created = false;
     for app in watchers {
         let submitted = s
@@ -183,7 +249,10 @@ pub async fn ecr<C: Cloud + 'static>(
             .submit(Submit {
                 app: app.to_string(),
                 image: image.clone(),
-                source: Source::Webhook,
+                // The event's own time orders pushes (EventBridge delivers late).
+                source: Source::Webhook {
+                    event_time: push.time,
+                },
             })
             .await
             .map_err(|e| match e {
@@ -197,15 +266,36 @@ pub async fn ecr<C: Cloud + 'static>(
                 ),
                 other => ApiError::internal(other),
             })?;
-        let (state, label) = match &submitted {
-            Submitted::Created { queued: false, .. } => ("started", "deployed"),
-            Submitted::Created { queued: true, .. } => ("queued", "queued"),
-            Submitted::Existing { .. } => ("repeat", "repeat"),
+        let (state, label, id) = match &submitted {
+            Submitted::Created { queued: false, id } => ("started", "deployed", id),
+            Submitted::Created { queued: true, id } => ("queued", "queued", id),
+            Submitted::Existing { id } => ("repeat", "repeat", id),
+            Submitted::Ignored(why) => {
+                telemetry::webhook("ignored");
+                metrics::counter!("bluegreen_webhook_ignored_total", "reason" => why.label())
+                    .increment(1);
+                tracing::info!(%app, %image, reason = %why, "webhook push ignored");
+                ignored_reasons.push(json!({ "app": app, "ignored": why.to_string() }));
+                continue;
+            }
         };
         created |= matches!(submitted, Submitted::Created { .. });
         telemetry::webhook(label);
-        tracing::info!(%app, id = %submitted.id(), %state, %image, "webhook push");
-        outcomes.push(json!({ "app": app, "deployment": submitted.id().as_str(), "state": state }));
+        tracing::info!(%app, %id, %state, %image, "webhook push");
+        outcomes.push(json!({ "app": app, "deployment": id.as_str(), "state": state }));
+    }
+    if outcomes.is_empty() {
+        // Every watching app ignored it (stale, held): one reason per app.
+        let reason = ignored_reasons
+            .iter()
+            .filter_map(|r| r["ignored"].as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Ok((
+            StatusCode::OK,
+            Json(json!({ "ignored": reason, "apps": ignored_reasons })),
+        )
+            .into_response());
     }
     let first = outcomes[0]["deployment"].clone();
     let status = if created {
@@ -223,6 +313,33 @@ pub async fn ecr<C: Cloud + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_times_parse_as_utc_milliseconds() {
+        let t = parse_event_time("2026-11-22T03:04:05Z").unwrap();
+        assert_eq!(t.as_millis(), 1_795_316_645_000);
+        assert_eq!(
+            parse_event_time("2026-11-22T03:04:05.678Z")
+                .unwrap()
+                .as_millis(),
+            1_795_316_645_678
+        );
+        assert_eq!(
+            parse_event_time("1970-01-01T00:00:00Z")
+                .unwrap()
+                .as_millis(),
+            0
+        );
+        for bad in [
+            "2026-11-22 03:04:05Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-22T03:04:05",
+            "yesterday",
+            "2026-11-22T03:04:05.Z",
+        ] {
+            assert!(parse_event_time(bad).is_none(), "{bad}");
+        }
+    }
 
     fn event(action: &str, result: &str) -> Value {
         json!({

@@ -256,7 +256,10 @@ impl Backend {
                     .await
                     .map_err(|e| e.to_string())?;
                 LOCAL.with_local(local);
-                Ok(submitted.id().to_string())
+                match submitted {
+                    crate::runner::Submitted::Ignored(why) => Err(why.to_string()),
+                    other => Ok(other.id().map(|i| i.to_string()).unwrap_or_default()),
+                }
             }
         }
     }
@@ -405,17 +408,17 @@ impl Local {
             CloudKind::Aws => crate::simcloud::AnyCloud::Aws(Box::new(
                 crate::awscloud::build().await.map_err(|e| e.to_string())?,
             )),
+            CloudKind::Remote => crate::simcloud::AnyCloud::Remote(Box::new(
+                crate::remote::RemoteCloud::new(config.cloud.url.as_deref().unwrap_or_default())?,
+            )),
         };
         let hook_secret = std::env::var("BLUEGREEN_HOOK_SECRET")
             .ok()
             .map(String::into_bytes);
         let store = Backend::store(config).await?;
-        // Without a server there is no one to wait for: a live holder of the store's
-        // lease is another controller, and this process must not drive beside it.
-        let limits = crate::runner::Limits {
-            lease_wait: Duration::ZERO,
-            ..config.runner.limits()
-        };
+        // Another controller on the same store (a server) keeps driving its apps: this
+        // process only drives the apps whose leases are free.
+        let limits = config.runner.limits();
         let runner = Runner::start(
             crate::hooks::HookedCloud::new(cloud, hook_secret),
             store,

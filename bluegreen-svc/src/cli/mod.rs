@@ -63,6 +63,14 @@ pub enum Command {
         #[arg(long, value_enum)]
         cloud: Option<CloudKind>,
     },
+    /// Serve the config's simulated world over HTTP so several `serve` replicas
+    /// (`[cloud] kind = "remote"`) share one simulated account (HA tests and demos)
+    #[cfg(feature = "sim")]
+    SimCloud {
+        /// Listen address
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: String,
+    },
     /// Deploy an image to an app and follow it live
     Deploy {
         app: String,
@@ -189,6 +197,7 @@ async fn run(cli: Cli) -> Result<i32, String> {
             let cloud = cloud.map(|c| match c {
                 CloudKind::Sim => "sim".to_string(),
                 CloudKind::Aws => "aws".to_string(),
+                CloudKind::Remote => "remote".to_string(),
             });
             for (key, value) in [
                 ("BLUEGREEN_SERVER_LISTEN", listen),
@@ -278,6 +287,8 @@ async fn run(cli: Cli) -> Result<i32, String> {
                 .operate(&config, &id, OperatorRequest::Resume, false)
                 .await
         }
+        #[cfg(feature = "sim")]
+        Command::SimCloud { listen } => sim_cloud(config, listen).await,
         Command::Journal { id, remote } => {
             let backend = Backend::pick(&config, &remote).await;
             print!("{}", backend.journal(&id).await?);
@@ -316,7 +327,36 @@ async fn serve(config: Config) -> Result<i32, String> {
                 .await
                 .map_err(|e| e.to_string())?;
         }
+        CloudKind::Remote => {
+            let url = config.cloud.url.as_deref().unwrap_or_default();
+            let cloud = crate::remote::RemoteCloud::new(url)?;
+            let server = Server::start(&config, cloud, clock, secrets.clone(), listener)
+                .await
+                .map_err(|e| e.to_string())?;
+            print!("{}", banner(&config, server.addr, &secrets));
+            server
+                .run_until(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
     }
+    Ok(0)
+}
+
+/// `bluegreen sim-cloud`: serve the config's simulated world to several replicas.
+#[cfg(feature = "sim")]
+async fn sim_cloud(config: Config, listen: String) -> Result<i32, String> {
+    let clock = clock_for(&config);
+    let cloud = crate::simcloud::build(&config, clock).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("bluegreen sim-cloud: serving the simulated world at http://{addr}");
+    axum::serve(listener, crate::remote::SimServer::new(cloud).router())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(0)
 }
 

@@ -56,6 +56,9 @@ pub enum CloudKind {
     Sim,
     /// Real AWS through the standard credential chain (`AWS_ENDPOINT_URL` honoured).
     Aws,
+    /// A simulated world served by another process (`bluegreen sim-cloud`) at
+    /// `cloud.url`: several replicas share one simulated account (tests, demos of HA).
+    Remote,
 }
 
 /// The simulated world's timings.
@@ -98,6 +101,8 @@ pub struct CloudConfig {
     pub profile: SimProfile,
     /// Simulated cloud only: run the clock this many times faster than the wall clock.
     pub speed: u32,
+    /// Remote simulated cloud only: the `bluegreen sim-cloud` address (`http://…`).
+    pub url: Option<String>,
 }
 
 impl Default for CloudConfig {
@@ -107,6 +112,7 @@ impl Default for CloudConfig {
             seed: 1,
             profile: SimProfile::Fast,
             speed: 1,
+            url: None,
         }
     }
 }
@@ -118,15 +124,30 @@ pub struct RunnerConfig {
     pub deployments_open_max: usize,
     #[serde(with = "duration")]
     pub shutdown_grace: u64,
+    /// A replica's lease on its apps (ms): a dead replica's apps move within this plus
+    /// one scan.
+    #[serde(with = "duration")]
+    pub lease_ttl: u64,
+    /// How often a replica scans for apps to take over (ms).
+    #[serde(with = "duration")]
+    pub scan: u64,
+    /// How long a deployment waits for a store that does not answer before this replica
+    /// lets it go (ms; it is resumed once the store answers).
+    #[serde(with = "duration")]
+    pub store_retry: u64,
 }
 
 impl Default for RunnerConfig {
     fn default() -> Self {
         let l = crate::runner::Limits::default();
+        let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         RunnerConfig {
             commands_in_flight_max: l.commands_in_flight_max,
             deployments_open_max: l.deployments_open_max,
-            shutdown_grace: u64::try_from(l.shutdown_grace.as_millis()).unwrap_or(u64::MAX),
+            shutdown_grace: ms(l.shutdown_grace),
+            lease_ttl: ms(l.lease_ttl),
+            scan: ms(l.scan_every),
+            store_retry: ms(l.store_retry_max),
         }
     }
 }
@@ -137,6 +158,9 @@ impl RunnerConfig {
             commands_in_flight_max: self.commands_in_flight_max,
             deployments_open_max: self.deployments_open_max,
             shutdown_grace: std::time::Duration::from_millis(self.shutdown_grace),
+            lease_ttl: std::time::Duration::from_millis(self.lease_ttl),
+            scan_every: std::time::Duration::from_millis(self.scan),
+            store_retry_max: std::time::Duration::from_millis(self.store_retry),
             ..crate::runner::Limits::default()
         }
     }
@@ -243,13 +267,16 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Scalar keys the environment may override, per section.
 const OVERRIDABLE: [(&str, &[&str]); 4] = [
     ("server", &["listen", "store", "request_timeout"]),
-    ("cloud", &["kind", "seed", "profile", "speed"]),
+    ("cloud", &["kind", "seed", "profile", "speed", "url"]),
     (
         "runner",
         &[
             "commands_in_flight_max",
             "deployments_open_max",
             "shutdown_grace",
+            "lease_ttl",
+            "scan",
+            "store_retry",
         ],
     ),
     ("log", &["format"]),
@@ -382,7 +409,25 @@ impl Config {
                 format!("must be between 1 and {}", crate::runner::clock::SPEED_MAX),
             ));
         }
-        if raw.cloud.kind == CloudKind::Aws && raw.cloud.speed != 1 {
+        match (&raw.cloud.kind, &raw.cloud.url) {
+            (CloudKind::Remote, None) => {
+                return Err(config_err(
+                    "cloud.url",
+                    "is required with kind = \"remote\" (the address `bluegreen sim-cloud` prints)"
+                        .into(),
+                ));
+            }
+            (CloudKind::Remote, Some(u))
+                if !u.starts_with("http://") && !u.starts_with("https://") =>
+            {
+                return Err(config_err(
+                    "cloud.url",
+                    "must be an http:// or https:// URL".into(),
+                ));
+            }
+            _ => {}
+        }
+        if raw.cloud.kind != CloudKind::Sim && raw.cloud.speed != 1 {
             return Err(config_err(
                 "cloud.speed",
                 "only the simulated cloud can run faster than real time".into(),
@@ -398,6 +443,24 @@ impl Config {
             return Err(config_err(
                 "runner.deployments_open_max",
                 "must be between 1 and 1000000".into(),
+            ));
+        }
+        if !(1_000..=600_000).contains(&raw.runner.lease_ttl) {
+            return Err(config_err(
+                "runner.lease_ttl",
+                "must be between 1s and 10m".into(),
+            ));
+        }
+        if !(50..=60_000).contains(&raw.runner.scan) || raw.runner.scan > raw.runner.lease_ttl {
+            return Err(config_err(
+                "runner.scan",
+                "must be between 50ms and 1m, and no longer than runner.lease_ttl".into(),
+            ));
+        }
+        if raw.runner.store_retry > 86_400_000 {
+            return Err(config_err(
+                "runner.store_retry",
+                "must be at most 24h".into(),
             ));
         }
         if raw.apps.len() > APPS_MAX {

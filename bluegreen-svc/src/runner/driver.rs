@@ -2,29 +2,52 @@
 //!
 //! A turn: read the clock once; for each input gathered since the last turn, journal it,
 //! `handle` it, drain `poll` until `Idle` and journal every output; persist the journal
-//! lines and the snapshot in one transaction; only then answer operators and hand the
-//! turn's commands to the cloud. Then wait for the next input: a command result, an
-//! operator request, the machine's wake-up time, or shutdown.
+//! lines and the snapshot in one transaction — fenced by the app's lease epoch; only
+//! then answer operators and hand the turn's commands to the cloud (and only while this
+//! replica's lease is good). Then wait for the next input: a command result, an
+//! operator request, the machine's wake-up time, a stop (lease lost), or shutdown.
+//!
+//! A panic — in the machine, the driver or the cloud adapter — fails this deployment
+//! (the world is unknown: an operator must look) and nothing else.
 
-use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bluegreen_core::journal::{JournalEntry, JournalLine, OUTPUTS_PER_INPUT_MAX};
 use bluegreen_core::{
     Cloud, Command, CommandError, CommandResult, Deployment, DeploymentId, Input, Notice, Output,
     Phase, PhaseName, Refused, Timestamp,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use super::{Control, Runner};
-use crate::store::{RowState, Turn};
+use crate::store::{Fence, RowState, StoreError, Turn};
 use crate::telemetry;
 
-/// Attempts to persist one turn before the driver gives up (and the deployment waits for
-/// the next start).
-const PERSIST_ATTEMPTS_MAX: u32 = 5;
+/// Backoff between attempts to persist a turn while the store does not answer: from the
+/// first to the longest delay, doubling (bounded in total by `Limits::store_retry_max`).
+const PERSIST_DELAY_FIRST: Duration = Duration::from_millis(100);
+const PERSIST_DELAY_MAX: Duration = Duration::from_secs(5);
+
+/// How a driver ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The deployment reached this terminal phase (persisted).
+    Finished(PhaseName),
+    /// Stopped without finishing (shutdown, or the store stayed down): whoever holds the
+    /// app's lease resumes it from its last persisted turn.
+    Detached,
+    /// Its lease was lost (a write was refused, or the replica learnt another holds the
+    /// app): it sent nothing more.
+    Fenced,
+}
+
+/// Why a turn could not be persisted.
+enum PersistFailed {
+    Fenced,
+    /// The store did not answer for `store_retry_max`, or the driver was stopped.
+    GaveUp,
+}
 
 type Flight = (Command, Result<CommandResult, CommandError>);
 type Reply = oneshot::Sender<Result<(), Refused>>;
@@ -34,42 +57,22 @@ struct Watch {
     phase_since: Timestamp,
 }
 
-pub(crate) async fn drive<C: Cloud + 'static>(
+/// Drive until the deployment is terminal or the driver must stop.
+pub(crate) async fn run<C: Cloud + 'static>(
     runner: Runner<C>,
-    d: Deployment,
-    seq: u64,
-    first: Input,
-    rx: mpsc::Receiver<Control>,
-    alive: mpsc::Sender<()>,
-) {
-    let span = tracing::info_span!("deployment", id = %d.id(), app = %d.spec().app);
-    let inner = runner.inner();
-    inner.running.fetch_add(1, Ordering::Relaxed);
-    telemetry::in_flight(1.0);
-    let app = d.spec().app.clone();
-    let id = d.id().clone();
-    let finished = run(&runner, d, seq, first, rx).instrument(span).await;
-    runner.inner().running.fetch_sub(1, Ordering::Relaxed);
-    telemetry::in_flight(-1.0);
-    if finished {
-        runner.finished(&app, &id).await;
-    } else {
-        runner.detached(&app, &id).await;
-    }
-    drop(alive);
-}
-
-/// Drive until the deployment is terminal (`true`) or the driver must stop (`false`).
-async fn run<C: Cloud + 'static>(
-    runner: &Runner<C>,
     mut d: Deployment,
     mut seq: u64,
     first: Input,
     mut rx: mpsc::Receiver<Control>,
-) -> bool {
+    mut stop: watch::Receiver<bool>,
+    fence: Fence,
+) -> End {
+    let runner = &runner;
     let inner = runner.inner();
     let id = d.id().clone();
     let mut inbox: Vec<(Input, Option<Reply>)> = vec![(first, None)];
+    // A command's executor panicked: the deployment fails at the next turn.
+    let mut panicked: Option<String> = None;
     let mut flights: JoinSet<Flight> = JoinSet::new();
     let mut shutdown = inner.shutdown.subscribe();
     let mut stopping = *shutdown.borrow();
@@ -81,12 +84,31 @@ async fn run<C: Cloud + 'static>(
     // Bounded by the deployment itself: every iteration handles at least one input or
     // waits for one, and the machine reaches a terminal phase within its timeouts.
     loop {
-        if !inbox.is_empty() {
+        if *stop.borrow() {
+            flights.abort_all();
+            return End::Fenced;
+        }
+        if !inbox.is_empty() || panicked.is_some() {
             // ---- the turn ----
             let now = inner.clock.now();
             let mut lines = Vec::new();
             let mut commands = Vec::new();
             let mut replies = Vec::new();
+            if let Some(why) = panicked.take() {
+                d.fail_externally(now, why);
+                inbox.clear();
+                drain(
+                    &mut d,
+                    now,
+                    &id,
+                    &mut seq,
+                    &mut lines,
+                    &mut commands,
+                    &mut wake_at,
+                    &mut watch,
+                );
+                commands.clear();
+            }
             for (input, reply) in inbox.drain(..) {
                 seq += 1;
                 lines.push(line(
@@ -101,26 +123,16 @@ async fn run<C: Cloud + 'static>(
                 if let Some(reply) = reply {
                     replies.push((reply, handled));
                 }
-                for _ in 0..OUTPUTS_PER_INPUT_MAX {
-                    let out = d.poll(now);
-                    seq += 1;
-                    lines.push(line(
-                        &id,
-                        seq,
-                        now,
-                        JournalEntry::Output {
-                            output: out.clone(),
-                        },
-                    ));
-                    match out {
-                        Output::Command(c) => commands.push(c),
-                        Output::Notice(n) => notice(&d, &n, &mut watch),
-                        Output::Idle { wake_at: w } => {
-                            wake_at = w;
-                            break;
-                        }
-                    }
-                }
+                drain(
+                    &mut d,
+                    now,
+                    &id,
+                    &mut seq,
+                    &mut lines,
+                    &mut commands,
+                    &mut wake_at,
+                    &mut watch,
+                );
             }
             let terminal = d.is_terminal();
             let turn = Turn {
@@ -136,19 +148,35 @@ async fn run<C: Cloud + 'static>(
                 seq,
                 updated_at: d.updated_at(),
             };
-            if !persist(runner, std::sync::Arc::new(turn)).await {
+            match persist(runner, std::sync::Arc::new(turn), &fence, &mut stop).await {
+                Ok(()) => {}
                 // Nothing of this turn reached the cloud; the last persisted turn is
-                // where the next start resumes.
-                return false;
+                // where whoever drives the app next resumes.
+                Err(PersistFailed::Fenced) => {
+                    flights.abort_all();
+                    return End::Fenced;
+                }
+                Err(PersistFailed::GaveUp) => {
+                    flights.abort_all();
+                    return End::Detached;
+                }
             }
             for (reply, handled) in replies {
                 let _ = reply.send(handled);
             }
             if terminal {
                 outcome(&d);
-                return true;
+                flights.abort_all();
+                return End::Finished(d.phase_name());
             }
-            if !stopping {
+            if !stopping && !commands.is_empty() {
+                // Only while this replica's lease is good: after a pause or a store
+                // outage the app may have a new holder, which the replica learns before
+                // its lease counts as good again (and stops this driver).
+                if !lease_good(runner, &mut stop).await {
+                    flights.abort_all();
+                    return End::Fenced;
+                }
                 for c in commands {
                     dispatch(runner, &mut flights, c, &d);
                 }
@@ -157,16 +185,20 @@ async fn run<C: Cloud + 'static>(
             // start re-sends the reads and resolves the writes (`Input::Restarted`).
         }
         if stopping && flights.is_empty() {
-            return false;
+            return End::Detached;
         }
         // ---- wait for the next input ----
         let sleep = wake_at.map(|at| inner.clock.until(at));
         tokio::select! {
             biased;
+            _ = stop.changed() => {
+                flights.abort_all();
+                return End::Fenced;
+            }
             Some(joined) = flights.join_next(), if !flights.is_empty() => {
-                take(&d, joined, &mut inbox);
+                take(&d, joined, &mut inbox, &mut panicked);
                 while let Some(joined) = flights.try_join_next() {
-                    take(&d, joined, &mut inbox);
+                    take(&d, joined, &mut inbox, &mut panicked);
                 }
             }
             _ = shutdown.changed(), if !stopping => {
@@ -176,7 +208,7 @@ async fn run<C: Cloud + 'static>(
             _ = tokio::time::sleep_until(grace_until.unwrap_or_else(tokio::time::Instant::now)), if stopping => {
                 tracing::warn!(commands = flights.len(), "shutdown grace over; commands still out are resolved at the next start");
                 flights.abort_all();
-                return false;
+                return End::Detached;
             }
             control = rx.recv(), if !stopping => match control {
                 Some(Control::Operator(request, reply)) => inbox.push((Input::Operator(request), Some(reply))),
@@ -205,6 +237,7 @@ fn take(
     d: &Deployment,
     joined: Result<Flight, tokio::task::JoinError>,
     inbox: &mut Vec<(Input, Option<Reply>)>,
+    panicked: &mut Option<String>,
 ) {
     match joined {
         Ok((command, result)) => {
@@ -223,9 +256,147 @@ fn take(
                 tracing::debug!(command = %command.id, attempt = command.attempt, "dropping a stale result");
             }
         }
-        // A panicking executor: the command stays in flight until its deadline, when the
-        // machine treats it as lost.
-        Err(e) => tracing::error!(error = %e, "a command's executor panicked"),
+        // A panicking executor: a bug in the cloud adapter. What it did at AWS is
+        // unknown, so the deployment fails (its app is held for an operator) rather
+        // than guess; nothing else is affected.
+        Err(e) if e.is_panic() => {
+            let message = panic_message(e.into_panic());
+            tracing::error!(%message, "a command's executor panicked; the deployment fails");
+            panicked.get_or_insert(format!("the cloud adapter panicked: {message}"));
+        }
+        Err(e) => tracing::error!(error = %e, "a command's executor was cancelled"),
+    }
+}
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    crate::store::redact_text(&text)
+}
+
+/// Drain the machine's outputs after an input, journalling each.
+#[allow(clippy::too_many_arguments)]
+fn drain(
+    d: &mut Deployment,
+    now: Timestamp,
+    id: &DeploymentId,
+    seq: &mut u64,
+    lines: &mut Vec<JournalLine>,
+    commands: &mut Vec<Command>,
+    wake_at: &mut Option<Timestamp>,
+    watch: &mut Watch,
+) {
+    for _ in 0..OUTPUTS_PER_INPUT_MAX {
+        let out = d.poll(now);
+        *seq += 1;
+        lines.push(line(
+            id,
+            *seq,
+            now,
+            JournalEntry::Output {
+                output: out.clone(),
+            },
+        ));
+        match out {
+            Output::Command(c) => commands.push(c),
+            Output::Notice(n) => notice(d, &n, watch),
+            Output::Idle { wake_at: w } => {
+                *wake_at = w;
+                break;
+            }
+        }
+    }
+}
+
+/// Wait until this replica's lease is good; `false` when the driver is stopped first.
+async fn lease_good<C: Cloud + 'static>(
+    runner: &Runner<C>,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let standing = &runner.inner().standing;
+    let mut ok = standing.ok.subscribe();
+    let mut warned = false;
+    // Bounded by the stop signal: a replica that cannot renew its lease has its apps
+    // taken over, and learns it (and stops this driver) when the store answers again.
+    loop {
+        if *stop.borrow() {
+            return false;
+        }
+        if standing.is_valid() {
+            return true;
+        }
+        if !warned {
+            tracing::warn!(
+                "this replica's lease lapsed; holding the turn's commands until it is renewed"
+            );
+            warned = true;
+        }
+        tokio::select! {
+            _ = stop.changed() => return false,
+            _ = ok.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+}
+
+/// A driver panicked: fail the deployment from its last persisted state, with the reason
+/// in its journal, so its app is held for an operator per the admission rules.
+pub(crate) async fn contain_panic<C: Cloud + 'static>(
+    runner: &Runner<C>,
+    fence: &Fence,
+    id: &DeploymentId,
+    message: String,
+) -> End {
+    let inner = runner.inner();
+    tracing::error!(%id, %message, "a deployment's driver panicked; the deployment fails");
+    let stored = match inner.store.get(id.as_str()).await {
+        Ok(Some(s)) => s,
+        _ => return End::Detached,
+    };
+    if stored.state != RowState::Running {
+        return End::Detached;
+    }
+    let mut d = stored.deployment;
+    let mut seq = stored.seq;
+    let now = inner.clock.now();
+    d.fail_externally(
+        now,
+        format!("the controller panicked while driving it: {message}"),
+    );
+    let mut lines = Vec::new();
+    let (mut commands, mut wake_at) = (Vec::new(), None);
+    let mut watch = Watch { phase_since: now };
+    drain(
+        &mut d,
+        now,
+        id,
+        &mut seq,
+        &mut lines,
+        &mut commands,
+        &mut wake_at,
+        &mut watch,
+    );
+    let turn = Turn {
+        id: id.clone(),
+        lines,
+        snapshot: serde_json::to_string(&d).expect("deployments serialise"),
+        phase: d.phase_name().as_str().to_string(),
+        state: RowState::Finished,
+        seq,
+        updated_at: d.updated_at(),
+    };
+    let (_never, mut stop) = watch::channel(false);
+    match persist(runner, std::sync::Arc::new(turn), fence, &mut stop).await {
+        Ok(()) => {
+            outcome(&d);
+            End::Finished(d.phase_name())
+        }
+        Err(PersistFailed::Fenced) => End::Fenced,
+        Err(PersistFailed::GaveUp) => End::Detached,
     }
 }
 
@@ -263,23 +434,47 @@ fn dispatch<C: Cloud + 'static>(
     });
 }
 
-async fn persist<C: Cloud + 'static>(runner: &Runner<C>, turn: std::sync::Arc<Turn>) -> bool {
-    let store = &runner.inner().store;
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=PERSIST_ATTEMPTS_MAX {
-        match store.persist(turn.clone()).await {
-            Ok(()) => return true,
-            Err(e) if attempt < PERSIST_ATTEMPTS_MAX => {
+async fn persist<C: Cloud + 'static>(
+    runner: &Runner<C>,
+    turn: std::sync::Arc<Turn>,
+    fence: &Fence,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), PersistFailed> {
+    let inner = runner.inner();
+    let started = Instant::now();
+    let mut delay = PERSIST_DELAY_FIRST;
+    let mut attempt = 0u32;
+    // Bounded by `store_retry_max` (and the stop signal): a store outage pauses the
+    // deployment (nothing is sent meanwhile) instead of dropping it.
+    loop {
+        attempt += 1;
+        match inner.store.persist(turn.clone(), Some(fence.clone())).await {
+            Ok(()) => {
+                if attempt > 1 {
+                    tracing::info!(attempt, "the store answers again; the deployment goes on");
+                }
+                return Ok(());
+            }
+            Err(StoreError::Fenced { app, epoch }) => {
+                metrics::counter!("bluegreen_fenced_writes_total").increment(1);
+                tracing::warn!(%app, epoch, "write refused: another replica now drives this app; this one stops driving it");
+                return Err(PersistFailed::Fenced);
+            }
+            Err(e) if started.elapsed() < inner.limits.store_retry_max => {
+                metrics::counter!("bluegreen_store_retries_total").increment(1);
                 tracing::warn!(error = %e, attempt, "persisting a turn failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
+                tokio::select! {
+                    _ = stop.changed() => return Err(PersistFailed::GaveUp),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(PERSIST_DELAY_MAX);
             }
             Err(e) => {
-                tracing::error!(error = %e, "persisting a turn failed; the deployment stops here and resumes at the next start");
+                tracing::error!(error = %e, attempt, "persisting a turn kept failing; the deployment waits for the store and is resumed once it answers");
+                return Err(PersistFailed::GaveUp);
             }
         }
     }
-    false
 }
 
 fn notice(d: &Deployment, n: &Notice, watch: &mut Watch) {

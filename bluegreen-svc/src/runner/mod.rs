@@ -1,36 +1,38 @@
-//! The runner: drives many deployments at once on tokio, generic over the [`Cloud`] port.
+//! The runner: drives deployments on tokio, generic over the [`Cloud`] port, as one of
+//! any number of replicas sharing one store (DESIGN §5 "Several replicas").
 //!
-//! - One task per running deployment ([`driver`]) owns its [`Deployment`]; it reads the
-//!   clock once per turn, hands the machine its inputs, journals every input and output,
-//!   and persists the journal lines *and* the snapshot before any command of the turn is
-//!   handed to the cloud (write-ahead). A crash at any point resumes from the last
-//!   persisted turn with `Input::Restarted`: the machine re-sends reads and resolves
-//!   writes that were out by observation, so nothing non-idempotent runs twice.
-//! - One deployment per app at a time. While one runs, at most one more waits in the
-//!   app's queue; a newer submission replaces the queued one (which becomes
-//!   `superseded` and never touches the cloud). See `docs/service.md` for the rules.
+//! - **Admission** (submit, supersede, queue, cancel, push ordering, holding an app
+//!   after a failure) is the core's [`bluegreen_core::admission::Admission`] value,
+//!   applied in one store transaction on the app's row: any replica takes any request.
+//! - **One driver per app**: the replica holding the app's lease drives its running
+//!   deployment ([`driver`]): it reads the clock once per turn, journals every input and
+//!   output, and persists the journal lines *and* the snapshot — fenced by the lease's
+//!   epoch — before any command of the turn is handed to the cloud (write-ahead). A
+//!   refused (fenced) write stops the driver before it sends another command.
+//! - **Takeover** ([`replica`]): every replica scans for apps whose holder is gone and
+//!   resumes their deployments with `Input::Restarted` (writes that were out are resolved
+//!   by observation). Leases live by the database's clock and spread across replicas.
 //! - Everything is bounded: commands in flight across all deployments (a semaphore),
-//!   open deployments, each driver's control channel, the store's write queue.
+//!   open deployments, each driver's control channel, the store's write queue, store
+//!   retries during an outage.
 
 pub mod clock;
 mod driver;
-mod lease;
-
-use lease::{heartbeat, host_name, take_lease};
+mod replica;
+mod submit;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bluegreen_core::journal::{JournalEntry, JournalLine};
+use bluegreen_core::admission::Ignored;
 use bluegreen_core::{
-    Artifact, Cloud, Deployment, DeploymentId, DeploymentSpec, Input, OperatorRequest, Refused,
-    SpecDraft, SpecError, Timestamp,
+    Cloud, DeploymentId, OperatorRequest, Refused, SpecDraft, SpecError, Timestamp,
 };
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
-use crate::store::{NewRow, RowState, Store, StoreError, Stored, image_key};
+use crate::store::{Store, StoreError};
 pub use clock::{Clock, ScaledClock, SystemClock};
 
 /// Capacity of a driver's control channel (operator requests waiting for its next turn).
@@ -41,16 +43,23 @@ pub const CONTROL_QUEUE_MAX: usize = 16;
 pub struct Limits {
     /// Commands executing at once across every deployment.
     pub commands_in_flight_max: usize,
-    /// Deployments running or queued at once; more submissions get 503.
+    /// Deployments running or queued at once (across replicas); more submissions get 503.
     pub deployments_open_max: usize,
     /// On shutdown, how long drivers wait for commands already out before they exit
-    /// (what is still out then is resolved at the next start).
+    /// (what is still out then is resolved by whoever drives the app next).
     pub shutdown_grace: Duration,
-    /// The controller lease (one runner per store): renewed every third of this; a
-    /// runner that cannot renew it stops driving.
+    /// A replica's lease on its apps lives this long past its last heartbeat (by the
+    /// database's clock); heartbeats go every third of it. A dead replica's apps are
+    /// taken over within this plus one scan.
     pub lease_ttl: Duration,
-    /// How long `start` waits for a lease another live runner holds (zero: fail at once).
-    pub lease_wait: Duration,
+    /// How often a replica scans for apps to take over and requests to answer.
+    pub scan_every: Duration,
+    /// How long a driver keeps retrying a store that does not answer before it lets the
+    /// deployment go (the next scan, once the store answers, resumes it).
+    pub store_retry_max: Duration,
+    /// How long an operator request for a deployment another replica drives waits for
+    /// that replica's answer.
+    pub request_wait: Duration,
 }
 
 impl Default for Limits {
@@ -60,16 +69,19 @@ impl Default for Limits {
             deployments_open_max: 20_000,
             shutdown_grace: Duration::from_secs(10),
             lease_ttl: Duration::from_secs(15),
-            lease_wait: Duration::from_secs(20),
+            scan_every: Duration::from_secs(1),
+            store_retry_max: Duration::from_secs(300),
+            request_wait: Duration::from_secs(10),
         }
     }
 }
 
-/// Who asked for a deployment: the API may supersede, a webhook push always queues.
+/// Who asked for a deployment: the API may supersede; a webhook push always queues and
+/// is ordered by its event time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Api { supersede: bool },
-    Webhook,
+    Webhook { event_time: Option<Timestamp> },
 }
 
 /// A request to deploy `image` to `app`.
@@ -88,12 +100,16 @@ pub enum Submitted {
     /// The same app + image is already queued or running (or, for a webhook event, was
     /// deployed before): nothing new was made.
     Existing { id: DeploymentId },
+    /// Nothing was made, for this reason (a stale push, a held app).
+    Ignored(Ignored),
 }
 
 impl Submitted {
-    pub fn id(&self) -> &DeploymentId {
+    /// The deployment made or found (none when the submission was ignored).
+    pub fn id(&self) -> Option<&DeploymentId> {
         match self {
-            Submitted::Created { id, .. } | Submitted::Existing { id } => id,
+            Submitted::Created { id, .. } | Submitted::Existing { id } => Some(id),
+            Submitted::Ignored(_) => None,
         }
     }
 }
@@ -120,10 +136,6 @@ pub enum SubmitError {
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(
-        "another controller ({holder}) is driving this store until {until} at least; talk to it (--server) or stop it"
-    )]
-    Busy { holder: String, until: Timestamp },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +144,9 @@ pub enum OperateError {
     NotFound(String),
     #[error(transparent)]
     Refused(Refused),
-    #[error("deployment {0} is not being driven by this process (shutting down?)")]
+    #[error(
+        "deployment {0} is not being driven right now (its replica is stopping or gone); retry shortly"
+    )]
     Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -143,37 +157,32 @@ pub(crate) enum Control {
     Operator(OperatorRequest, oneshot::Sender<Result<(), Refused>>),
 }
 
-struct Active {
-    id: DeploymentId,
-    image_key: String,
-    tx: mpsc::Sender<Control>,
+/// A deployment this replica drives.
+pub(crate) struct Local {
+    pub(crate) id: DeploymentId,
+    pub(crate) epoch: u64,
+    pub(crate) tx: mpsc::Sender<Control>,
+    /// Set to stop the driver at once (its lease was lost): it sends nothing more.
+    pub(crate) stop: watch::Sender<bool>,
 }
 
-struct Queued {
-    deployment: Deployment,
-    image_key: String,
-    seq: u64,
+/// This replica's standing: its lease on its apps is good until `valid_until` (a local
+/// monotonic instant: the heartbeat's send time plus the TTL less a margin, so clock
+/// skew between replicas and the database never extends it).
+pub(crate) struct Standing {
+    pub(crate) valid_until: std::sync::Mutex<Option<Instant>>,
+    /// `true` while the lease is good; drivers wait on it before sending commands.
+    pub(crate) ok: watch::Sender<bool>,
+    /// The store answered the last heartbeat.
+    pub(crate) store_ok: AtomicBool,
 }
 
-#[derive(Default)]
-struct Slot {
-    active: Option<Active>,
-    queued: Option<Queued>,
-}
-
-/// Per-app slots, each behind its own lock: submissions for different apps never wait
-/// for each other (only for the store's group commit).
-#[derive(Default)]
-struct Table {
-    apps: std::sync::Mutex<BTreeMap<String, Arc<Mutex<Slot>>>>,
-    /// Deployments running or queued.
-    open: AtomicUsize,
-}
-
-impl Table {
-    fn slot(&self, app: &str) -> Arc<Mutex<Slot>> {
-        let mut apps = self.apps.lock().expect("table lock");
-        apps.entry(app.to_string()).or_default().clone()
+impl Standing {
+    pub(crate) fn is_valid(&self) -> bool {
+        self.valid_until
+            .lock()
+            .expect("standing lock")
+            .is_some_and(|t| Instant::now() < t)
     }
 }
 
@@ -182,7 +191,8 @@ pub(crate) struct Inner<C> {
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     templates: BTreeMap<String, SpecDraft>,
-    table: Table,
+    /// Apps this replica drives, by app name.
+    pub(crate) drivers: std::sync::Mutex<BTreeMap<String, Local>>,
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) limits: Limits,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -191,8 +201,11 @@ pub(crate) struct Inner<C> {
     alive: std::sync::Mutex<Option<mpsc::Sender<()>>>,
     gone: Mutex<mpsc::Receiver<()>>,
     pub(crate) running: AtomicUsize,
-    /// This runner's lease owner id: `<host>/<pid>/<start ms>`.
-    owner: String,
+    /// This replica's holder id: `<host>/<pid>/<random>` — random per process, so two
+    /// containers that both run the binary as PID 1 on hosts of one name never share it.
+    pub(crate) me: String,
+    pub(crate) standing: Standing,
+    pub(crate) started_at: Timestamp,
 }
 
 /// The runner (cheap to clone).
@@ -219,9 +232,41 @@ fn make_id(app: &str, now: Timestamp, n: u64) -> Result<DeploymentId, SpecError>
     DeploymentId::new(format!("{app}-{stamp}-{n}"))
 }
 
+/// A random holder id for this process.
+fn holder_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}/{}/{:016x}", std::process::id(), random_u64())
+}
+
+/// 64 random bits from the OS (the std hasher's per-process random keys as a fallback).
+fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut buf = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .is_ok()
+    {
+        return u64::from_le_bytes(buf);
+    }
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
 impl<C: Cloud + 'static> Runner<C> {
-    /// Start a runner: resumes every unfinished deployment in `store` (running ones with
-    /// `Input::Restarted`, then each app's queued one when nothing runs for it).
+    /// Start a replica: register it (a heartbeat), then scan at once — resuming what this
+    /// store's previous replicas left unfinished once their leases have expired.
     pub async fn start(
         cloud: C,
         store: Store,
@@ -234,20 +279,13 @@ impl<C: Cloud + 'static> Runner<C> {
             limits.lease_ttl >= Duration::from_millis(300),
             "lease TTL too short to renew"
         );
-        let owner = format!(
-            "{}/{}/{}",
-            host_name(),
-            std::process::id(),
-            SystemClock.now().as_millis()
-        );
-        take_lease(&store, &owner, &limits).await?;
         let (alive, gone) = mpsc::channel(1);
         let inner = Arc::new(Inner {
             cloud: Arc::new(cloud),
             store,
             clock,
             templates,
-            table: Table::default(),
+            drivers: std::sync::Mutex::new(BTreeMap::new()),
             permits: Arc::new(Semaphore::new(limits.commands_in_flight_max)),
             limits,
             shutdown: watch::Sender::new(false),
@@ -255,81 +293,21 @@ impl<C: Cloud + 'static> Runner<C> {
             alive: std::sync::Mutex::new(Some(alive)),
             gone: Mutex::new(gone),
             running: AtomicUsize::new(0),
-            owner,
+            me: holder_id(),
+            standing: Standing {
+                valid_until: std::sync::Mutex::new(None),
+                ok: watch::Sender::new(false),
+                store_ok: AtomicBool::new(false),
+            },
+            started_at: SystemClock.now(),
         });
         let runner = Runner { inner };
-        runner.resume().await?;
-        tokio::spawn(heartbeat(runner.clone()));
+        runner.beat().await?;
+        tracing::info!(replica = %runner.inner.me, "replica registered");
+        runner.scan().await;
+        tokio::spawn(replica::heartbeat(runner.clone()));
+        tokio::spawn(replica::scanner(runner.clone()));
         Ok(runner)
-    }
-
-    async fn resume(&self) -> Result<(), StoreError> {
-        let open = self.inner.store.open().await?;
-        let table = &self.inner.table;
-        let mut queued: Vec<Stored> = Vec::new();
-        for s in open {
-            match s.state {
-                RowState::Running => {
-                    let slot = table.slot(&s.app);
-                    let mut slot = slot.lock().await;
-                    if let Some(a) = &slot.active {
-                        // Two running rows for one app can only come from a bug or a
-                        // hand edit: drive both (each is safe on its own) but say so.
-                        tracing::error!(app = %s.app, first = %a.id, second = %s.id(), "two running deployments for one app");
-                    }
-                    tracing::info!(id = %s.id(), app = %s.app, phase = %s.deployment.phase_name(), "resuming deployment");
-                    let key = s.image_key.clone();
-                    slot.active = Some(self.spawn(s.deployment, s.seq, Input::Restarted, key));
-                    table.open.fetch_add(1, Ordering::SeqCst);
-                }
-                RowState::Queued => queued.push(s),
-                _ => {}
-            }
-        }
-        // Per app, the newest queued deployment supersedes any older one (two can only
-        // be left by a crash between queueing one and superseding the other).
-        let mut by_app: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
-        for s in queued {
-            by_app.entry(s.app.clone()).or_default().push(s);
-        }
-        for (app, mut rows) in by_app {
-            let newest = rows.pop().expect("at least one per app");
-            for old in rows {
-                let note = format!("superseded by {}", newest.id());
-                self.inner
-                    .store
-                    .set_state(old.id(), RowState::Superseded, Some(note))
-                    .await?;
-            }
-            let slot = table.slot(&app);
-            let mut slot = slot.lock().await;
-            table.open.fetch_add(1, Ordering::SeqCst);
-            let q = Queued {
-                seq: newest.seq,
-                image_key: newest.image_key,
-                deployment: newest.deployment,
-            };
-            if slot.active.is_none() {
-                slot.active = Some(self.spawn(q.deployment, q.seq, Input::Wake, q.image_key));
-            } else {
-                slot.queued = Some(q);
-            }
-        }
-        Ok(())
-    }
-
-    fn spawn(&self, d: Deployment, seq: u64, first: Input, image_key: String) -> Active {
-        let (tx, rx) = mpsc::channel(CONTROL_QUEUE_MAX);
-        let alive = self
-            .inner
-            .alive
-            .lock()
-            .expect("alive lock")
-            .clone()
-            .unwrap_or_else(|| mpsc::channel(1).0);
-        let id = d.id().clone();
-        tokio::spawn(driver::drive(self.clone(), d, seq, first, rx, alive));
-        Active { id, image_key, tx }
     }
 
     pub fn cloud(&self) -> &C {
@@ -348,226 +326,61 @@ impl<C: Cloud + 'static> Runner<C> {
         &self.inner
     }
 
+    /// This replica's holder id.
+    pub fn replica_id(&self) -> &str {
+        &self.inner.me
+    }
+
     /// The configured apps' templates (their `artifact` is a placeholder).
     pub fn templates(&self) -> &BTreeMap<String, SpecDraft> {
         &self.inner.templates
     }
 
-    /// Deployments being driven right now.
+    /// Deployments being driven by this replica right now.
     pub fn running(&self) -> usize {
         self.inner.running.load(Ordering::Relaxed)
     }
 
-    /// The app's running and queued deployment ids.
+    /// Can this replica take work: not stopping, the store answered its last heartbeat
+    /// and its lease is good (`/readyz`).
+    pub fn ready(&self) -> Result<(), &'static str> {
+        if self.is_stopping() {
+            return Err("shutting down");
+        }
+        if !self.inner.standing.store_ok.load(Ordering::SeqCst) {
+            return Err("the store does not answer");
+        }
+        if !self.inner.standing.is_valid() {
+            return Err("this replica's lease lapsed; renewing");
+        }
+        Ok(())
+    }
+
+    /// The app's running and queued deployment ids (from its admission state).
     pub async fn app_slot(&self, app: &str) -> (Option<DeploymentId>, Option<DeploymentId>) {
-        let slot = self.inner.table.slot(app);
-        let s = slot.lock().await;
-        (
-            s.active.as_ref().map(|a| a.id.clone()),
-            s.queued.as_ref().map(|q| q.deployment.id().clone()),
-        )
+        match self.inner.store.app_row(app).await {
+            Ok(Some(row)) => (
+                row.admission.running().map(|e| e.id.clone()),
+                row.admission.queued().map(|e| e.id.clone()),
+            ),
+            Ok(None) => (None, None),
+            Err(e) => {
+                tracing::warn!(%app, error = %e, "reading the app's queue failed");
+                (None, None)
+            }
+        }
     }
 
-    /// Deploy `image` to `app` (see the module docs for queueing and superseding).
-    pub async fn submit(&self, req: Submit) -> Result<Submitted, SubmitError> {
-        if self.inner.stopping.load(Ordering::SeqCst) {
-            return Err(SubmitError::ShuttingDown);
-        }
-        let template = self
-            .inner
-            .templates
-            .get(&req.app)
-            .ok_or_else(|| SubmitError::UnknownApp(req.app.clone()))?;
-        let mut draft = template.clone();
-        draft.artifact = Artifact::Image(req.image.clone());
-        let spec = DeploymentSpec::new(draft).map_err(SubmitError::Invalid)?;
-        let key = image_key(&req.image);
-
-        let slot_lock = self.inner.table.slot(&req.app);
-        let mut slot = slot_lock.lock().await;
-        let open = self.inner.table.open.load(Ordering::SeqCst);
-        if let Some(a) = slot.active.as_ref().filter(|a| a.image_key == key) {
-            return Ok(Submitted::Existing { id: a.id.clone() });
-        }
-        if let Some(q) = slot.queued.as_ref().filter(|q| q.image_key == key) {
-            return Ok(Submitted::Existing {
-                id: q.deployment.id().clone(),
-            });
-        }
-        if req.source == Source::Webhook
-            && let Some(prior) = self.inner.store.find(&req.app, &key).await?
-        {
-            // A repeat delivery of a push (EventBridge delivers at least once).
-            return Ok(Submitted::Existing {
-                id: prior.id().clone(),
-            });
-        }
-        let supersede = match (&slot.active, req.source) {
-            (Some(a), Source::Api { supersede: false }) => {
-                return Err(SubmitError::Conflict {
-                    app: req.app.clone(),
-                    active: a.id.clone(),
-                });
-            }
-            (Some(a), Source::Api { supersede: true }) => Some(a.tx.clone()),
+    /// Why the app is held (a deployment failed), if it is.
+    pub async fn app_hold(&self, app: &str) -> Option<String> {
+        match self.inner.store.app_row(app).await {
+            Ok(Some(row)) => row.admission.hold().map(|h| {
+                format!(
+                    "deployment {} failed ({}); release the app once its environments are checked",
+                    h.by, h.reason
+                )
+            }),
             _ => None,
-        };
-        let replaces_queued = slot.queued.is_some();
-        if !replaces_queued && open >= self.inner.limits.deployments_open_max {
-            return Err(SubmitError::Full(open));
-        }
-        let now = self.inner.clock.now();
-        let n = self.inner.store.count(&req.app).await? + 1;
-        let id = make_id(&req.app, now, n).map_err(SubmitError::Invalid)?;
-        let d = Deployment::new(id.clone(), spec, now);
-        let created = JournalLine {
-            deployment: id.clone(),
-            seq: 1,
-            at: now,
-            entry: JournalEntry::Created {
-                spec: Box::new(d.spec().clone()),
-            },
-        };
-        let queue = slot.active.is_some();
-        let row = NewRow {
-            deployment: d.clone(),
-            app: req.app.clone(),
-            image: req.image.clone(),
-            image_key: key.clone(),
-            state: if queue {
-                RowState::Queued
-            } else {
-                RowState::Running
-            },
-        };
-        self.inner.store.insert(row, vec![created]).await?;
-        if queue {
-            if let Some(old) = slot.queued.take() {
-                let note = format!("superseded by {id}");
-                tracing::info!(app = %req.app, old = %old.deployment.id(), new = %id, "queued deployment superseded");
-                self.inner
-                    .store
-                    .set_state(old.deployment.id(), RowState::Superseded, Some(note))
-                    .await?;
-            }
-            slot.queued = Some(Queued {
-                deployment: d,
-                image_key: key,
-                seq: 1,
-            });
-            tracing::info!(app = %req.app, %id, "deployment queued");
-        } else {
-            slot.active = Some(self.spawn(d, 1, Input::Wake, key));
-            tracing::info!(app = %req.app, %id, "deployment started");
-        }
-        if !replaces_queued {
-            self.inner.table.open.fetch_add(1, Ordering::SeqCst);
-        }
-        drop(slot);
-        if let Some(tx) = supersede {
-            let (reply, rx) = oneshot::channel();
-            let reason = Some(format!("superseded by {id}"));
-            let request = OperatorRequest::Abort { reason };
-            if tx.send(Control::Operator(request, reply)).await.is_ok()
-                && let Ok(Err(refused)) = rx.await
-            {
-                tracing::info!(%id, %refused, "the running deployment cannot be aborted; the new one waits for it");
-            }
-        }
-        Ok(Submitted::Created { id, queued: queue })
-    }
-
-    /// Apply an operator request to a deployment: sent to its driver when it runs; an
-    /// abort cancels a queued one; anything else is refused (409) with the reason.
-    pub async fn operate(&self, id: &str, request: OperatorRequest) -> Result<(), OperateError> {
-        // The store says which app; that app's slot says whether it runs or waits.
-        let stored = self
-            .inner
-            .store
-            .get(id)
-            .await?
-            .ok_or_else(|| OperateError::NotFound(id.to_string()))?;
-        let slot_lock = self.inner.table.slot(&stored.app);
-        let mut slot = slot_lock.lock().await;
-        let is_queued = slot
-            .queued
-            .as_ref()
-            .is_some_and(|q| q.deployment.id().as_str() == id);
-        if is_queued {
-            if !matches!(request, OperatorRequest::Abort { .. }) {
-                return Err(OperateError::Refused(Refused {
-                    request: request.name().to_string(),
-                    phase: bluegreen_core::PhaseName::Preflight,
-                    reason: "the deployment is queued behind the app's running one; only abort is allowed".into(),
-                }));
-            }
-            let q = slot.queued.take().expect("checked above");
-            self.inner.table.open.fetch_sub(1, Ordering::SeqCst);
-            let note = match request {
-                OperatorRequest::Abort { reason: Some(r) } => {
-                    format!("cancelled while queued: {r}")
-                }
-                _ => "cancelled while queued by an operator".to_string(),
-            };
-            self.inner
-                .store
-                .set_state(q.deployment.id(), RowState::Cancelled, Some(note))
-                .await?;
-            return Ok(());
-        }
-        let target = slot
-            .active
-            .as_ref()
-            .filter(|a| a.id.as_str() == id)
-            .map(|a| a.tx.clone());
-        drop(slot);
-        if let Some(tx) = target {
-            let (reply, rx) = oneshot::channel();
-            tx.send(Control::Operator(request, reply))
-                .await
-                .map_err(|_| OperateError::Unavailable(id.to_string()))?;
-            return match rx.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(refused)) => Err(OperateError::Refused(refused)),
-                Err(_) => Err(OperateError::Unavailable(id.to_string())),
-            };
-        }
-        let refused = match stored.deployment.check_operator(&request) {
-            Err(refused) => refused,
-            Ok(()) => Refused {
-                request: request.name().to_string(),
-                phase: stored.deployment.phase_name(),
-                reason: format!("the deployment is {}", stored.state.as_str()),
-            },
-        };
-        Err(OperateError::Refused(refused))
-    }
-
-    /// A driver finished its deployment: free the app and start what is queued for it.
-    pub(crate) async fn finished(&self, app: &str, id: &DeploymentId) {
-        let slot_lock = self.inner.table.slot(app);
-        let mut slot = slot_lock.lock().await;
-        if slot.active.as_ref().is_some_and(|a| &a.id == id) {
-            slot.active = None;
-            self.inner.table.open.fetch_sub(1, Ordering::SeqCst);
-        }
-        if self.inner.stopping.load(Ordering::SeqCst) {
-            return; // the queued one starts at the next boot
-        }
-        if let Some(q) = slot.queued.take() {
-            tracing::info!(%app, id = %q.deployment.id(), "starting queued deployment");
-            slot.active = Some(self.spawn(q.deployment, q.seq, Input::Wake, q.image_key));
-        }
-    }
-
-    /// A driver stopped without finishing (shutdown or a store failure).
-    pub(crate) async fn detached(&self, app: &str, id: &DeploymentId) {
-        let slot_lock = self.inner.table.slot(app);
-        let slot = slot_lock.lock().await;
-        if slot.active.as_ref().is_some_and(|a| &a.id == id) {
-            // Keep the slot occupied so no second deployment of the app starts in this
-            // process: the stopped one resumes at the next boot.
-            tracing::warn!(%app, %id, "deployment detached; it resumes at the next start");
         }
     }
 
@@ -576,7 +389,8 @@ impl<C: Cloud + 'static> Runner<C> {
     }
 
     /// Stop: refuse new submissions, let every driver persist and exit (waiting up to
-    /// the grace period for commands already out), then flush the store.
+    /// the grace period for commands already out), then give up this replica's leases so
+    /// the others take its apps at once.
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         let _ = self.inner.shutdown.send(true);
@@ -584,8 +398,8 @@ impl<C: Cloud + 'static> Runner<C> {
         let mut gone = self.inner.gone.lock().await;
         // Returns None once every driver has dropped its sender.
         let _ = gone.recv().await;
-        if let Err(e) = self.inner.store.release_lease(&self.inner.owner).await {
-            tracing::warn!(error = %e, "could not release the controller lease; it expires by itself");
+        if let Err(e) = self.inner.store.leave(&self.inner.me).await {
+            tracing::warn!(error = %e, "could not give up this replica's leases; they expire by themselves");
         }
     }
 }
@@ -598,5 +412,14 @@ mod tests {
     fn ids_carry_app_time_and_ordinal() {
         let id = make_id("web", Timestamp::from_millis(1_795_316_645_678), 7).unwrap();
         assert_eq!(id.as_str(), "web-20261122T030405-7");
+    }
+
+    #[test]
+    fn holder_ids_differ_between_processes_of_one_host_and_pid() {
+        // Two containers, one hostname, both PID 1: the random part tells them apart.
+        let a = holder_id();
+        let b = holder_id();
+        assert_ne!(a, b);
+        assert_eq!(a.rsplit_once('/').unwrap().0, b.rsplit_once('/').unwrap().0);
     }
 }

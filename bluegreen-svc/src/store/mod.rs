@@ -15,9 +15,16 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+mod admit;
+mod lease;
+mod requests;
 mod writer;
 
-use writer::{Op, WriteReq, writer};
+pub use admit::{AdmitError, Admitted, AppRow, SubmitRow};
+pub use lease::Claim;
+pub use requests::PostedRequest;
+
+use writer::{Op, WriteError, WriteReq, writer};
 
 /// Writes waiting for the writer; a full queue makes callers wait (back-pressure).
 pub const WRITE_QUEUE_MAX: usize = 1_024;
@@ -29,8 +36,12 @@ pub const LIST_MAX: i64 = 1_000;
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database: {0}")]
+    /// The database's own error, with any store URL or password in its text redacted.
+    #[error("database: {}", redact_text(&.0.to_string()))]
     Db(#[from] sqlx::Error),
+    /// A write carried a lease epoch the app no longer has: another replica drives it.
+    #[error("fenced: app {app} is no longer driven by this replica (lease epoch {epoch} is stale)")]
+    Fenced { app: String, epoch: u64 },
     #[error("stored deployment {id} cannot be read: {reason}")]
     Corrupt { id: String, reason: String },
     #[error("the store's writer has stopped")]
@@ -133,13 +144,63 @@ pub struct Store {
     pool: AnyPool,
     writer: mpsc::Sender<WriteReq>,
     url: String,
+    backend: Backend,
 }
 
-const SCHEMA: [&str; 6] = [
-    "CREATE TABLE IF NOT EXISTS leases (
+/// Which database the store runs on (one SQL dialect; only the clock differs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The database's own clock in milliseconds since the epoch, as SQL: lease expiry is
+    /// judged by it, never by a replica's clock (replicas' clocks may disagree).
+    pub(crate) fn now_ms(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+}
+
+/// The lease epoch a write is fenced by: it commits only while `holder` still holds
+/// `app` at `epoch` (checked in the write's own transaction).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    pub app: String,
+    pub holder: String,
+    pub epoch: u64,
+}
+
+const SCHEMA: [&str; 8] = [
+    // One row per app: its admission value (the queue rules' state, JSON), the running
+    // deployment (denormalised for the lease scan) and the app's lease: the holder (a
+    // replica's random id) and an epoch that only grows. A lease lives as long as its
+    // holder's row in `replicas` is fresh by the database's clock.
+    "CREATE TABLE IF NOT EXISTS apps (
         name TEXT PRIMARY KEY,
-        owner TEXT NOT NULL,
-        expires_at BIGINT NOT NULL
+        admission TEXT NOT NULL,
+        running TEXT,
+        holder TEXT,
+        epoch BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS replicas (
+        id TEXT PRIMARY KEY,
+        seen_until BIGINT NOT NULL,
+        started_at BIGINT NOT NULL
+    )",
+    // Operator requests for a deployment another replica drives: posted by the replica
+    // that took the API call, claimed and answered by the driving one.
+    "CREATE TABLE IF NOT EXISTS requests (
+        id TEXT PRIMARY KEY,
+        deployment TEXT NOT NULL,
+        request TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        claimed_by TEXT,
+        answer TEXT
     )",
     "CREATE TABLE IF NOT EXISTS deployments (
         id TEXT PRIMARY KEY,
@@ -168,9 +229,6 @@ const SCHEMA: [&str; 6] = [
 
 const COLUMNS: &str = "id, app, image, image_key, state, note, snapshot, seq";
 
-/// The one lease: the right to drive this store's deployments.
-const LEASE: &str = "controller";
-
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -184,7 +242,7 @@ impl Store {
     /// missing), `sqlite::memory:`, or `postgres://…`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (url, sqlite) = if let Some(rest) = url.strip_prefix("sqlite:") {
+        let (url, backend) = if let Some(rest) = url.strip_prefix("sqlite:") {
             let url = if rest.contains("mode=") || rest.contains(":memory:") {
                 url.to_string()
             } else if rest.contains('?') {
@@ -192,12 +250,16 @@ impl Store {
             } else {
                 format!("{url}?mode=rwc")
             };
-            (url, true)
+            (url, Backend::Sqlite)
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (url.to_string(), false)
+            // TLS: sqlx reads `sslmode` (`prefer` by default: TLS whenever the server
+            // offers it, so a password never crosses in clear to a TLS server;
+            // `require`, `verify-ca`, `verify-full`) and `sslrootcert` from the URL.
+            (url.to_string(), Backend::Postgres)
         } else {
-            return Err(StoreError::BadUrl(url.to_string()));
+            return Err(StoreError::BadUrl(redact(url)));
         };
+        let sqlite = backend == Backend::Sqlite;
         let memory = url.contains(":memory:");
         let options = AnyPoolOptions::new()
             // SQLite: one writer (ours) plus readers; a memory database is per connection.
@@ -208,7 +270,9 @@ impl Store {
             } else {
                 8
             })
-            .acquire_timeout(Duration::from_secs(30))
+            // A store that does not answer fails a request in seconds, not half a minute:
+            // callers retry with backoff and /readyz reports it meanwhile.
+            .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if sqlite {
@@ -237,7 +301,12 @@ impl Store {
             pool,
             writer: tx,
             url: redact(&url),
+            backend,
         })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// The URL with any password removed, for logs.
@@ -245,15 +314,16 @@ impl Store {
         &self.url
     }
 
-    async fn write(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+    async fn write(&self, fence: Option<Fence>, ops: Vec<Op>) -> Result<(), StoreError> {
         let (done, rx) = oneshot::channel();
         self.writer
-            .send(WriteReq { ops, done })
+            .send(WriteReq { fence, ops, done })
             .await
             .map_err(|_| StoreError::WriterGone)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::Db(sqlx::Error::Protocol(message))),
+            Ok(Err(WriteError::Fenced { app, epoch })) => Err(StoreError::Fenced { app, epoch }),
+            Ok(Err(WriteError::Db(message))) => Err(StoreError::Db(sqlx::Error::Protocol(message))),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -261,18 +331,27 @@ impl Store {
     /// Insert a new deployment with its first journal lines (`created`).
     pub async fn insert(&self, row: NewRow, lines: Vec<JournalLine>) -> Result<(), StoreError> {
         let snapshot = serde_json::to_string(&row.deployment).expect("deployments serialise");
-        self.write(vec![Op::Insert {
-            row: Box::new(row),
-            snapshot,
-            lines,
-        }])
+        self.write(
+            None,
+            vec![Op::Insert {
+                row: Box::new(row),
+                snapshot,
+                lines,
+            }],
+        )
         .await
     }
 
-    /// Persist one turn: its journal lines and the snapshot after it, atomically.
+    /// Persist one turn: its journal lines and the snapshot after it, atomically —
+    /// only while `fence` still holds (none: a single-process caller that owns the store).
+    /// Idempotent: a retry after a commit whose answer was lost changes nothing.
     /// (Shared, so a retry after a failed commit does not copy the snapshot again.)
-    pub async fn persist(&self, turn: std::sync::Arc<Turn>) -> Result<(), StoreError> {
-        self.write(vec![Op::Turn(turn)]).await
+    pub async fn persist(
+        &self,
+        turn: std::sync::Arc<Turn>,
+        fence: Option<Fence>,
+    ) -> Result<(), StoreError> {
+        self.write(fence, vec![Op::Turn(turn)]).await
     }
 
     pub async fn set_state(
@@ -281,11 +360,14 @@ impl Store {
         state: RowState,
         note: Option<String>,
     ) -> Result<(), StoreError> {
-        self.write(vec![Op::SetState {
-            id: id.to_string(),
-            state,
-            note,
-        }])
+        self.write(
+            None,
+            vec![Op::SetState {
+                id: id.to_string(),
+                state,
+                note,
+            }],
+        )
         .await
     }
 
@@ -419,110 +501,68 @@ impl Store {
             .collect()
     }
 
-    /// Try to take the controller lease (one runner per store): free, expired, already
-    /// ours, or held by a process of ours that is gone (`holder_gone`) → taken until
-    /// `expires_at`. Otherwise `Ok(Some(holder, expires_at))`.
-    pub async fn acquire_lease(
-        &self,
-        owner: &str,
-        now: Timestamp,
-        expires_at: Timestamp,
-        holder_gone: impl Fn(&str) -> bool,
-    ) -> Result<Option<(String, Timestamp)>, StoreError> {
-        let current = sqlx::query("SELECT owner, expires_at FROM leases WHERE name = $1")
-            .bind(LEASE)
-            .fetch_optional(&self.pool)
-            .await?;
-        let takeable = match &current {
-            None => true,
-            Some(row) => {
-                let holder: String = row.try_get("owner")?;
-                let until: i64 = row.try_get("expires_at")?;
-                holder == owner || until < to_i64(now.as_millis()) || holder_gone(&holder)
-            }
-        };
-        if !takeable {
-            let row = current.expect("held");
-            let until: i64 = row.try_get("expires_at")?;
-            return Ok(Some((
-                row.try_get("owner")?,
-                Timestamp::from_millis(u64::try_from(until).unwrap_or(0)),
-            )));
-        }
-        // Conditional on what we read: if another runner took it in between, ours fails.
-        let taken = match current {
-            None => sqlx::query("INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
-                .bind(LEASE)
-                .bind(owner.to_string())
-                .bind(to_i64(expires_at.as_millis()))
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
-            Some(row) => {
-                let holder: String = row.try_get("owner")?;
-                let until: i64 = row.try_get("expires_at")?;
-                sqlx::query("UPDATE leases SET owner = $1, expires_at = $2 WHERE name = $3 AND owner = $4 AND expires_at = $5")
-                    .bind(owner.to_string())
-                    .bind(to_i64(expires_at.as_millis()))
-                    .bind(LEASE)
-                    .bind(holder)
-                    .bind(until)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
-        if taken == 1 {
-            Ok(None)
-        } else {
-            Ok(Some(("another runner (just now)".into(), expires_at)))
-        }
-    }
-
-    /// Extend our lease; `false` when it is no longer ours.
-    pub async fn renew_lease(
-        &self,
-        owner: &str,
-        expires_at: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE leases SET expires_at = $1 WHERE name = $2 AND owner = $3")
-            .bind(to_i64(expires_at.as_millis()))
-            .bind(LEASE)
-            .bind(owner.to_string())
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n == 1)
-    }
-
-    pub async fn release_lease(&self, owner: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
-            .bind(LEASE)
-            .bind(owner.to_string())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Wait until every write queued so far is committed, then close the pool.
     pub async fn close(self) {
-        let _ = self.write(Vec::new()).await;
+        let _ = self.write(None, Vec::new()).await;
         self.pool.close().await;
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; a `password=`
+/// parameter's value too.
+pub fn redact(url: &str) -> String {
+    redact_text(url)
+}
+
+/// Remove every credential a text may carry from a store URL — `user:secret@` after a
+/// scheme, `password=…` parameters — so a database error or a URL in a log line never
+/// shows a password.
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    // Bounded: each round consumes at least the "://" it found.
+    while let Some(scheme) = rest.find("://") {
+        let (head, tail) = rest.split_at(scheme + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', '?', '#' or whitespace.
+        let end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let creds = &authority[..at];
+                match creds.split_once(':') {
+                    Some((user, _)) => {
+                        out.push_str(user);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(creds),
+                }
+                out.push_str(&authority[at..]);
             }
+            None => out.push_str(authority),
         }
-        _ => url.to_string(),
+        rest = &tail[end..];
     }
+    out.push_str(rest);
+    redact_param(&out, "password=")
+}
+
+fn redact_param(text: &str, key: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.to_ascii_lowercase().find(key) {
+        let (head, tail) = rest.split_at(i + key.len());
+        out.push_str(head);
+        out.push_str("***");
+        let end = tail
+            .find(|c: char| c == '&' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The idempotency key of an image reference: its digest (`sha256:…`) when it has one,
@@ -545,6 +585,19 @@ mod tests {
             "postgres://bg:***@db:5432/bg"
         );
         assert_eq!(redact("sqlite://bluegreen.db"), "sqlite://bluegreen.db");
+        assert_eq!(
+            redact("postgres://bg@db/bg?sslmode=require&password=hunter2&x=1"),
+            "postgres://bg@db/bg?sslmode=require&password=***&x=1"
+        );
+    }
+
+    #[test]
+    fn passwords_are_redacted_from_error_texts() {
+        let text =
+            "error connecting to postgres://bg:p@ss:w0rd@10.0.0.1:5432/bg (password=\"s3cret\")";
+        let red = redact_text(text);
+        assert!(!red.contains("w0rd") && !red.contains("s3cret"), "{red}");
+        assert!(red.contains("postgres://bg:***@10.0.0.1:5432/bg"), "{red}");
     }
 
     #[test]

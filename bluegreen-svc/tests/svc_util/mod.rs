@@ -71,7 +71,8 @@ pacing = {{ poll_interval = "1s", attempts_max = 6, retry_min = "200ms", retry_m
 
 pub fn config(dir: &TempDir, apps: &str) -> Config {
     let text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nstore = \"{}\"\n[cloud]\nkind = \"sim\"\n{apps}",
+        // A short lease: a restarted (or second) runner takes over within ~2 s.
+        "[server]\nlisten = \"127.0.0.1:0\"\nstore = \"{}\"\n[cloud]\nkind = \"sim\"\n[runner]\nlease_ttl = \"2s\"\nscan = \"100ms\"\n{apps}",
         dir.store_url()
     );
     Config::parse(&text, Origin::BuiltIn, &BTreeMap::new()).expect("test config")
