@@ -292,8 +292,29 @@ impl Store {
                 })
             });
         let pool = options.connect(&url).await?;
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&pool).await?;
+        {
+            // Replicas starting together on a fresh database would race on
+            // `CREATE TABLE IF NOT EXISTS` (PostgreSQL's catalog is not idempotent under
+            // concurrency): one at a time, under an advisory lock held by this connection.
+            let mut conn = pool.acquire().await?;
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_lock(7262024115)")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            let mut created = Ok(());
+            for stmt in SCHEMA {
+                if let Err(e) = sqlx::query(stmt).execute(&mut *conn).await {
+                    created = Err(e);
+                    break;
+                }
+            }
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_unlock(7262024115)")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            created?;
         }
         let (tx, rx) = mpsc::channel(WRITE_QUEUE_MAX);
         tokio::spawn(writer(pool.clone(), rx));

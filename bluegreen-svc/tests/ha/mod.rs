@@ -72,7 +72,7 @@ bake = "{bake}"
 drain = "1s"
 health = {{ healthy_observations_min = 2, degraded_observations_max = 3 }}
 timeouts = {{ deploy = "10m", health = "10m", approval = "1h", command = "20s", scale_down = "10m" }}
-pacing = {{ poll_interval = "500ms", attempts_max = 8, retry_min = "200ms", retry_max = "1s" }}
+pacing = {{ poll_interval = "1s", attempts_max = 10, retry_min = "200ms", retry_max = "2s" }}
 "#
     )
 }
