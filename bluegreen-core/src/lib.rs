@@ -61,6 +61,7 @@
 //! See `docs/state-machine.md` for the state diagram and the phase × input table.
 
 pub mod admission;
+pub mod arn;
 pub mod cloud;
 pub mod command;
 pub mod ids;
@@ -71,6 +72,7 @@ pub mod plan;
 pub mod spec;
 pub mod time;
 
+pub use arn::Arn;
 pub use cloud::Cloud;
 pub use command::{
     AlarmObservation, AlarmState, AlarmStates, Command, CommandError, CommandKind, CommandResult,

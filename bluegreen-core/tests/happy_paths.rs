@@ -203,11 +203,7 @@ fn the_live_side_is_read_from_the_listener_so_a_second_deployment_goes_back_to_s
     r.inbox = vec![Input::Wake];
     r.finish();
     assert_eq!(r.d.phase_name(), PhaseName::Completed);
-    assert_eq!(
-        r.d.knowledge().sides.as_ref().unwrap().blue,
-        1,
-        "slot 1 was live"
-    );
+    assert_eq!(r.d.sides().unwrap().blue, 1, "slot 1 was live");
     assert_eq!(r.w.prod_weights(), (100, 0));
     assert_eq!(r.w.tasks(1), 0);
 }

@@ -559,13 +559,16 @@ fn a_snapshot_of_another_format_is_refused_with_a_clear_error() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("snapshot format 0 is not this build's format 1"),
+        err.contains(&format!(
+            "snapshot format 0 is not this build's format {}",
+            machine::SNAPSHOT_VERSION
+        )),
         "{err}"
     );
     // And the field comes first in what this build writes.
     assert!(
         serde_json::to_string(&r.d)
             .unwrap()
-            .starts_with("{\"version\":1,")
+            .starts_with(&format!("{{\"version\":{},", machine::SNAPSHOT_VERSION))
     );
 }

@@ -1,6 +1,7 @@
 //! bake: green at 100 %, blue still at full capacity, the `after-shift` hooks, then the
 //! bake time with every signal watched. Promote ends the bake early.
 
+use super::reasons::RefusalReason;
 use serde::{Deserialize, Serialize};
 
 use super::drain_blue::DrainBlue;
@@ -34,10 +35,10 @@ impl Bake {
         self.until = self.until.map(|t| t.plus_ms(ms));
     }
 
-    pub(crate) fn can_promote(&self, now: Timestamp) -> Result<(), String> {
+    pub(crate) fn can_promote(&self, now: Timestamp) -> Result<(), RefusalReason> {
         match self.until {
             Some(t) if t > now => Ok(()),
-            _ => Err("the after-shift hooks are still running; nothing to end early".into()),
+            _ => Err(RefusalReason::BakeHooksRunning),
         }
     }
 

@@ -8,7 +8,7 @@ use super::exec::Cx;
 use super::phase::{Phase, Step};
 use crate::command::{CommandKind, EnsureGreen};
 use crate::io::{Reason, ReasonKind};
-use crate::spec::{Artifact, EnvironmentModel};
+use crate::spec::{Artifact, DeploymentSpec, EnvironmentModel};
 use crate::time::{Timestamp, format_duration_ms};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,10 +30,10 @@ pub enum CreateStage {
 }
 
 impl CreateGreen {
-    pub(crate) fn new(cx: &Cx<'_>) -> Self {
+    pub(crate) fn new(now: Timestamp, spec: &DeploymentSpec) -> Self {
         CreateGreen {
             stage: CreateStage::Start,
-            deadline: cx.now.plus_ms(cx.spec.timeouts.deploy_ms),
+            deadline: now.plus_ms(spec.timeouts.deploy_ms),
         }
     }
 
@@ -83,12 +83,14 @@ impl CreateGreen {
                     self.stage = CreateStage::Registering;
                     Step::Issued
                 }
-                (None, Artifact::TaskDefinition(_)) => unreachable!("set at Start"),
+                (None, Artifact::TaskDefinition(_)) => {
+                    Step::Broken("green's task definition, set at start, is gone".into())
+                }
             },
             CreateStage::Registering => self.ensure(cx),
             CreateStage::Ensuring => {
                 let why = match &cx.k.green_task_set {
-                    Some(ts) => format!("green task set {} created", super::preflight::short(ts)),
+                    Some(ts) => format!("green task set {} created", crate::arn::short_name(ts)),
                     None => "green service updated".to_string(),
                 };
                 Step::Goto(Phase::Deploy(Deploy::new(cx.now, self.deadline)), why)
@@ -105,7 +107,7 @@ impl CreateGreen {
             ));
         };
         cx.k.green_since.get_or_insert(cx.now);
-        let sides = cx.sides().clone();
+        let sides = cx.sides;
         let command = match &spec.environment {
             EnvironmentModel::ServicePair { services } => EnsureGreen::Service {
                 cluster: spec.cluster.clone(),
@@ -118,10 +120,14 @@ impl CreateGreen {
                 service: service.clone(),
                 task_definition: td,
                 target_group: spec.target_groups[sides.green()].clone(),
-                like_task_set: sides
-                    .blue_task_set
-                    .clone()
-                    .expect("task-set preflight records blue's task set"),
+                like_task_set: match &sides.blue_task_set {
+                    Some(blue) => blue.clone(),
+                    None => {
+                        return Step::Broken(
+                            "task-set model without blue's task set after preflight".into(),
+                        );
+                    }
+                },
                 external_id: cx.id.to_string(),
             },
         };

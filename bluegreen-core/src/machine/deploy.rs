@@ -24,7 +24,7 @@ pub(crate) fn green_counts(cx: &Cx<'_>) -> Option<(u32, u32, u32, bool)> {
     let td = k.green_task_definition.as_deref()?;
     match &spec.environment {
         EnvironmentModel::ServicePair { .. } => {
-            let s = &k.services.get(k.green_service_name(spec)?)?.value;
+            let s = &k.services.get(cx.sides.green_service(spec))?.value;
             Some((
                 s.running_count,
                 s.desired_count,
@@ -33,7 +33,7 @@ pub(crate) fn green_counts(cx: &Cx<'_>) -> Option<(u32, u32, u32, bool)> {
             ))
         }
         EnvironmentModel::TaskSet { .. } => {
-            let ts = k.green_task_set_status(spec, cx.id.as_str())?;
+            let ts = k.green_task_set_status(spec, cx.sides, cx.id.as_str())?;
             let on_td = ts.task_definition == td && ts.stability_status == "STEADY_STATE";
             Some((
                 ts.running_count,

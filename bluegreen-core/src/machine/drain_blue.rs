@@ -91,7 +91,7 @@ impl DrainBlue {
                             "scale-down-blue",
                             CommandKind::ScaleEnvironment {
                                 cluster: spec.cluster.clone(),
-                                service: services[cx.sides().blue].clone(),
+                                service: services[cx.sides.blue].clone(),
                                 desired_count: 0,
                             },
                         );
@@ -121,8 +121,12 @@ impl DrainBlue {
                 Step::Issued
             }
             DrainStage::Promoting => {
-                let EnvironmentModel::TaskSet { service } = &spec.environment else {
-                    unreachable!("only task sets are promoted")
+                let (EnvironmentModel::TaskSet { service }, Some(blue)) =
+                    (&spec.environment, &cx.sides.blue_task_set)
+                else {
+                    return Step::Broken(
+                        "drain-blue promoting a task set without blue's task set".into(),
+                    );
                 };
                 if let Some(Err(reason)) = self.monitor.collect(cx, Watch::LIVE) {
                     return Step::Rollback(reason);
@@ -133,30 +137,24 @@ impl DrainBlue {
                     return self.look(cx);
                 }
                 cx.k.blue_removal_at = Some(cx.now);
-                let blue = cx
-                    .sides()
-                    .blue_task_set
-                    .clone()
-                    .expect("task-set preflight records blue");
                 cx.issue(
                     "remove-blue",
                     CommandKind::DeleteEnvironment {
                         cluster: spec.cluster.clone(),
                         service: service.clone(),
-                        task_set: blue,
+                        task_set: blue.clone(),
                     },
                 );
                 self.stage = DrainStage::Removing;
                 Step::Issued
             }
             DrainStage::Removing => {
-                self.stage = DrainStage::Verifying {
-                    deadline: cx.now.plus_ms(spec.timeouts.scale_down_ms),
-                };
+                let deadline = cx.now.plus_ms(spec.timeouts.scale_down_ms);
+                self.stage = DrainStage::Verifying { deadline };
                 self.monitor = Monitor::new(cx.now);
-                self.verify(cx)
+                self.verify(cx, deadline)
             }
-            DrainStage::Verifying { .. } => self.verify(cx),
+            DrainStage::Verifying { deadline } => self.verify(cx, deadline),
         }
     }
 
@@ -172,14 +170,8 @@ impl DrainBlue {
         Step::Issued
     }
 
-    fn verify(&mut self, cx: &mut Cx<'_>) -> Step {
-        let DrainStage::Verifying { deadline } = self.stage else {
-            unreachable!("verify outside Verifying")
-        };
-        let blue_service =
-            cx.k.blue_service_name(cx.spec)
-                .expect("sides known")
-                .to_string();
+    fn verify(&mut self, cx: &mut Cx<'_>, deadline: Timestamp) -> Step {
+        let blue_service = cx.blue_service().to_string();
         if self.monitor.observing {
             self.monitor.observing = false;
             match blue_left(cx, &blue_service) {
@@ -232,7 +224,8 @@ impl DrainBlue {
 /// look: one answered earlier (the last tick's, or one whose batch then waited on a
 /// sibling's retry, or on a restart) can be seconds old.
 fn looked_just_now(cx: &Cx<'_>) -> bool {
-    cx.k.green_health(cx.spec).is_some_and(|s| s.at == cx.now)
+    cx.k.green_health(cx.spec, cx.sides)
+        .is_some_and(|s| s.at == cx.now)
 }
 
 /// What blue still holds, or `None` when it holds nothing.
@@ -245,7 +238,7 @@ fn blue_left(cx: &Cx<'_>, blue_service: &str) -> Option<String> {
                 .then(|| format!("{tasks} task(s) (desired {})", s.desired_count))
         }
         EnvironmentModel::TaskSet { .. } => {
-            let blue = cx.sides().blue_task_set.as_deref()?;
+            let blue = cx.sides.blue_task_set.as_deref()?;
             s.task_sets
                 .iter()
                 .find(|ts| ts.arn == blue)

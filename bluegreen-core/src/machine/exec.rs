@@ -5,7 +5,8 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::knowledge::Knowledge;
+use super::knowledge::{Knowledge, Sides};
+use super::reasons::GuardRefusal;
 use crate::command::{Command, CommandKind, Weights};
 use crate::ids::{CommandId, DeploymentId};
 use crate::io::{Notice, Output};
@@ -28,6 +29,18 @@ pub enum Role {
     /// A fresh look at green's targets before re-sending a write that moves traffic onto
     /// green: an observation from before a failed attempt may be minutes old.
     Prechecks(Box<Command>),
+}
+
+impl Role {
+    /// The data-free shape the error policy reads.
+    pub fn purpose(&self) -> super::error_policy::Purpose {
+        use super::error_policy::Purpose;
+        match self {
+            Role::Plain => Purpose::Plain,
+            Role::Resolves(_) => Purpose::Resolves,
+            Role::Prechecks(_) => Purpose::Prechecks,
+        }
+    }
 }
 
 /// A command handed out and not yet answered.
@@ -120,13 +133,34 @@ impl Exec {
     }
 }
 
-/// What a phase sees while deciding.
+/// What preflight sees while deciding: no side is known yet, so it may only read, and it
+/// hands the sides it reads back through `found`.
+pub(crate) struct PreflightCx<'a> {
+    pub id: &'a DeploymentId,
+    pub spec: &'a DeploymentSpec,
+    pub now: Timestamp,
+    pub k: &'a mut Knowledge,
+    pub exec: &'a mut Exec,
+    pub found: &'a mut Option<Sides>,
+}
+
+impl PreflightCx<'_> {
+    /// Send a command for logical step `step` (first attempt).
+    pub fn issue(&mut self, step: &str, kind: CommandKind) {
+        let id = CommandId::new(self.id, step);
+        emit(self.spec, self.k, None, self.exec, self.now, id, kind);
+    }
+}
+
+/// What a phase after preflight sees while deciding: the sides preflight read are there
+/// by construction (the driver decides no later phase without them).
 pub(crate) struct Cx<'a> {
     pub id: &'a DeploymentId,
     pub spec: &'a DeploymentSpec,
     pub now: Timestamp,
     pub k: &'a mut Knowledge,
     pub exec: &'a mut Exec,
+    pub sides: &'a Sides,
 }
 
 impl Cx<'_> {
@@ -138,25 +172,14 @@ impl Cx<'_> {
 
     /// Send a command under a prepared id (first attempt).
     pub fn issue_as(&mut self, id: CommandId, kind: CommandKind) {
-        if let Err(why) = guard(self.spec, self.k, self.now, &kind) {
-            if self.exec.violation.is_none() {
-                self.exec.violation = Some(format!("refused to send {}: {why}", kind.name()));
-            }
-            return;
-        }
-        if needs_fresh_look(self.spec, self.k, &kind) {
-            self.exec.last_attempt_at = Some(self.now);
-        }
-        let command = Command {
-            id,
-            attempt: 1,
-            kind,
-        };
-        self.exec.send(
-            command,
+        emit(
+            self.spec,
+            self.k,
+            Some(self.sides),
+            self.exec,
             self.now,
-            self.spec.timeouts.command_ms,
-            Role::Plain,
+            id,
+            kind,
         );
     }
 
@@ -164,47 +187,95 @@ impl Cx<'_> {
         self.id.seed()
     }
 
-    pub fn sides(&self) -> &super::knowledge::Sides {
-        self.k
-            .sides
-            .as_ref()
-            .expect("sides are known after preflight; phases past preflight only")
+    pub fn sides(&self) -> &Sides {
+        self.sides
     }
 
     pub fn blue_tg(&self) -> &str {
-        &self.spec.target_groups[self.sides().blue]
+        &self.spec.target_groups[self.sides.blue]
     }
 
     pub fn green_tg(&self) -> &str {
-        &self.spec.target_groups[self.sides().green()]
+        &self.spec.target_groups[self.sides.green()]
     }
+
+    /// Blue's service (service pair) or the service holding blue's task set.
+    pub fn blue_service(&self) -> &str {
+        self.sides.blue_service(self.spec)
+    }
+
+    /// Green's service (service pair) or the service holding green's task set.
+    pub fn green_service(&self) -> &str {
+        self.sides.green_service(self.spec)
+    }
+}
+
+/// Send a command a phase decided on, past the emission guards.
+fn emit(
+    spec: &DeploymentSpec,
+    k: &Knowledge,
+    sides: Option<&Sides>,
+    exec: &mut Exec,
+    now: Timestamp,
+    id: CommandId,
+    kind: CommandKind,
+) {
+    if let Err(why) = guard(spec, k, sides, now, &kind) {
+        if exec.violation.is_none() {
+            exec.violation = Some(format!("refused to send {}: {why}", kind.name()));
+        }
+        return;
+    }
+    if needs_fresh_look(spec, sides, &kind) {
+        exec.last_attempt_at = Some(now);
+    }
+    let command = Command {
+        id,
+        attempt: 1,
+        kind,
+    };
+    exec.send(command, now, spec.timeouts.command_ms, Role::Plain);
 }
 
 /// Does this write take blue's capacity away (scale blue's service to 0, delete blue's
 /// task set)?
-pub(crate) fn removes_blue(spec: &DeploymentSpec, k: &Knowledge, kind: &CommandKind) -> bool {
+pub(crate) fn removes_blue(
+    spec: &DeploymentSpec,
+    sides: Option<&Sides>,
+    kind: &CommandKind,
+) -> bool {
+    let Some(sides) = sides else {
+        return false;
+    };
     match kind {
         CommandKind::ScaleEnvironment { service, .. } => {
             matches!(spec.environment, EnvironmentModel::ServicePair { .. })
-                && Some(service.as_str()) == k.blue_service_name(spec)
+                && service.as_str() == sides.blue_service(spec)
         }
-        CommandKind::DeleteEnvironment { task_set, .. } => k
-            .sides
-            .as_ref()
-            .is_some_and(|s| s.blue_task_set.as_ref() == Some(task_set)),
+        CommandKind::DeleteEnvironment { task_set, .. } => {
+            sides.blue_task_set.as_ref() == Some(task_set)
+        }
         _ => false,
     }
 }
 
 /// Writes whose re-send needs a fresh look at green first: those moving traffic onto
 /// it, and those taking away blue, the only remedy if green has gone dark meanwhile.
-pub(crate) fn needs_fresh_look(spec: &DeploymentSpec, k: &Knowledge, kind: &CommandKind) -> bool {
-    raises_green(spec, k, kind) || removes_blue(spec, k, kind)
+pub(crate) fn needs_fresh_look(
+    spec: &DeploymentSpec,
+    sides: Option<&Sides>,
+    kind: &CommandKind,
+) -> bool {
+    raises_green(spec, sides, kind) || removes_blue(spec, sides, kind)
 }
 
 /// Does this write move traffic onto green (any listener)?
-pub(crate) fn raises_green(spec: &DeploymentSpec, k: &Knowledge, kind: &CommandKind) -> bool {
-    let (Some(sides), CommandKind::SetListenerWeights { weights, .. }) = (&k.sides, kind) else {
+pub(crate) fn raises_green(
+    spec: &DeploymentSpec,
+    sides: Option<&Sides>,
+    kind: &CommandKind,
+) -> bool {
+    let (Some(sides), CommandKind::SetListenerWeights { weights, .. }) = (sides, kind) else {
         return false;
     };
     let green_tg = &spec.target_groups[sides.green()];
@@ -219,12 +290,13 @@ pub(crate) fn raises_green(spec: &DeploymentSpec, k: &Knowledge, kind: &CommandK
 pub(crate) fn guard(
     spec: &DeploymentSpec,
     k: &Knowledge,
+    sides: Option<&Sides>,
     now: Timestamp,
     kind: &CommandKind,
-) -> Result<(), String> {
-    let Some(sides) = &k.sides else {
+) -> Result<(), GuardRefusal> {
+    let Some(sides) = sides else {
         return if kind.is_write() {
-            Err("no write before preflight has read which side is live".into())
+            Err(GuardRefusal::SidesUnknown)
         } else {
             Ok(())
         };
@@ -242,20 +314,17 @@ pub(crate) fn guard(
                 .iter()
                 .any(|w| &w.target_group != green_tg && &w.target_group != blue_tg)
             {
-                return Err("weights name a target group that is neither blue nor green".into());
+                return Err(GuardRefusal::ForeignTargetGroup);
             }
             if to_green > 0 {
                 if k.green_healthy_at.is_none() {
-                    return Err("green weight > 0 before health-check passed".into());
+                    return Err(GuardRefusal::GreenNotYetHealthy);
                 }
                 let fresh = k
-                    .green_health(spec)
+                    .green_health(spec, sides)
                     .filter(|s| s.value.healthy > 0 && k.prod_written_at.is_none_or(|w| s.at >= w));
                 if fresh.is_none() {
-                    return Err(
-                        "green weight > 0 without a healthy observation of green since the last listener write"
-                            .into(),
-                    );
+                    return Err(GuardRefusal::GreenHealthStale);
                 }
             }
             Ok(())
@@ -265,13 +334,12 @@ pub(crate) fn guard(
             desired_count,
             ..
         } => {
-            let blue_service = k.blue_service_name(spec);
             if matches!(spec.environment, EnvironmentModel::ServicePair { .. })
-                && Some(service.as_str()) == blue_service
+                && service.as_str() == sides.blue_service(spec)
             {
                 blue_removal_allowed(spec, k, now)?;
                 if *desired_count != 0 {
-                    return Err("blue is only ever scaled to zero".into());
+                    return Err(GuardRefusal::BlueScaledUp);
                 }
             }
             Ok(())
@@ -283,8 +351,8 @@ pub(crate) fn guard(
             Ok(())
         }
         CommandKind::EnsureGreen(crate::command::EnsureGreen::Service { service, .. }) => {
-            if Some(service.as_str()) == k.blue_service_name(spec) {
-                return Err("ensure-green addressed blue's service".into());
+            if service.as_str() == sides.blue_service(spec) {
+                return Err(GuardRefusal::EnsureGreenOnBlue);
             }
             Ok(())
         }
@@ -296,23 +364,22 @@ fn blue_removal_allowed(
     spec: &DeploymentSpec,
     k: &Knowledge,
     now: Timestamp,
-) -> Result<(), String> {
+) -> Result<(), GuardRefusal> {
     if k.prod_weights != Weights::ALL_GREEN {
-        return Err(format!(
-            "blue still has production weight {} %",
-            k.prod_weights.blue
-        ));
+        return Err(GuardRefusal::BlueStillLive {
+            blue_percent: k.prod_weights.blue,
+        });
     }
     if spec.test_listener.is_some() && k.test_weights != Some(Weights::ALL_GREEN) {
-        return Err("the test listener may still send traffic to blue".into());
+        return Err(GuardRefusal::BlueStillTested);
     }
     if k.prod_written_at
         .is_none_or(|w| w.plus_ms(spec.drain_ms) > now)
     {
-        return Err("blue removed before the drain time passed since its last weight".into());
+        return Err(GuardRefusal::DrainTimeNotPassed);
     }
     match k.blue_removal_at {
         Some(at) if at <= now => Ok(()),
-        _ => Err("blue removed before the drain wait ended".into()),
+        _ => Err(GuardRefusal::DrainWaitNotOver),
     }
 }

@@ -120,11 +120,7 @@ impl HookRun {
                 },
                 task_definition: cx.k.green_task_definition.clone(),
                 weights: cx.k.prod_weights,
-                green_target_group: cx
-                    .k
-                    .sides
-                    .as_ref()
-                    .map(|s| cx.spec.target_groups[s.green()].clone()),
+                green_target_group: Some(cx.green_tg().to_string()),
                 call,
             };
             cx.issue(

@@ -40,12 +40,35 @@ impl Sides {
     pub fn green(&self) -> usize {
         1 - self.blue
     }
+
+    /// Blue's service (service pair) or the service holding blue's task set.
+    pub fn blue_service<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+        match &spec.environment {
+            EnvironmentModel::ServicePair { services } => &services[self.blue],
+            EnvironmentModel::TaskSet { service } => service,
+        }
+    }
+
+    /// Green's service (service pair) or the service holding green's task set.
+    pub fn green_service<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+        match &spec.environment {
+            EnvironmentModel::ServicePair { services } => &services[self.green()],
+            EnvironmentModel::TaskSet { service } => service,
+        }
+    }
+
+    pub fn blue_tg<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+        &spec.target_groups[self.blue]
+    }
+
+    pub fn green_tg<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+        &spec.target_groups[self.green()]
+    }
 }
 
 /// Everything learned so far.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Knowledge {
-    pub sides: Option<Sides>,
     /// Production weights as last written and read back (or observed at preflight).
     pub prod_weights: Weights,
     /// When production weights were last written (guards want observations newer).
@@ -76,7 +99,6 @@ pub struct Knowledge {
 impl Default for Knowledge {
     fn default() -> Self {
         Knowledge {
-            sides: None,
             prod_weights: Weights::ALL_BLUE,
             prod_written_at: None,
             test_weights: None,
@@ -146,6 +168,7 @@ impl Knowledge {
     pub(crate) fn absorb(
         &mut self,
         spec: &DeploymentSpec,
+        sides: Option<&Sides>,
         kind: &CommandKind,
         result: CommandResult,
         now: Timestamp,
@@ -168,7 +191,7 @@ impl Knowledge {
                 CommandResult::WeightsSet(state),
             ) => {
                 self.record_listener(spec, listener, state, now);
-                if let Some(w) = self.percent_of(spec, weights) {
+                if let Some(w) = sides.and_then(|s| percent_of(spec, s, weights)) {
                     if listener == &spec.listener {
                         self.prod_weights = w;
                         self.prod_written_at = Some(now);
@@ -234,42 +257,14 @@ impl Knowledge {
         }
     }
 
-    fn percent_of(&self, spec: &DeploymentSpec, weights: &[TargetWeight]) -> Option<Weights> {
-        let sides = self.sides.as_ref()?;
-        let state = ListenerState {
-            forwards: weights.to_vec(),
-        };
-        weights_from(
-            &state,
-            &spec.target_groups[sides.blue],
-            &spec.target_groups[sides.green()],
-        )
-    }
-
-    /// Green's service (service pair) or the service holding green's task set.
-    pub(crate) fn green_service_name<'a>(&self, spec: &'a DeploymentSpec) -> Option<&'a str> {
-        let sides = self.sides.as_ref()?;
-        Some(match &spec.environment {
-            EnvironmentModel::ServicePair { services } => &services[sides.green()],
-            EnvironmentModel::TaskSet { service } => service,
-        })
-    }
-
-    pub(crate) fn blue_service_name<'a>(&self, spec: &'a DeploymentSpec) -> Option<&'a str> {
-        let sides = self.sides.as_ref()?;
-        Some(match &spec.environment {
-            EnvironmentModel::ServicePair { services } => &services[sides.blue],
-            EnvironmentModel::TaskSet { service } => service,
-        })
-    }
-
     /// Green's task set as last observed: by ARN once known, else by our external id.
     pub(crate) fn green_task_set_status(
         &self,
         spec: &DeploymentSpec,
+        sides: &Sides,
         external_id: &str,
     ) -> Option<&TaskSetStatus> {
-        let service = self.services.get(self.green_service_name(spec)?)?;
+        let service = self.services.get(sides.green_service(spec))?;
         service
             .value
             .task_sets
@@ -280,10 +275,21 @@ impl Knowledge {
             })
     }
 
-    pub(crate) fn green_health(&self, spec: &DeploymentSpec) -> Option<&Sample<TargetHealth>> {
-        let sides = self.sides.as_ref()?;
-        self.target_health.get(&spec.target_groups[sides.green()])
+    pub(crate) fn green_health(
+        &self,
+        spec: &DeploymentSpec,
+        sides: &Sides,
+    ) -> Option<&Sample<TargetHealth>> {
+        self.target_health.get(sides.green_tg(spec))
     }
+}
+
+/// Percent weights these forwards give blue and green.
+fn percent_of(spec: &DeploymentSpec, sides: &Sides, weights: &[TargetWeight]) -> Option<Weights> {
+    let state = ListenerState {
+        forwards: weights.to_vec(),
+    };
+    weights_from(&state, sides.blue_tg(spec), sides.green_tg(spec))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod bake;
 mod create_green;
 mod deploy;
 mod drain_blue;
+mod error_policy;
 mod exec;
 mod external;
 mod health_check;
@@ -24,6 +25,7 @@ mod paused;
 mod phase;
 mod policy;
 mod preflight;
+mod reasons;
 mod resolve;
 mod retry;
 mod rollback;
@@ -38,6 +40,9 @@ pub use bake::Bake;
 pub use create_green::{CreateGreen, CreateStage};
 pub use deploy::Deploy;
 pub use drain_blue::{DrainBlue, DrainStage};
+pub use error_policy::{
+    ErrorAction, Escalation, Failure, Purpose, attempts_max, escalation, on_failure,
+};
 pub use exec::{Exec, IN_FLIGHT_MAX, InFlight, OUTBOX_MAX, Retry, Role};
 pub use health_check::HealthCheck;
 pub use hooks::HookRun;
@@ -46,13 +51,14 @@ pub use monitor::{HealthRule, Monitor, Watch};
 pub use paused::Paused;
 pub use phase::Phase;
 pub use preflight::{Preflight, PreflightStage};
+pub use reasons::{GuardRefusal, RefusalReason};
 pub use retry::{poll_jitter_ms, retry_delay_ms};
 pub use rollback::{Rollback, RollbackStage};
 pub use shift::{Shift, ShiftStage};
 pub use status::{SideView, Status};
 pub use test_traffic::{TestStage, TestTraffic};
 
-use exec::Cx;
+use exec::{Cx, PreflightCx};
 use phase::Step;
 
 use crate::command::Command;
@@ -81,7 +87,10 @@ const DECISIONS_PER_POLL_MAX: usize = 64;
 
 /// The serialised form of a [`Deployment`]. Bumped whenever that form changes; a snapshot
 /// of another format is refused with a clear error instead of being misread.
-pub const SNAPSHOT_VERSION: u32 = 1;
+///
+/// 2: the sides preflight read moved from `knowledge.sides` to the deployment's own
+/// `sides`, beside the phase (every phase after preflight decides with them in hand).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// One deployment: its spec and everything it has done and learned. Serialise it at any
 /// point and deserialise it later (another process, or another build with the same
@@ -97,6 +106,9 @@ pub struct Deployment {
     /// The latest time handed in; time never runs backwards inside the machine.
     updated_at: Timestamp,
     phase: Phase,
+    /// Which side is live, as preflight read it; `None` only before that (and in a
+    /// deployment rejected by preflight).
+    sides: Option<Sides>,
     knowledge: Knowledge,
     exec: Exec,
     history: Vec<Transition>,
@@ -112,6 +124,7 @@ impl Deployment {
             created_at: now,
             updated_at: now,
             phase: Phase::Preflight(Preflight::new()),
+            sides: None,
             knowledge: Knowledge::default(),
             exec: Exec::default(),
             history: Vec::new(),
@@ -135,6 +148,10 @@ impl Deployment {
     }
     pub fn knowledge(&self) -> &Knowledge {
         &self.knowledge
+    }
+    /// Which side is live, once preflight has read it.
+    pub fn sides(&self) -> Option<&Sides> {
+        self.sides.as_ref()
     }
     pub fn history(&self) -> &[Transition] {
         &self.history
@@ -176,7 +193,7 @@ impl Deployment {
             .map_err(|reason| Refused {
                 request: request.name().to_string(),
                 phase: self.phase.name(),
-                reason,
+                reason: reason.to_string(),
             })
     }
 
@@ -250,15 +267,28 @@ impl Deployment {
     }
 
     pub(super) fn decide(&mut self, now: Timestamp) {
-        let step = {
-            let mut cx = Cx {
+        let step = match (&mut self.phase, &mut self.sides) {
+            (Phase::Preflight(p), found) => p.decide(&mut PreflightCx {
                 id: &self.id,
                 spec: &self.spec,
                 now,
                 k: &mut self.knowledge,
                 exec: &mut self.exec,
-            };
-            self.phase.decide(&mut cx)
+                found,
+            }),
+            (Phase::Paused(p), None) => p.decide_before_sides(&self.spec, now),
+            (phase, Some(sides)) => phase.decide(&mut Cx {
+                id: &self.id,
+                spec: &self.spec,
+                now,
+                k: &mut self.knowledge,
+                exec: &mut self.exec,
+                sides,
+            }),
+            (phase, None) => Step::Broken(format!(
+                "{} decided before preflight read which side is live",
+                phase.name()
+            )),
         };
         if let Some(violation) = self.exec.violation.take() {
             self.fail_invariant(now, violation);
@@ -275,6 +305,7 @@ impl Deployment {
             }
             Step::Goto(next, why) => self.transition(now, next, why),
             Step::Rollback(reason) => self.escalate(now, reason),
+            Step::Broken(detail) => self.fail_invariant(now, detail),
         }
     }
 
@@ -314,31 +345,42 @@ impl Deployment {
             Phase::Paused(p) => &*p.inner,
             other => other,
         };
-        let next = match current {
-            _ if current.is_terminal() => return,
-            Phase::Preflight(_) => Phase::Rejected { at: now, reason },
-            _ if self.knowledge.sides.is_none() => Phase::Rejected { at: now, reason },
-            Phase::Rollback(r) => {
-                let action_required = r.action_required(&self.id, &self.spec, &self.knowledge);
-                Phase::Failed {
-                    at: now,
-                    reason: Reason::new(
-                        reason.kind,
-                        format!(
-                            "rollback could not finish: {} (rolling back because {})",
-                            reason.detail, r.reason
-                        ),
-                    ),
-                    action_required,
-                }
+        let removing_blue = matches!(current, Phase::DrainBlue(d) if !d.is_waiting());
+        let (next, why) = match (
+            error_policy::escalation(current.name(), self.sides.is_some(), removing_blue),
+            current,
+        ) {
+            (Escalation::Stay, _) => return,
+            (Escalation::Reject, _) => {
+                let why = reason.to_string();
+                (Phase::Rejected { at: now, reason }, why)
             }
-            Phase::DrainBlue(d) if !d.is_waiting() => {
+            (Escalation::FailRollback, Phase::Rollback(r)) => {
+                let action_required = r.action_required(&self.id, &self.spec, self.sides.as_ref());
+                let reason = Reason::new(
+                    reason.kind,
+                    format!(
+                        "rollback could not finish: {} (rolling back because {})",
+                        reason.detail, r.reason
+                    ),
+                );
+                let why = reason.to_string();
+                let failed = Phase::Failed {
+                    at: now,
+                    reason,
+                    action_required,
+                };
+                (failed, why)
+            }
+            (Escalation::FailDrain, _) => {
                 let blue = self
-                    .knowledge
-                    .blue_service_name(&self.spec)
+                    .sides
+                    .as_ref()
+                    .map(|s| s.blue_service(&self.spec))
                     .unwrap_or_default()
                     .to_string();
-                Phase::Failed {
+                let why = reason.to_string();
+                let failed = Phase::Failed {
                     at: now,
                     reason,
                     action_required: format!(
@@ -346,14 +388,14 @@ impl Deployment {
                          (service {blue} in cluster {}: scale to 0, or delete blue's task set)",
                         self.spec.cluster
                     ),
-                }
+                };
+                (failed, why)
             }
-            _ => Phase::Rollback(Rollback::new(reason.clone(), now)),
-        };
-        let why = match &next {
-            Phase::Rollback(r) => r.reason.to_string(),
-            Phase::Failed { reason, .. } | Phase::Rejected { reason, .. } => reason.to_string(),
-            _ => unreachable!("escalation ends in rollback, failed or rejected"),
+            // `FailRollback` only ever answers for a rollback phase (matched above).
+            (Escalation::RollBack | Escalation::FailRollback, _) => {
+                let why = reason.to_string();
+                (Phase::Rollback(Rollback::new(reason, now)), why)
+            }
         };
         self.transition(now, next, why);
     }

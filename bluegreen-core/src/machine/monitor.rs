@@ -115,9 +115,8 @@ impl Monitor {
     pub(crate) fn tick(&mut self, cx: &mut Cx<'_>, watch: Watch) {
         let tick = self.begin(cx);
         let spec = cx.spec;
-        if watch.green_service
-            && let Some(service) = cx.k.green_service_name(spec)
-        {
+        if watch.green_service {
+            let service = cx.sides.green_service(spec);
             let failures = cx.k.green_task_definition.clone().map(|td| FailureFilter {
                 task_definition: td,
                 since: cx.k.green_since.unwrap_or(cx.now),
@@ -193,8 +192,8 @@ impl Monitor {
         if watch.green_service {
             let failed = match &spec.environment {
                 EnvironmentModel::ServicePair { .. } => k
-                    .green_service_name(spec)
-                    .and_then(|s| k.services.get(s))
+                    .services
+                    .get(cx.sides.green_service(spec))
                     .map(|s| s.value.failed_tasks),
                 EnvironmentModel::TaskSet { service } => {
                     k.services.get(service).map(|s| s.value.failed_tasks)
@@ -238,9 +237,9 @@ impl Monitor {
             return Err(reason);
         }
         if watch.green_health == HealthRule::Sustain
-            && let Some(h) = k.green_health(spec)
+            && let Some(h) = k.green_health(spec, cx.sides)
         {
-            let desired = cx.sides().desired_count;
+            let desired = cx.sides.desired_count;
             if h.value.healthy == 0 {
                 return Err(Reason::new(
                     ReasonKind::Unhealthy,

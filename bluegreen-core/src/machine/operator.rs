@@ -16,7 +16,7 @@ impl Deployment {
         self.phase.allows(&request, now).map_err(|reason| Refused {
             request: request.name().to_string(),
             phase: self.phase.name(),
-            reason,
+            reason: reason.to_string(),
         })?;
         self.exec.notice(Notice::Operator {
             request: request.clone(),
@@ -35,10 +35,14 @@ impl Deployment {
                 self.record_transition(now, from, "paused by an operator".into());
             }
             OperatorRequest::Resume => {
-                let Phase::Paused(p) =
-                    std::mem::replace(&mut self.phase, Phase::Completed { at: now })
-                else {
-                    unreachable!("resume is only allowed when paused")
+                let p = match std::mem::replace(&mut self.phase, Phase::Completed { at: now }) {
+                    Phase::Paused(p) => p,
+                    other => {
+                        // `allows` admits resume only when paused.
+                        self.phase = other;
+                        self.fail_invariant(now, "resume accepted outside a pause".into());
+                        return Ok(());
+                    }
                 };
                 let mut inner = *p.inner;
                 let paused_ms = now.ms_since(p.since);

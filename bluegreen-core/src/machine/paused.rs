@@ -9,6 +9,7 @@ use super::exec::Cx;
 use super::monitor::Monitor;
 use super::phase::{Phase, Step, tick_or_wait};
 use crate::io::{Reason, ReasonKind};
+use crate::spec::DeploymentSpec;
 use crate::time::{Timestamp, format_duration_ms};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,15 @@ impl Paused {
         }
     }
 
+    /// Paused during preflight: nothing exists to watch yet; only the pause's bound runs.
+    pub(crate) fn decide_before_sides(&self, spec: &DeploymentSpec, now: Timestamp) -> Step {
+        let limit = self.since.plus_ms(spec.timeouts.approval_ms);
+        if now >= limit {
+            return Step::Rollback(too_long(spec));
+        }
+        Step::WaitUntil(limit)
+    }
+
     pub(crate) fn decide(&mut self, cx: &mut Cx<'_>) -> Step {
         let limit = self.since.plus_ms(cx.spec.timeouts.approval_ms);
         let watch = self.inner.watch(cx);
@@ -36,17 +46,21 @@ impl Paused {
             return Step::Rollback(reason);
         }
         if cx.now >= limit {
-            return Step::Rollback(Reason::new(
-                ReasonKind::Timeout,
-                format!(
-                    "paused for longer than {} without resume",
-                    format_duration_ms(cx.spec.timeouts.approval_ms)
-                ),
-            ));
+            return Step::Rollback(too_long(cx.spec));
         }
         match watch {
             Some(watch) => tick_or_wait(&mut self.monitor, cx, watch, false, &[Some(limit)]),
             None => Step::WaitUntil(limit),
         }
     }
+}
+
+fn too_long(spec: &DeploymentSpec) -> Reason {
+    Reason::new(
+        ReasonKind::Timeout,
+        format!(
+            "paused for longer than {} without resume",
+            format_duration_ms(spec.timeouts.approval_ms)
+        ),
+    )
 }

@@ -12,6 +12,7 @@ use super::health_check::HealthCheck;
 use super::monitor::{Monitor, Watch};
 use super::paused::Paused;
 use super::preflight::Preflight;
+use super::reasons::RefusalReason;
 use super::rollback::Rollback;
 use super::shift::Shift;
 use super::test_traffic::TestTraffic;
@@ -65,6 +66,9 @@ pub(crate) enum Step {
     /// Move on.
     Goto(Phase, String),
     Rollback(Reason),
+    /// The machine found itself in a state its own rules rule out: it stops, through the
+    /// invariant path (never a panic).
+    Broken(String),
 }
 
 impl Phase {
@@ -92,9 +96,12 @@ impl Phase {
         self.name().is_terminal()
     }
 
+    /// Decide, in a phase after preflight (preflight decides with its own context).
     pub(crate) fn decide(&mut self, cx: &mut Cx<'_>) -> Step {
         match self {
-            Phase::Preflight(p) => p.decide(cx),
+            Phase::Preflight(_) => {
+                Step::Broken("preflight asked to decide with sides already known".into())
+            }
             Phase::CreateGreen(p) => p.decide(cx),
             Phase::Deploy(p) => p.decide(cx),
             Phase::HealthCheck(p) => p.decide(cx),
@@ -108,9 +115,10 @@ impl Phase {
             Phase::Completed { .. }
             | Phase::RolledBack { .. }
             | Phase::Failed { .. }
-            | Phase::Rejected { .. } => {
-                unreachable!("the driver never asks a terminal phase to decide")
-            }
+            | Phase::Rejected { .. } => Step::Broken(format!(
+                "the finished phase {} asked to decide",
+                self.name()
+            )),
         }
     }
 
@@ -143,32 +151,32 @@ impl Phase {
     }
 
     /// Guard for operator requests: `Err(reason)` when this phase does not allow it.
-    pub(crate) fn allows(&self, request: &OperatorRequest, now: Timestamp) -> Result<(), String> {
+    pub(crate) fn allows(
+        &self,
+        request: &OperatorRequest,
+        now: Timestamp,
+    ) -> Result<(), RefusalReason> {
         use OperatorRequest as R;
+        use RefusalReason as No;
         if self.is_terminal() {
-            return Err("the deployment is over".into());
+            return Err(No::Over);
         }
         match (request, self) {
             (R::Resume, Phase::Paused(_)) => Ok(()),
-            (R::Resume, _) => Err("not paused".into()),
-            (_, Phase::Rollback(_)) => Err("already rolling back".into()),
-            (R::Pause, Phase::Paused(_)) => Err("already paused".into()),
-            (R::Pause, Phase::DrainBlue(d)) if !d.is_waiting() => {
-                Err("blue is being removed; nothing left to hold".into())
-            }
+            (R::Resume, _) => Err(No::NotPaused),
+            (_, Phase::Rollback(_)) => Err(No::AlreadyRollingBack),
+            (R::Pause, Phase::Paused(_)) => Err(No::AlreadyPaused),
+            (R::Pause, Phase::DrainBlue(d)) if !d.is_waiting() => Err(No::BlueBeingRemoved),
             (R::Pause, _) => Ok(()),
             (R::Abort { .. }, Phase::Paused(p)) => p.inner.allows(request, now),
-            (R::Abort { .. }, Phase::DrainBlue(d)) if !d.is_waiting() => Err(
-                "blue is being removed and green serves 100 %: deploy the previous image to go back"
-                    .into(),
-            ),
+            (R::Abort { .. }, Phase::DrainBlue(d)) if !d.is_waiting() => Err(No::TooLateToAbort),
             (R::Abort { .. }, _) => Ok(()),
             (R::Promote, Phase::Approval(_)) => Ok(()),
             (R::Promote, Phase::TestTraffic(p)) => p.can_promote(now),
             (R::Promote, Phase::Shift(p)) => p.can_promote(now),
             (R::Promote, Phase::Bake(p)) => p.can_promote(now),
-            (R::Promote, Phase::Paused(_)) => Err("paused: resume first".into()),
-            (R::Promote, _) => Err("no approval gate or wait to end in this phase".into()),
+            (R::Promote, Phase::Paused(_)) => Err(No::PausedResumeFirst),
+            (R::Promote, _) => Err(No::NothingToPromote),
         }
     }
 

@@ -1,14 +1,16 @@
-//! The error policy: what the driver does with each command result.
+//! Applying the error policy: what the driver does with each command result.
 //!
-//! Retryable → the same command again after a seeded backoff, bounded by the attempt limit
-//! (doubled in rollback and drain-blue); Ambiguous writes → an observation that resolves them before
-//! anything else is decided; Fatal → escalation. Re-sends of a write that moves traffic onto
-//! green first take a fresh look at green. Commands past their deadline are lost; after a
-//! restart, nothing in flight has an executor.
+//! The decision itself is a pure value ([`super::error_policy`]): Retryable → the same
+//! command again after a seeded backoff, bounded by the attempt limit (doubled in rollback
+//! and drain-blue); Ambiguous writes → an observation that resolves them before anything
+//! else is decided; Fatal → escalation. Here it is carried out. Re-sends of a write that
+//! moves traffic onto green first take a fresh look at green. Commands past their deadline
+//! are lost; after a restart, nothing in flight has an executor.
 
+use super::error_policy::{self, ErrorAction, Failure};
 use super::exec::{self, InFlight, Retry, Role};
 use super::phase::Phase;
-use super::{Deployment, resolve, retry_delay_ms};
+use super::{Deployment, resolve};
 use crate::command::{
     Command, CommandError, CommandKind, CommandResult, ErrorClass, HookVerdict, Observation,
     Observe,
@@ -41,12 +43,22 @@ impl Deployment {
     pub(super) fn on_success(&mut self, now: Timestamp, flight: InFlight, result: CommandResult) {
         let kind = &flight.command.kind;
         match flight.role {
-            Role::Plain => self.knowledge.absorb(&self.spec, kind, result, now),
+            Role::Plain => {
+                self.knowledge
+                    .absorb(&self.spec, self.sides.as_ref(), kind, result, now)
+            }
             Role::Resolves(write) => {
                 let made = resolve::applied(&write.kind, &result);
-                self.knowledge.absorb(&self.spec, kind, result, now);
+                self.knowledge
+                    .absorb(&self.spec, self.sides.as_ref(), kind, result, now);
                 match made {
-                    Some(made) => self.knowledge.absorb(&self.spec, &write.kind, made, now),
+                    Some(made) => self.knowledge.absorb(
+                        &self.spec,
+                        self.sides.as_ref(),
+                        &write.kind,
+                        made,
+                        now,
+                    ),
                     None => {
                         // Not applied: send it again (same id, so the same idempotency token).
                         let error =
@@ -60,9 +72,10 @@ impl Deployment {
                     CommandResult::Observed(Observation::TargetHealth(h)) => h.healthy,
                     _ => 0,
                 };
-                self.knowledge.absorb(&self.spec, kind, result, now);
+                self.knowledge
+                    .absorb(&self.spec, self.sides.as_ref(), kind, result, now);
                 if healthy == 0 {
-                    if exec::removes_blue(&self.spec, &self.knowledge, &write.kind) {
+                    if exec::removes_blue(&self.spec, self.sides.as_ref(), &write.kind) {
                         // The removal was not applied (that is why it is re-sent): blue is
                         // whole, so back to the drain wait, from where a rollback is plain.
                         if let Phase::DrainBlue(d) = &mut self.phase {
@@ -93,12 +106,48 @@ impl Deployment {
         role: Role,
         error: CommandError,
     ) {
-        let write = command.kind.is_write() && role == Role::Plain;
-        match error.class {
-            ErrorClass::Fatal => self.give_up(now, &command, error, "failed"),
-            ErrorClass::Ambiguous if write => self.resolve(now, command, error),
-            ErrorClass::Retryable | ErrorClass::Ambiguous => {
-                self.retry_or_escalate(now, command, role, error, false)
+        let failure = Failure {
+            class: error.class,
+            attempt: command.attempt,
+            purpose: role.purpose(),
+            write: command.kind.is_write(),
+            phase: self.phase.name(),
+        };
+        let action = error_policy::on_failure(
+            failure,
+            &self.spec.pacing,
+            self.id.seed(),
+            command.id.as_str(),
+            false,
+        );
+        self.apply(now, command, role, error, action);
+    }
+
+    /// Carry out the policy's decision on a failed command.
+    fn apply(
+        &mut self,
+        now: Timestamp,
+        mut command: Command,
+        role: Role,
+        error: CommandError,
+        action: ErrorAction,
+    ) {
+        match action {
+            ErrorAction::Fail => self.give_up(now, &command, error, "failed"),
+            ErrorAction::Exhausted { attempts } => {
+                self.give_up(now, &command, error, &format!("failed {attempts} times"))
+            }
+            ErrorAction::Resolve => self.resolve(now, command, error),
+            ErrorAction::Retry { delay_ms } => {
+                command.attempt += 1;
+                let at = now.plus_ms(delay_ms);
+                self.exec.notice(Notice::Retrying {
+                    id: command.id.clone(),
+                    attempt: command.attempt,
+                    at,
+                    error,
+                });
+                self.exec.schedule(Retry { command, at, role });
             }
         }
     }
@@ -118,26 +167,24 @@ impl Deployment {
         // answer retryable, or resolved as not applied) belongs to the abandoned phase:
         // re-sending it would roll forward before production is back on blue.
         if matches!(self.phase, Phase::Rollback(_) | Phase::DrainBlue(_))
-            && exec::raises_green(&self.spec, &self.knowledge, &command.kind)
+            && exec::raises_green(&self.spec, self.sides.as_ref(), &command.kind)
         {
             return;
         }
+        // Only writes touching green or blue need the look, and those exist only once the
+        // sides are known.
         if !prechecked
             && role == Role::Plain
-            && exec::needs_fresh_look(&self.spec, &self.knowledge, &command.kind)
+            && let Some(sides) = &self.sides
+            && exec::needs_fresh_look(&self.spec, Some(sides), &command.kind)
         {
             let since = self.exec.last_attempt_at.unwrap_or(Timestamp::EPOCH);
             let fresh = self
                 .knowledge
-                .green_health(&self.spec)
+                .green_health(&self.spec, sides)
                 .is_some_and(|s| s.at > since && s.value.healthy > 0);
             if !fresh {
-                let sides = self
-                    .knowledge
-                    .sides
-                    .as_ref()
-                    .expect("sides known before any write");
-                let green_tg = self.spec.target_groups[sides.green()].clone();
+                let green_tg = sides.green_tg(&self.spec).to_string();
                 let check = Command {
                     id: command.id.derived(&format!("health{}", command.attempt)),
                     attempt: 1,
@@ -151,13 +198,19 @@ impl Deployment {
             }
         }
         if command.kind.is_write()
-            && let Err(why) = exec::guard(&self.spec, &self.knowledge, now, &command.kind)
+            && let Err(why) = exec::guard(
+                &self.spec,
+                &self.knowledge,
+                self.sides.as_ref(),
+                now,
+                &command.kind,
+            )
         {
             let detail = format!("refused to re-send {}: {why}", command.kind.name());
             self.fail_invariant(now, detail);
             return;
         }
-        if exec::needs_fresh_look(&self.spec, &self.knowledge, &command.kind) {
+        if exec::needs_fresh_look(&self.spec, self.sides.as_ref(), &command.kind) {
             self.exec.last_attempt_at = Some(now);
         }
         self.exec.send(command, now, command_ms, role);
@@ -165,6 +218,10 @@ impl Deployment {
 
     /// Observe before deciding anything else.
     pub(super) fn resolve(&mut self, now: Timestamp, write: Command, error: CommandError) {
+        let Some(kind) = resolve::resolver(&write.kind) else {
+            // A read has nothing to resolve (the policy never asks): it is retried.
+            return self.retry_or_escalate(now, write, Role::Plain, error, false);
+        };
         self.exec.notice(Notice::Resolving {
             id: write.id.clone(),
             error,
@@ -172,56 +229,30 @@ impl Deployment {
         let observe = Command {
             id: write.id.derived(&format!("resolve{}", write.attempt)),
             attempt: 1,
-            kind: resolve::resolver(&write.kind),
+            kind,
         };
         let command_ms = self.spec.timeouts.command_ms;
         self.exec
             .send(observe, now, command_ms, Role::Resolves(Box::new(write)));
     }
 
-    pub(super) fn attempts_max(&self) -> u32 {
-        let base = self.spec.pacing.attempts_max;
-        // Rollback and drain-blue try harder: neither has a safer way out (drain-blue
-        // cannot go back once green serves everything and baked), so giving up there
-        // leaves a human to finish the job.
-        if matches!(self.phase, Phase::Rollback(_) | Phase::DrainBlue(_)) {
-            base.saturating_mul(2)
-        } else {
-            base
-        }
-    }
-
     pub(super) fn retry_or_escalate(
         &mut self,
         now: Timestamp,
-        mut command: Command,
+        command: Command,
         role: Role,
         error: CommandError,
         immediately: bool,
     ) {
-        if command.attempt >= self.attempts_max() {
-            let what = format!("failed {} times", command.attempt);
-            return self.give_up(now, &command, error, &what);
-        }
-        let delay_ms = if immediately {
-            0
-        } else {
-            retry_delay_ms(
-                &self.spec.pacing,
-                self.id.seed(),
-                command.id.as_str(),
-                command.attempt,
-            )
-        };
-        command.attempt += 1;
-        let at = now.plus_ms(delay_ms);
-        self.exec.notice(Notice::Retrying {
-            id: command.id.clone(),
-            attempt: command.attempt,
-            at,
-            error,
-        });
-        self.exec.schedule(Retry { command, at, role });
+        let action = error_policy::retry(
+            command.attempt,
+            self.phase.name(),
+            &self.spec.pacing,
+            self.id.seed(),
+            command.id.as_str(),
+            immediately,
+        );
+        self.apply(now, command, role, error, action);
     }
 
     /// A command will not succeed. A hook's failure to answer is its verdict (fail); any
@@ -237,8 +268,13 @@ impl Deployment {
             let verdict = HookVerdict::Fail {
                 reason: format!("{what}: {} {}", error.code, error.message),
             };
-            self.knowledge
-                .absorb(&self.spec, &command.kind, CommandResult::Hook(verdict), now);
+            self.knowledge.absorb(
+                &self.spec,
+                self.sides.as_ref(),
+                &command.kind,
+                CommandResult::Hook(verdict),
+                now,
+            );
             debug_assert!(!call.name.is_empty());
             return;
         }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::create_green::CreateGreen;
-use super::exec::Cx;
+use super::exec::PreflightCx;
 use super::knowledge::Sides;
 use super::phase::{Phase, Step};
 use crate::command::{CommandKind, ListenerState, Observe, Preflight as PreflightCheck};
@@ -36,7 +36,7 @@ impl Preflight {
         }
     }
 
-    pub(crate) fn decide(&mut self, cx: &mut Cx<'_>) -> Step {
+    pub(crate) fn decide(&mut self, cx: &mut PreflightCx<'_>) -> Step {
         let spec = cx.spec;
         match self.stage {
             PreflightStage::Start => {
@@ -105,8 +105,9 @@ impl Preflight {
                         short(&spec.target_groups[sides.green()]),
                         sides.desired_count
                     );
-                    cx.k.sides = Some(sides);
-                    Step::Goto(Phase::CreateGreen(CreateGreen::new(cx)), why)
+                    *cx.found = Some(sides);
+                    let next = CreateGreen::new(cx.now, cx.spec);
+                    Step::Goto(Phase::CreateGreen(next), why)
                 }
                 Err(reason) => Step::Goto(
                     Phase::Rejected {
@@ -126,12 +127,9 @@ impl Default for Preflight {
     }
 }
 
-/// The last path segment of an ARN-ish name, for messages.
+/// An ARN's short name (see [`crate::arn`]), for messages.
 pub(crate) fn short(arn: &str) -> &str {
-    arn.rsplit(['/', ':'])
-        .nth(1)
-        .filter(|s| !s.is_empty())
-        .unwrap_or(arn)
+    crate::arn::short_name(arn)
 }
 
 fn reject(kind: ReasonKind, detail: String) -> Reason {
@@ -178,7 +176,7 @@ fn live_slot(state: &ListenerState, tgs: &[String; 2]) -> Result<usize, Reason> 
     }
 }
 
-fn resolve_sides(cx: &Cx<'_>) -> Result<Sides, Reason> {
+fn resolve_sides(cx: &PreflightCx<'_>) -> Result<Sides, Reason> {
     let spec = cx.spec;
     let k = &*cx.k;
     let prod = k.prod_listener.as_ref().ok_or_else(|| {

@@ -11,7 +11,7 @@ use crate::spec::DeploymentSpec;
 use super::knowledge::holds;
 
 /// The read that tells whether `write` took effect.
-pub(crate) fn resolver(write: &CommandKind) -> CommandKind {
+pub(crate) fn resolver(write: &CommandKind) -> Option<CommandKind> {
     let service = |cluster: &String, service: &String| {
         CommandKind::Observe(Observe::Service {
             cluster: cluster.clone(),
@@ -19,7 +19,7 @@ pub(crate) fn resolver(write: &CommandKind) -> CommandKind {
             failures: None,
         })
     };
-    match write {
+    Some(match write {
         CommandKind::RegisterTaskDefinition {
             base,
             container,
@@ -60,8 +60,8 @@ pub(crate) fn resolver(write: &CommandKind) -> CommandKind {
         CommandKind::Preflight(_)
         | CommandKind::FindTaskDefinition { .. }
         | CommandKind::Observe(_)
-        | CommandKind::CallHook(_) => unreachable!("reads are retried, never resolved"),
-    }
+        | CommandKind::CallHook(_) => return None,
+    })
 }
 
 /// `Some(result)` when the observation shows `write` applied.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::exec::Cx;
 use super::hooks::{HookRun, HookStep};
-use super::knowledge::Knowledge;
+use super::knowledge::Sides;
 use super::knowledge::forwards;
 use super::monitor::Monitor;
 use super::phase::{Phase, Step};
@@ -82,13 +82,13 @@ impl Rollback {
         &self,
         id: &DeploymentId,
         spec: &DeploymentSpec,
-        k: &Knowledge,
+        sides: Option<&Sides>,
     ) -> String {
-        let Some(sides) = &k.sides else {
+        let Some(sides) = sides else {
             return "nothing was changed".into();
         };
-        let blue_tg = super::preflight::short(&spec.target_groups[sides.blue]);
-        let green_tg = super::preflight::short(&spec.target_groups[sides.green()]);
+        let blue_tg = crate::arn::short_name(sides.blue_tg(spec));
+        let green_tg = crate::arn::short_name(sides.green_tg(spec));
         let green_env = match &spec.environment {
             EnvironmentModel::ServicePair { services } => {
                 format!("scale service {} to 0", services[sides.green()])
@@ -174,10 +174,13 @@ impl Rollback {
                 RollbackStage::FindingGreen | RollbackStage::RemovingGreen { .. } => {
                     return self.remove_green(cx, false);
                 }
-                RollbackStage::Verifying { .. } => return self.verify(cx),
+                RollbackStage::Verifying { deadline } => {
+                    let deadline = *deadline;
+                    return self.verify(cx, deadline);
+                }
             }
         }
-        unreachable!("rollback stages advance at most 7 times per decision")
+        Step::Broken("rollback advanced 8 stages in one decision".into())
     }
 
     /// Service pair: scale green to zero. Task set: find every task set this deployment
@@ -191,7 +194,7 @@ impl Rollback {
                         "rollback-scale-green",
                         CommandKind::ScaleEnvironment {
                             cluster: spec.cluster.clone(),
-                            service: services[cx.sides().green()].clone(),
+                            service: services[cx.sides.green()].clone(),
                             desired_count: 0,
                         },
                     );
@@ -232,27 +235,20 @@ impl Rollback {
                     None => self.start_verify(cx),
                 }
             }
-            _ => unreachable!("remove_green outside its stages"),
+            (_, stage) => Step::Broken(format!("removing green in rollback stage {stage:?}")),
         }
     }
 
     fn start_verify(&mut self, cx: &mut Cx<'_>) -> Step {
-        self.stage = RollbackStage::Verifying {
-            deadline: cx.now.plus_ms(cx.spec.timeouts.scale_down_ms),
-        };
+        let deadline = cx.now.plus_ms(cx.spec.timeouts.scale_down_ms);
+        self.stage = RollbackStage::Verifying { deadline };
         self.monitor = Monitor::new(cx.now);
-        self.verify(cx)
+        self.verify(cx, deadline)
     }
 
-    fn verify(&mut self, cx: &mut Cx<'_>) -> Step {
-        let RollbackStage::Verifying { deadline } = self.stage else {
-            unreachable!("verify outside Verifying")
-        };
+    fn verify(&mut self, cx: &mut Cx<'_>, deadline: Timestamp) -> Step {
         let spec = cx.spec;
-        let green_service =
-            cx.k.green_service_name(spec)
-                .expect("sides known")
-                .to_string();
+        let green_service = cx.green_service().to_string();
         if self.monitor.observing {
             self.monitor.observing = false;
             let left = green_left(cx, &green_service);
@@ -285,7 +281,7 @@ impl Rollback {
                                 crate::time::format_duration_ms(spec.timeouts.scale_down_ms)
                             ),
                         ),
-                        action_required: self.action_required(cx.id, cx.spec, cx.k),
+                        action_required: self.action_required(cx.id, cx.spec, Some(cx.sides)),
                     },
                     "green did not empty in time".into(),
                 );
@@ -311,18 +307,15 @@ impl Rollback {
 /// deleted, tasks still stopping) only when `draining` is set.
 fn ours(cx: &Cx<'_>, draining: bool) -> Vec<String> {
     let spec = cx.spec;
-    let Some(service) = cx.k.green_service_name(spec) else {
+    let Some(s) = cx.k.services.get(cx.sides.green_service(spec)) else {
         return vec![];
     };
-    let Some(s) = cx.k.services.get(service) else {
-        return vec![];
-    };
-    let blue = cx.k.sides.as_ref().and_then(|s| s.blue_task_set.clone());
+    let blue = cx.sides.blue_task_set.as_ref();
     s.value
         .task_sets
         .iter()
         .filter(|ts| {
-            Some(&ts.arn) != blue.as_ref()
+            Some(&ts.arn) != blue
                 && (draining || ts.status != "DRAINING")
                 && (ts.external_id.as_deref() == Some(cx.id.as_str())
                     || Some(&ts.arn) == cx.k.green_task_set.as_ref())

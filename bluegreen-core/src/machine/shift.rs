@@ -2,6 +2,7 @@
 //! linear). Before every step, green must be observed fully healthy *after* the previous
 //! listener write; during every hold, the rollback signals are watched.
 
+use super::reasons::RefusalReason;
 use serde::{Deserialize, Serialize};
 
 use super::bake::Bake;
@@ -62,10 +63,10 @@ impl Shift {
         }
     }
 
-    pub(crate) fn can_promote(&self, now: Timestamp) -> Result<(), String> {
+    pub(crate) fn can_promote(&self, now: Timestamp) -> Result<(), RefusalReason> {
         match self.stage {
             ShiftStage::Holding { until } if until > now => Ok(()),
-            _ => Err("no shift hold is running; nothing to end early".into()),
+            _ => Err(RefusalReason::NoShiftHold),
         }
     }
 
@@ -130,11 +131,11 @@ impl Shift {
 
     fn decide_guard(&mut self, cx: &mut Cx<'_>, watch: Watch) -> Step {
         let ShiftStage::Guarding { since } = self.stage else {
-            unreachable!("decide_guard outside Guarding")
+            return Step::Broken(format!("shift guard in stage {:?}", self.stage));
         };
-        let desired = cx.sides().desired_count;
+        let desired = cx.sides.desired_count;
         let fresh =
-            cx.k.green_health(cx.spec)
+            cx.k.green_health(cx.spec, cx.sides)
                 .filter(|s| s.at >= since && !self.monitor.observing)
                 .map(|s| s.value);
         if let Some(h) = fresh

@@ -59,7 +59,7 @@ impl Deployment {
             },
             task_definition: td,
         };
-        let (blue, green) = match &k.sides {
+        let (blue, green) = match &self.sides {
             Some(s) => (
                 Some(side(s.blue, Some(s.blue_task_definition.clone()))),
                 Some(side(s.green(), k.green_task_definition.clone())),
@@ -87,8 +87,12 @@ impl Deployment {
             test_weights: k.test_weights,
             blue,
             green,
-            desired_count: k.sides.as_ref().map(|s| s.desired_count),
-            green_healthy_targets: k.green_health(spec).map(|s| s.value.healthy),
+            desired_count: self.sides.as_ref().map(|s| s.desired_count),
+            green_healthy_targets: self
+                .sides
+                .as_ref()
+                .and_then(|s| k.green_health(spec, s))
+                .map(|s| s.value.healthy),
             created_at: self.created_at,
             updated_at: self.updated_at,
             reason: self.outcome_reason().cloned(),

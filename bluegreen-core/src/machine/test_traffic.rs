@@ -1,6 +1,7 @@
 //! test traffic (optional): point the test listener at green, run the `test-traffic`
 //! hooks, hold for the configured time. Production is untouched.
 
+use super::reasons::RefusalReason;
 use serde::{Deserialize, Serialize};
 
 use super::exec::Cx;
@@ -46,21 +47,19 @@ impl TestTraffic {
         self.hold_until = self.hold_until.map(|t| t.plus_ms(ms));
     }
 
-    pub(crate) fn can_promote(&self, now: Timestamp) -> Result<(), String> {
+    pub(crate) fn can_promote(&self, now: Timestamp) -> Result<(), RefusalReason> {
         match self.hold_until {
             Some(t) if t > now => Ok(()),
-            _ => Err("the test-traffic hooks are still running; nothing to end early".into()),
+            _ => Err(RefusalReason::TestHooksRunning),
         }
     }
 
     pub(crate) fn decide(&mut self, cx: &mut Cx<'_>) -> Step {
         match self.stage {
             TestStage::Start => {
-                let listener = cx
-                    .spec
-                    .test_listener
-                    .clone()
-                    .expect("test traffic only runs with a test listener");
+                let Some(listener) = cx.spec.test_listener.clone() else {
+                    return Step::Broken("test traffic without a test listener".into());
+                };
                 let weights = forwards(cx.blue_tg(), cx.green_tg(), Weights::ALL_GREEN);
                 cx.issue(
                     "test-listener-green",

@@ -94,18 +94,16 @@ impl ListenerRef {
     /// The `LoadBalancer` CloudWatch dimension (`app/<name>/<id>`) from the listener ARN
     /// `arn:…:listener/app/<name>/<lb-id>/<listener-id>`.
     pub fn load_balancer_dimension(&self) -> Option<String> {
-        let (_, tail) = self.listener_arn.split_once(":listener/")?;
-        let mut parts = tail.split('/');
-        let (kind, name, id) = (parts.next()?, parts.next()?, parts.next()?);
-        Some(format!("{kind}/{name}/{id}"))
+        crate::arn::Arn::parse(&self.listener_arn)
+            .ok()?
+            .load_balancer_dimension()
     }
 }
 
 /// The `TargetGroup` CloudWatch dimension (`targetgroup/<name>/<id>`) from a target group
 /// ARN `arn:…:targetgroup/<name>/<id>`.
 pub fn target_group_dimension(arn: &str) -> Option<String> {
-    let (_, tail) = arn.split_once(":targetgroup/")?;
-    Some(format!("targetgroup/{tail}"))
+    crate::arn::Arn::parse(arn).ok()?.target_group_dimension()
 }
 
 /// What green runs.
@@ -320,9 +318,11 @@ pub(crate) fn check_name(field: &str, name: &str) -> Result<(), SpecError> {
 }
 
 fn check_arn(field: &str, arn: &str, kind: &str) -> Result<(), SpecError> {
-    let ok = arn.starts_with("arn:")
-        && arn.contains(&format!(":{kind}/"))
-        && !arn.chars().any(char::is_whitespace)
+    let ok = crate::arn::Arn::parse(arn).is_ok_and(|a| {
+        a.service == "elasticloadbalancing"
+            && a.resource_type() == kind
+            && !a.resource_path().is_empty()
+    }) && !arn.chars().any(char::is_whitespace)
         && arn.len() <= 2048;
     if ok {
         Ok(())

@@ -327,7 +327,7 @@ fn result_text(r: &CommandResult) -> String {
                 .map(|f| {
                     format!(
                         "{}={}",
-                        crate::world::last_segment_pub(&f.target_group),
+                        bluegreen_core::arn::short_name(&f.target_group),
                         f.weight
                     )
                 })

@@ -8,7 +8,7 @@ use bluegreen_core::{CommandError, FailureFilter, ServiceStatus, TaskSetStatus, 
 
 use super::api::err;
 use super::elbv2::TargetState;
-use super::{ACCOUNT, AppIx, REGION, World, last_segment};
+use super::{ACCOUNT, AppIx, REGION, World, short_name};
 
 mod tasks;
 
@@ -205,12 +205,12 @@ impl Ecs {
     }
 
     pub fn cluster(&self, name_or_arn: &str) -> Option<u32> {
-        self.cluster_by_name.get(last_segment(name_or_arn)).copied()
+        self.cluster_by_name.get(short_name(name_or_arn)).copied()
     }
 
     pub fn service(&self, cluster: u32, name_or_arn: &str) -> Option<u32> {
         self.service_by_name
-            .get(last_segment(name_or_arn))?
+            .get(short_name(name_or_arn))?
             .iter()
             .find(|(c, _)| *c == cluster)
             .map(|(_, s)| *s)

@@ -11,7 +11,7 @@ use bluegreen_core::{
 use super::api::{ApiCall, err};
 use super::elbv2::{FORWARD_TARGETS_MAX, Forward, WEIGHT_MAX};
 use super::hooks::HookOutcome;
-use super::{ACCOUNT, Env, REGION, World, last_segment};
+use super::{ACCOUNT, Env, REGION, World, short_name};
 
 /// A change one command made, for the auditor (it judges writes as they apply).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -603,8 +603,8 @@ impl World {
     pub fn service_arn(cluster: &str, service: &str) -> String {
         format!(
             "arn:aws:ecs:{REGION}:{ACCOUNT}:service/{}/{}",
-            last_segment(cluster),
-            last_segment(service)
+            short_name(cluster),
+            short_name(service)
         )
     }
 }

@@ -276,18 +276,9 @@ fn event_epoch(e: &WorldEvent) -> u32 {
     }
 }
 
-/// The last path segment of an ARN or name (`…:service/prod/web-a` → `web-a`).
-pub(crate) fn last_segment(s: &str) -> &str {
-    s.rsplit(['/', ':']).next().unwrap_or(s)
-}
-
-/// [`last_segment`] for display outside the world (trace lines).
-pub fn last_segment_pub(s: &str) -> &str {
-    if s.contains(":targetgroup/") {
-        return s.rsplit('/').nth(1).unwrap_or(s);
-    }
-    last_segment(s)
-}
+/// An ARN's short name, or a name as is (`…:service/prod/web-a` → `web-a`): the world
+/// looks resources up by name whichever form a command uses.
+pub(crate) use bluegreen_core::arn::short_name;
 
 pub(crate) const ACCOUNT: &str = "123456789012";
 pub(crate) const REGION: &str = "us-east-1";

@@ -10,7 +10,7 @@ use bluegreen_core::{EnvironmentModel, ListenerRef, SpecDraft, Timestamp};
 
 use super::ecs::{Quality, TaskSetState};
 use super::elbv2::{Forward, LoadBalancer, TargetGroup};
-use super::{AppIx, AppResources, Env, World, WorldProfile, last_segment};
+use super::{AppIx, AppResources, Env, World, WorldProfile, short_name};
 
 impl World {
     /// The world for `apps` (DESIGN §4a timings from `profile`), every draw seeded by
@@ -116,9 +116,9 @@ impl World {
         if let Some(tg) = self.elb.target_group(arn) {
             return tg;
         }
-        let dimension = target_group_dimension(arn)
-            .unwrap_or_else(|| format!("targetgroup/{}", last_segment(arn)));
-        let name = dimension.split('/').nth(1).unwrap_or(arn).to_string();
+        let name = short_name(arn).to_string();
+        let dimension =
+            target_group_dimension(arn).unwrap_or_else(|| format!("targetgroup/{name}"));
         let span = self.profile.deregistration_delay_ms;
         let delay = self.rng.range(span.lo, span.hi);
         let ix = self.elb.target_groups.len() as u32;

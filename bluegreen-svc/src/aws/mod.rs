@@ -307,17 +307,13 @@ impl Cloud for AwsCloud {
     }
 }
 
-/// The last segment of an ARN (`…/web-b` → `web-b`; `…:targetgroup/web-b/123` → `web-b`
-/// via [`target_group_name`]), for messages.
-pub(crate) fn short_name(arn_or_name: &str) -> &str {
-    arn_or_name.rsplit('/').next().unwrap_or(arn_or_name)
-}
+/// Names out of ARNs (`…:service/prod/web-a` → `web-a`, `…:targetgroup/web-b/123` →
+/// `web-b`), or a name as is: core's one ARN module.
+pub(crate) use bluegreen_core::arn::short_name;
 
 /// A target group's name from its ARN (`arn:…:targetgroup/<name>/<id>`).
 pub(crate) fn target_group_name(arn: &str) -> &str {
-    arn.split_once(":targetgroup/")
-        .and_then(|(_, tail)| tail.split('/').next())
-        .unwrap_or(arn)
+    short_name(arn)
 }
 
 /// Non-negative AWS counts as `u32` (AWS models counts as `i32`).

@@ -14,10 +14,7 @@ const DESCRIBE_TASKS_BATCH: usize = 100;
 /// The task-set id ECS puts in `startedBy` (`ecs-svc/…`) from an id or an ARN
 /// (`arn:…:task-set/<cluster>/<service>/<id>`).
 pub(crate) fn task_set_id(id_or_arn: &str) -> &str {
-    match id_or_arn.split_once(":task-set/") {
-        Some((_, tail)) => tail.splitn(3, '/').nth(2).unwrap_or(tail),
-        None => id_or_arn,
-    }
+    bluegreen_core::arn::short_name(id_or_arn)
 }
 
 /// Did this stopped task stop by failure (not by scale-in, a deployment replacing it, a

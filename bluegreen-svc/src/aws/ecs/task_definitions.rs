@@ -30,21 +30,7 @@ pub(crate) fn tag_value(text: &str) -> String {
     }
 }
 
-/// `(family, revision)` of `arn:…:task-definition/<family>:<rev>`, `<family>:<rev>` or
-/// `<family>`.
-pub(crate) fn family_and_revision(task_definition: &str) -> (&str, Option<u32>) {
-    let tail = task_definition
-        .split_once(":task-definition/")
-        .map(|(_, t)| t)
-        .unwrap_or(task_definition);
-    match tail.rsplit_once(':') {
-        Some((family, rev)) => match rev.parse() {
-            Ok(rev) => (family, Some(rev)),
-            Err(_) => (tail, None),
-        },
-        None => (tail, None),
-    }
-}
+pub(crate) use bluegreen_core::arn::family_and_revision;
 
 /// `DescribeTaskDefinition` with tags.
 async fn describe_task_definition(
