@@ -144,6 +144,9 @@ async fn run<C: Cloud + 'static>(
             for (reply, handled) in replies {
                 let _ = reply.send(handled);
             }
+            if let Some(n) = inner.notify.get() {
+                n.after_turn(&d);
+            } // issue 12: notifications, after the turn is on disk
             if terminal {
                 outcome(&d);
                 return true;

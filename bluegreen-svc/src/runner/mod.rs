@@ -193,6 +193,8 @@ pub(crate) struct Inner<C> {
     pub(crate) running: AtomicUsize,
     /// This runner's lease owner id: `<host>/<pid>/<start ms>`.
     owner: String,
+    /// Notifications (issue 12): set once by `serve`; the driver reports each turn to it.
+    pub(crate) notify: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 /// The runner (cheap to clone).
@@ -256,6 +258,7 @@ impl<C: Cloud + 'static> Runner<C> {
             gone: Mutex::new(gone),
             running: AtomicUsize::new(0),
             owner,
+            notify: std::sync::OnceLock::new(), // issue 12: notifications
         });
         let runner = Runner { inner };
         runner.resume().await?;
