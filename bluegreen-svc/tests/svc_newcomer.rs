@@ -6,7 +6,7 @@ mod ui_util;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use svc_util::{Harness, app_toml, digest, push_event};
 use ui_util::{Scratch, Serve, example_config};
@@ -182,5 +182,10 @@ async fn a_queued_deployment_says_queued_and_the_view_shows_target_states() {
     for k in ["healthy", "unhealthy", "initial", "draining"] {
         assert!(v["targets"]["green"][k].is_u64(), "{k}: {v}");
     }
-    let _ = Instant::now();
+    // Slots are a and b everywhere, transitions included.
+    let first = v["transitions"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        first.contains("live side is slot a") && first.contains("green is slot b"),
+        "{first}"
+    );
 }

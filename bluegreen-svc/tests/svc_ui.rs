@@ -216,3 +216,140 @@ async fn the_status_page_follows_a_deployment_live_and_promotes_it_in_a_real_bro
         serve.stderr()
     );
 }
+
+mod svc_util;
+
+/// A form body (reqwest is built without its `form` feature).
+trait FormBody {
+    fn form_body(self, body: String) -> Self;
+}
+
+impl FormBody for reqwest::RequestBuilder {
+    fn form_body(self, body: String) -> Self {
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+}
+
+/// Without a browser: what the page answers to requests without a session, with a
+/// wrong token, and to writes without the CSRF token.
+#[tokio::test]
+async fn the_page_needs_a_session_and_its_writes_need_the_csrf_token() {
+    let h = svc_util::Harness::start(&svc_util::app_toml("web", "approval = true")).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = &h.base;
+    let r = http.get(format!("{base}/ui")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/ui/login");
+    let r = http.get(format!("{base}/ui/live")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .post(format!("{base}/ui/login"))
+        .form_body("token=wrong".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("set-cookie").is_none());
+    let r = http
+        .post(format!("{base}/ui/login"))
+        .form_body(format!("token={}", svc_util::API_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/ui"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    let r = http
+        .get(format!("{base}/ui"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let page = r.text().await.unwrap();
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token in the page")
+        .to_string();
+    let id = h.deploy("web", "web:v2").await;
+    h.phase_is(&id, "approval").await;
+    let promote = format!("{base}/ui/deployments/{id}/promote");
+    // A cookie alone is not enough to write.
+    for form in [String::new(), format!("csrf={}", "0".repeat(32))] {
+        let r = http
+            .post(&promote)
+            .header("cookie", &session)
+            .form_body(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    }
+    assert_eq!(h.deployment(&id).await["phase"], "approval");
+    // A CSRF token without the cookie is not enough either.
+    let r = http
+        .post(&promote)
+        .form_body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // Both: accepted, and the page says so.
+    let r = http
+        .post(&promote)
+        .header("cookie", &session)
+        .form_body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("/ui?ok=promote%20accepted"),
+        "{location}"
+    );
+    h.phase_is(&id, "shift").await;
+    // An action the phase refuses comes back as an error message, not a crash.
+    let r = http
+        .post(promote.replace("/promote", "/resume"))
+        .header("cookie", &session)
+        .form_body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/ui?error=")
+    );
+    let r = http
+        .post(format!("{base}/ui/deployments/{id}/explode"))
+        .header("cookie", &session)
+        .form_body(format!("csrf={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -80,6 +80,9 @@ impl Event {
     }
 }
 
+/// One event as [`diff`] finds it: kind, percent, reason, time (0: the turn's time).
+pub type Found = (EventKind, Option<u8>, Option<String>, Timestamp);
+
 /// What was already reported for one deployment.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Seen {
@@ -96,10 +99,7 @@ pub fn diff(
     history: &[Transition],
     green: u8,
     outcome_reason: Option<String>,
-) -> (
-    Vec<(EventKind, Option<u8>, Option<String>, Timestamp)>,
-    Seen,
-) {
+) -> (Vec<Found>, Seen) {
     let mut out = Vec::new();
     let now_seen = |events| Seen {
         transitions: history.len(),

@@ -73,16 +73,20 @@ fn targets_need_their_url_variable_and_webhooks_a_secret() {
         apps: vec![],
         events: vec![],
     };
-    let e = Notifier::targets(&[entry.clone()], |_| None, Some(b"k")).unwrap_err();
+    let e = Notifier::targets(std::slice::from_ref(&entry), |_| None, Some(b"k")).unwrap_err();
     assert!(
         e.contains("notify[0].url_env") && e.contains("HOOK_URL"),
         "{e}"
     );
     let url = |_: &str| Some("http://127.0.0.1:9/".to_string());
-    let e = Notifier::targets(&[entry.clone()], url, None).unwrap_err();
+    let e = Notifier::targets(std::slice::from_ref(&entry), url, None).unwrap_err();
     assert!(e.contains("BLUEGREEN_HOOK_SECRET"), "{e}");
-    let e =
-        Notifier::targets(&[entry.clone()], |_| Some("ftp://x".into()), Some(b"k")).unwrap_err();
+    let e = Notifier::targets(
+        std::slice::from_ref(&entry),
+        |_| Some("ftp://x".into()),
+        Some(b"k"),
+    )
+    .unwrap_err();
     assert!(e.contains("http(s)"), "{e}");
     assert_eq!(
         Notifier::targets(&[entry], url, Some(b"k")).unwrap().len(),
@@ -163,7 +167,7 @@ fn event(kind: EventKind, seq: u32) -> Event {
 async fn delivery_posts_signed_json_and_slack_text_and_a_down_receiver_only_costs_its_retries() {
     let (url, got) = receiver().await;
     let down = down_url().await;
-    let targets = vec![
+    let targets = [
         Target {
             kind: NotifyKind::Webhook,
             url: url.clone(),

@@ -64,11 +64,10 @@ impl Timeline {
                             .filter(|w| &w.target_group == green)
                             .map(|w| u64::from(w.weight))
                             .sum();
-                        if total > 0 {
-                            let pct = ((g * 100 + total / 2) / total) as u8;
-                            if points.len() < POINTS_MAX {
-                                points.push((line.at, pct));
-                            }
+                        if let Some(pct) = (g * 100 + total / 2).checked_div(total)
+                            && points.len() < POINTS_MAX
+                        {
+                            points.push((line.at, pct as u8));
                         }
                     }
                 }
