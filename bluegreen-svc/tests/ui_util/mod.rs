@@ -424,8 +424,33 @@ impl Session {
         base64_decode(v.as_str().expect("base64 screenshot"))
     }
 
-    pub async fn close(self) {
+    pub async fn close(mut self) {
         let _ = self.http.delete(&self.url).send().await;
+        self.url.clear();
+    }
+}
+
+impl Drop for Session {
+    /// A test that fails mid-way still ends its browser: chromedriver only quits Chromium
+    /// when the session is deleted (killing chromedriver would orphan it). A blocking
+    /// one-shot HTTP/1.1 DELETE, since `Drop` cannot await.
+    fn drop(&mut self) {
+        use std::io::Write;
+        let Some(rest) = self.url.strip_prefix("http://") else {
+            return;
+        };
+        let Some((host, path)) = rest.split_once('/') else {
+            return;
+        };
+        if let Ok(mut stream) = std::net::TcpStream::connect(host) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                stream,
+                "DELETE /{path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+        }
     }
 }
 
