@@ -105,6 +105,8 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, DurationError> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
+            // "5 minutes": something follows the number, but not a unit.
+            "" if i < bytes.len() => return Err(DurationError::Malformed(text.to_string())),
             "" => return Err(DurationError::MissingUnit(text.to_string())),
             other => return Err(DurationError::UnknownUnit(other.to_string())),
         };
@@ -138,16 +140,33 @@ pub fn format_duration_ms(ms: u64) -> String {
     out
 }
 
+/// Format milliseconds for people: whole units down to seconds, and under a minute a
+/// decimal fraction instead of a millisecond part (`"2.049s"`, `"2m50s"`, `"250ms"`),
+/// never the compound `"2s49ms"`. Not parseable back; use [`format_duration_ms`] for that.
+pub fn format_duration_human(ms: u64) -> String {
+    if ms < 1_000 {
+        return format!("{ms}ms");
+    }
+    if ms < 60_000 {
+        let text = format!("{:.3}", ms as f64 / 1000.0);
+        return format!("{}s", text.trim_end_matches('0').trim_end_matches('.'));
+    }
+    // A minute or more: sub-second parts are noise; round to the nearest second.
+    format_duration_ms((ms + 500) / 1000 * 1000)
+}
+
 /// Why a duration could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
     #[error("empty duration")]
     Empty,
-    #[error("malformed duration {0:?}: expected e.g. \"90s\", \"5m\", \"1h30m\"")]
+    #[error(
+        "malformed duration {0:?}: write a number and a unit (ms, s, m, h, d) with no space, e.g. \"90s\", \"5m\", \"1h30m\""
+    )]
     Malformed(String),
     #[error("duration {0:?} has a number without a unit (ms, s, m, h, d)")]
     MissingUnit(String),
-    #[error("unknown duration unit {0:?} (use ms, s, m, h, d)")]
+    #[error("unknown duration unit {0:?} (use ms, s, m, h, d, e.g. \"5m\")")]
     UnknownUnit(String),
     #[error("duration too large")]
     Overflow,
@@ -226,6 +245,32 @@ mod tests {
             parse_duration_ms("99999999999999999999d"),
             Err(DurationError::Overflow)
         );
+    }
+
+    #[test]
+    fn a_spelled_out_unit_is_told_how_to_write_it() {
+        let e = parse_duration_ms("5 minutes").unwrap_err();
+        assert!(matches!(e, DurationError::Malformed(_)));
+        let text = e.to_string();
+        assert!(
+            text.contains("\"5m\"") && !text.contains("without a unit"),
+            "{text}"
+        );
+        assert!(
+            parse_duration_ms("5minutes")
+                .unwrap_err()
+                .to_string()
+                .contains("\"5m\"")
+        );
+    }
+
+    #[test]
+    fn human_durations_have_no_millisecond_part_beside_seconds() {
+        assert_eq!(format_duration_human(2_049), "2.049s");
+        assert_eq!(format_duration_human(2_000), "2s");
+        assert_eq!(format_duration_human(250), "250ms");
+        assert_eq!(format_duration_human(170_149), "2m50s");
+        assert_eq!(format_duration_human(3_600_400), "1h");
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub enum ServeError {
     Cloud(String),
     #[error("server: {0}")]
     Server(std::io::Error),
+    #[error("{0}")]
+    Notify(String),
 }
 
 /// The secrets the service needs, all from the environment.
@@ -142,6 +144,13 @@ impl<C: Cloud + 'static> Server<C> {
                 url: config.server.store.clone(),
                 error,
             })?;
+        // Notification URLs come from the environment variables the config names.
+        let notify_targets = crate::notify::Notifier::targets(
+            &config.notify,
+            |name| std::env::var(name).ok(),
+            secrets.hook_secret.as_deref(),
+        )
+        .map_err(ServeError::Notify)?;
         let url = store.url().to_string();
         let cloud = HookedCloud::new(cloud, secrets.hook_secret.clone());
         let runner = Runner::start(
@@ -155,6 +164,11 @@ impl<C: Cloud + 'static> Server<C> {
         .map_err(|e| match e {
             StartError::Store(error) => ServeError::Store { url, error },
         })?;
+        if !notify_targets.is_empty() {
+            let notifier =
+                crate::notify::Notifier::start(notify_targets, secrets.hook_secret.clone());
+            runner.set_notifier(notifier);
+        }
         let state = Arc::new(ApiState {
             runner: runner.clone(),
             apps: Arc::new(config.apps.clone()),
@@ -218,6 +232,40 @@ impl<C: Cloud + 'static> Server<C> {
     }
 }
 
+/// Like [`shutdown_signal`], but the handlers are installed *now*, not at the first
+/// poll: `serve` calls it before printing its banner, so a SIGTERM sent as soon as the
+/// address is known (a supervisor, a test) shuts down cleanly instead of killing the
+/// process with the default action.
+pub fn shutdown_signal_installed() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    let (term, int) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        shutdown_signal().await;
+    }
+}
+
 /// Resolves on SIGTERM or Ctrl-C.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -272,13 +320,89 @@ pub fn banner(config: &Config, addr: SocketAddr, secrets: &Secrets) -> String {
             "  start a deployment:\n    curl -sS -X POST {base}/v1/deployments -H 'Authorization: Bearer {token}' -d '{{\"app\":\"{}\",\"image\":\"{image}\"}}'\n",
             app.name
         ));
+        // The same config the server runs, or the CLI would look at another store.
+        let config_arg = match &config.origin {
+            crate::config::Origin::File(p) => {
+                format!(" --config {}", shell_quote(&p.display().to_string()))
+            }
+            crate::config::Origin::BuiltIn => String::new(),
+        };
         out.push_str(&format!(
-            "  watch it:\n    cargo run -p bluegreen-svc -- status --app {} --follow\n    curl -sS {base}/v1/deployments?app={} -H 'Authorization: Bearer {token}'\n",
-            app.name, app.name
+            "  watch it:\n    {} status --app {}{config_arg} --follow\n    curl -sS {base}/v1/deployments?app={} -H 'Authorization: Bearer {token}'\n",
+            cli_command(),
+            app.name,
+            app.name
         ));
     }
+    out.push_str(&format!(
+        "  status page: {base}/ui (log in with the API token)\n"
+    ));
     out.push_str(&format!(
         "  metrics: {base}/metrics   stop: Ctrl-C (deployments resume at the next start)\n"
     ));
     out
+}
+
+/// How to run this CLI again: `bluegreen` when installed, the cargo command when it runs
+/// from a build directory (a newcomer who started it with `cargo run`).
+fn cli_command() -> &'static str {
+    let from_target = std::env::current_exe()
+        .ok()
+        .is_some_and(|p| p.components().any(|c| c.as_os_str() == "target"));
+    if from_target {
+        "cargo run -p bluegreen-svc --"
+    } else {
+        "bluegreen"
+    }
+}
+
+/// Quote a path for a POSIX shell when it needs it.
+fn shell_quote(text: &str) -> String {
+    if text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod banner_tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::{EXAMPLE_TOML, Origin};
+
+    fn secrets() -> Secrets {
+        Secrets {
+            api_token: DEV_TOKEN.into(),
+            webhook_token: DEV_TOKEN.into(),
+            hook_secret: None,
+            dev: true,
+        }
+    }
+
+    #[test]
+    fn the_watch_command_carries_the_config_the_server_runs() {
+        let addr: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let c = Config::parse(
+            EXAMPLE_TOML,
+            Origin::File("my conf/bg.toml".into()),
+            &BTreeMap::new(),
+        )
+        .unwrap();
+        let text = banner(&c, addr, &secrets());
+        assert!(
+            text.contains("status --app web --config 'my conf/bg.toml' --follow"),
+            "{text}"
+        );
+        assert!(
+            text.contains("status page: http://127.0.0.1:8080/ui"),
+            "{text}"
+        );
+        let c = Config::parse(EXAMPLE_TOML, Origin::BuiltIn, &BTreeMap::new()).unwrap();
+        assert!(!banner(&c, addr, &secrets()).contains("--config"));
+    }
 }

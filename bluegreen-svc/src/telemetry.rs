@@ -11,6 +11,8 @@
 //! | `bluegreen_command_duration_seconds` | histogram | `command` |
 //! | `bluegreen_aws_calls_total` | counter | `operation`, `result` (recorded by the AWS adapter) |
 //! | `bluegreen_webhook_events_total` | counter | `outcome` (deployed, queued, repeat, ignored, rejected) |
+//! | `bluegreen_notifications_total` | counter | `kind` (slack, webhook), `result` (delivered, failed, dropped) |
+//! | `bluegreen_notification_retries_total` | counter | `kind` |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -80,6 +82,14 @@ fn describe() {
     );
     metrics::describe_counter!(AWS_CALLS_TOTAL, "AWS API calls, by operation and result");
     metrics::describe_counter!(WEBHOOK_EVENTS_TOTAL, "ECR webhook events, by outcome");
+    metrics::describe_counter!(
+        crate::notify::NOTIFICATIONS_TOTAL,
+        "Notifications, by kind and result"
+    );
+    metrics::describe_counter!(
+        crate::notify::NOTIFICATION_RETRIES_TOTAL,
+        "Notification attempts retried, by kind"
+    );
 }
 
 pub fn in_flight(delta: f64) {
@@ -138,8 +148,11 @@ pub enum LogFormat {
 pub fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log file or collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),

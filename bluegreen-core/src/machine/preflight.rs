@@ -99,9 +99,9 @@ impl Preflight {
                 Ok(sides) => {
                     let why = format!(
                         "live side is slot {} ({}); green is slot {} ({}), {} task(s)",
-                        sides.blue,
+                        ["a", "b"][sides.blue],
                         short(&spec.target_groups[sides.blue]),
-                        sides.green(),
+                        ["a", "b"][sides.green()],
                         short(&spec.target_groups[sides.green()]),
                         sides.desired_count
                     );

@@ -23,7 +23,7 @@ use crate::io::Output;
 use crate::io::PhaseName;
 use crate::machine::{Deployment, Phase};
 use crate::spec::{DeploymentSpec, HookStage};
-use crate::time::{Timestamp, format_duration_ms};
+use crate::time::{Timestamp, format_duration_human, format_duration_ms};
 
 /// Bound on machine steps in a plan's dry run (a linear 1 % strategy with day-long
 /// holds and a 100 ms poll is far below it).
@@ -312,7 +312,7 @@ impl fmt::Display for Plan {
             self.app,
             self.mode,
             self.strategy,
-            format_duration_ms(self.poll_interval_ms)
+            format_duration_human(self.poll_interval_ms)
         )?;
         writeln!(
             f,
@@ -327,9 +327,9 @@ impl fmt::Display for Plan {
                 s.phase.as_str(),
                 s.weights.blue,
                 s.weights.green,
-                format_duration_ms(s.wait_ms),
+                format_duration_human(s.wait_ms),
                 s.deadline_ms
-                    .map(format_duration_ms)
+                    .map(format_duration_human)
                     .unwrap_or_else(|| "-".into()),
                 s.aws_calls_min,
                 s.action
@@ -338,9 +338,9 @@ impl fmt::Display for Plan {
         writeln!(
             f,
             "happy path {}; worst case {} forward, then rollback up to {}; at least {} AWS calls",
-            format_duration_ms(self.happy_path_ms),
-            format_duration_ms(self.worst_case_ms),
-            format_duration_ms(self.rollback_worst_case_ms),
+            format_duration_human(self.happy_path_ms),
+            format_duration_human(self.worst_case_ms),
+            format_duration_human(self.rollback_worst_case_ms),
             self.aws_calls_min
         )
     }

@@ -21,7 +21,7 @@ use crate::config::AppConfig;
 /// Most apps one request observes (each costs one listener read).
 pub const APPS_PER_PAGE_MAX: usize = 200;
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SlotView {
     /// `a` (slot 0) or `b` (slot 1).
     pub slot: String,
@@ -31,7 +31,7 @@ pub struct SlotView {
     pub weight: Option<u32>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppView {
     pub name: String,
     pub mode: String,
@@ -153,6 +153,26 @@ pub async fn release<C: Cloud + 'static>(
         }
     };
     Ok(Json(body).into_response())
+}
+
+/// The first `limit` configured apps in name order, each observed now (the status page).
+pub async fn observe_apps<C: Cloud + 'static>(s: &Arc<ApiState<C>>, limit: usize) -> Vec<AppView> {
+    let mut apps: Vec<&AppConfig> = s.apps.iter().collect();
+    apps.sort_by(|a, b| a.name.cmp(&b.name));
+    let apps: Vec<AppConfig> = apps.into_iter().take(limit).cloned().collect();
+    let mut tasks = JoinSet::new();
+    for (i, app) in apps.into_iter().enumerate() {
+        let s = s.clone();
+        tasks.spawn(async move { (i, observe(s, app).await) });
+    }
+    let mut views = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(v) = joined {
+            views.push(v);
+        }
+    }
+    views.sort_by_key(|(i, _)| *i);
+    views.into_iter().map(|(_, v)| v).collect()
 }
 
 pub async fn list<C: Cloud + 'static>(

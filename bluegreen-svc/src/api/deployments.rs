@@ -17,10 +17,18 @@ use crate::store::{RowState, Stored};
 /// A deployment as the API shows it: the machine's status (phase, weights, sides,
 /// healthy targets, reason) plus the service's view (state, image) and, for a single
 /// deployment, its plan and transitions.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 pub struct DeploymentView {
-    #[serde(flatten)]
+    /// The machine's status (serialised through `fields`).
+    #[serde(skip)]
     pub status: Status,
+    /// `status` as JSON, with `phase` = `queued` while the deployment waits its turn
+    /// (the machine has not started it: it is not in preflight yet).
+    #[serde(flatten)]
+    fields: serde_json::Map<String, serde_json::Value>,
+    /// Each side's targets by state as last observed (`blue`, `green`): a green that
+    /// stays unhealthy shows how many targets are in which state.
+    pub targets: Targets,
     /// queued · running · finished · superseded · cancelled
     pub state: RowState,
     pub image: String,
@@ -34,8 +42,29 @@ pub struct DeploymentView {
 impl DeploymentView {
     pub fn of(s: &Stored, with_plan: bool) -> Self {
         let d = &s.deployment;
+        let status = d.status();
+        let mut fields = match serde_json::to_value(&status) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        if s.state == RowState::Queued {
+            fields.insert("phase".into(), "queued".into());
+        }
+        let health = |side: &Option<bluegreen_core::machine::SideView>| {
+            side.as_ref().and_then(|v| {
+                d.knowledge()
+                    .target_health
+                    .get(&v.target_group)
+                    .map(|h| h.value)
+            })
+        };
         DeploymentView {
-            status: d.status(),
+            fields,
+            targets: Targets {
+                blue: health(&status.blue),
+                green: health(&status.green),
+            },
+            status,
             state: s.state,
             image: s.image.clone(),
             note: s.note.clone(),
@@ -43,6 +72,13 @@ impl DeploymentView {
             plan: with_plan.then(|| Plan::for_deployment(d.id(), d.spec())),
         }
     }
+}
+
+/// Target health per side, as last observed.
+#[derive(Debug, Default, Serialize)]
+pub struct Targets {
+    pub blue: Option<bluegreen_core::TargetHealth>,
+    pub green: Option<bluegreen_core::TargetHealth>,
 }
 
 fn submit_error(e: SubmitError) -> ApiError {

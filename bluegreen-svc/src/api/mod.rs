@@ -42,6 +42,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::AppConfig;
 use crate::runner::Runner;
+pub use apps::{APPS_PER_PAGE_MAX, AppView, observe_apps};
 pub use deployments::DeploymentView;
 pub use error::ApiError;
 
@@ -61,6 +62,17 @@ pub struct Token([u8; 32]);
 impl Token {
     pub fn new(value: &str) -> Self {
         Token(Sha256::digest(value.as_bytes()).into())
+    }
+
+    /// Does `candidate` equal this token? Constant-time (status page login).
+    pub fn matches(&self, candidate: &str) -> bool {
+        let digest: [u8; 32] = Sha256::digest(candidate.trim().as_bytes()).into();
+        bool::from(digest.ct_eq(&self.0))
+    }
+
+    /// The token's SHA-256 (the status page derives its session key from it).
+    pub(crate) fn digest(&self) -> &[u8; 32] {
+        &self.0
     }
 
     /// Does the request carry `Authorization: Bearer <this token>`?
@@ -163,6 +175,7 @@ pub fn router<C: Cloud + 'static>(state: Arc<ApiState<C>>, request_timeout: Dura
         .route("/healthz", get(healthz::<C>))
         .route("/readyz", get(readyz::<C>))
         .route("/metrics", get(metrics::<C>))
+        .merge(crate::ui::routes::<C>())
         .with_state(state)
         // Listed innermost first: the body limit and timeout answer inside the JSON-error
         // mapper, which runs inside the trace span, which sees the request id.

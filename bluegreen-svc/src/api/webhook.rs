@@ -211,6 +211,29 @@ fn ignored(reason: String) -> Response {
     (StatusCode::OK, Json(json!({ "ignored": reason }))).into_response()
 }
 
+/// Why no app takes a push: nobody watches the repository, or its apps' tag filters
+/// did not match the tag (say which filters, so the fix is obvious).
+fn not_watched(apps: &[crate::config::AppConfig], repository: &str, tag: Option<&str>) -> String {
+    let filtered: Vec<String> = apps
+        .iter()
+        .filter(|a| a.repository.as_deref() == Some(repository))
+        .map(|a| format!("{} (tags {:?})", a.name, a.tags))
+        .collect();
+    if filtered.is_empty() {
+        return format!("no app watches repository {repository:?}");
+    }
+    match tag {
+        Some(t) => format!(
+            "tag {t:?} of repository {repository:?} matches no tag filter: {}",
+            filtered.join(", ")
+        ),
+        None => format!(
+            "the push of repository {repository:?} has no tag, and its apps deploy only tags matching their filters: {}",
+            filtered.join(", ")
+        ),
+    }
+}
+
 pub async fn ecr<C: Cloud + 'static>(
     State(s): State<Arc<ApiState<C>>>,
     headers: HeaderMap,
@@ -230,13 +253,10 @@ pub async fn ecr<C: Cloud + 'static>(
         .map(|a| a.name.as_str())
         .collect();
     if watchers.is_empty() {
-        return Ok(ignored(format!(
-            "no app watches repository {:?}{}",
-            push.repository,
-            push.tag
-                .as_deref()
-                .map(|t| format!(" tag {t:?}"))
-                .unwrap_or_default()
+        return Ok(ignored(not_watched(
+            &s.apps,
+            &push.repository,
+            push.tag.as_deref(),
         )));
     }
     let image = push.image();

@@ -41,6 +41,10 @@ fn is_loopback_url(url: &str) -> bool {
 }
 
 impl Backend {
+    pub(super) fn is_local(&self) -> bool {
+        matches!(self, Backend::Local { .. })
+    }
+
     pub(super) async fn pick(config: &Config, remote: &Remote) -> Backend {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -116,7 +120,7 @@ impl Backend {
                 .get("error")
                 .and_then(|e| serde_json::from_value(e.clone()).ok());
             return Err(match err {
-                Some(e) => format!("HTTP {status} {}: {}", e.code, e.message),
+                Some(e) => format!("HTTP {status} {}: {}", e.code, cli_words(&e.message)),
                 None => format!("HTTP {status}: {value}"),
             });
         }
@@ -166,7 +170,7 @@ impl Backend {
         }
     }
 
-    pub(super) async fn latest(&self, app: &str) -> Result<String, String> {
+    pub(super) async fn latest(&self, config: &Config, app: &str) -> Result<String, String> {
         let list = match self {
             Backend::Remote { .. } => {
                 self.request(
@@ -190,7 +194,13 @@ impl Backend {
         list["deployments"][0]["id"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| format!("app {app} has no deployments"))
+            .ok_or_else(|| match (config.app(app), self) {
+                (Some(_), _) => format!("app {app} has no deployments yet"),
+                (None, Backend::Local { .. }) => unknown_app(config, app),
+                (None, Backend::Remote { .. }) => format!(
+                    "the server has no deployments for app {app:?} (is it configured there? GET /v1/apps lists the server's apps)"
+                ),
+            })
     }
 
     pub(super) async fn journal(&self, id: &str) -> Result<String, String> {
@@ -254,7 +264,7 @@ impl Backend {
                         source: Source::Api { supersede },
                     })
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| cli_words(&e.to_string()))?;
                 LOCAL.with_local(local);
                 match submitted {
                     crate::runner::Submitted::Ignored(why) => Err(why.to_string()),
@@ -309,7 +319,11 @@ impl Backend {
 
     /// Follow a deployment until it finishes; exit code 0 when it completed.
     pub(super) async fn follow(&self, id: &str, json: bool) -> Result<i32, String> {
-        let bar = (!json).then(|| {
+        // A progress bar for a person at a terminal; otherwise (a pipe, a CI log) one
+        // plain line per change, printed as it happens.
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        let plain = !json && !tty;
+        let bar = (!json && tty).then(|| {
             let pb = ProgressBar::new(100);
             pb.set_style(
                 ProgressStyle::with_template(
@@ -342,10 +356,15 @@ impl Backend {
                 );
                 if let Some(pb) = &bar {
                     pb.println(line);
+                } else if plain {
+                    println!("{line}");
                 }
             }
             seen_transitions = transitions.len();
             let summary = summary(&view);
+            if plain && summary != summary_of(&last) {
+                println!("{:<13} {summary}", view["phase"].as_str().unwrap_or("?"));
+            }
             if json && summary != summary_of(&last) {
                 println!(
                     "{}",
@@ -364,6 +383,8 @@ impl Backend {
             if done {
                 if let Some(pb) = &bar {
                     pb.finish_and_clear();
+                }
+                if !json {
                     print_view(&view, false);
                 }
                 if let Some(local) = LOCAL.take() {
@@ -450,5 +471,36 @@ impl LocalSlot {
     fn take(&self) -> Option<Local> {
         let arc = self.0.lock().expect("local lock").take()?;
         Arc::into_inner(arc)
+    }
+}
+
+/// Server wording → CLI wording: the API's `"supersede": true` is the CLI's `--supersede`.
+pub(super) fn cli_words(message: &str) -> String {
+    message.replace("pass \"supersede\": true", "pass --supersede")
+}
+
+/// "no app named "webb" in the config (did you mean "web"?)"
+pub(super) fn unknown_app(config: &Config, app: &str) -> String {
+    let names: Vec<&str> = config.apps.iter().map(|a| a.name.as_str()).collect();
+    let hint = match super::display::closest(app, &names) {
+        Some(n) => format!(" (did you mean {n:?}?)"),
+        None if names.is_empty() => " (the config has no apps)".to_string(),
+        None => format!(" (apps: {})", names.join(", ")),
+    };
+    format!("no app named {app:?} is configured{hint}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_conflict_message_names_the_cli_flag() {
+        let m =
+            "app web already has deployment web-1 running (pass \"supersede\": true to replace it)";
+        assert_eq!(
+            cli_words(m),
+            "app web already has deployment web-1 running (pass --supersede to replace it)"
+        );
     }
 }

@@ -13,8 +13,23 @@ pub(super) fn summary_of(v: &Value) -> String {
 pub(super) fn summary(v: &Value) -> String {
     let healthy = v["green_healthy_targets"].as_u64();
     let desired = v["desired_count"].as_u64();
-    let health = match (healthy, desired) {
-        (Some(h), Some(d)) => format!(" · green healthy {h}/{d}"),
+    let health = match (v["targets"]["green"].as_object(), healthy, desired) {
+        // Every state, so a green stuck unhealthy says so (not just "0 healthy").
+        (Some(t), _, d) => {
+            let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
+            let mut parts = vec![format!("{} healthy", n("healthy"))];
+            for k in ["unhealthy", "initial", "draining"] {
+                if n(k) > 0 {
+                    parts.push(format!("{} {k}", n(k)));
+                }
+            }
+            if n("other") > 0 {
+                parts.push(format!("{} unused/unavailable", n("other")));
+            }
+            let of = d.map(|d| format!(" of {d}")).unwrap_or_default();
+            format!(" · green targets {}{of}", parts.join(", "))
+        }
+        (None, Some(h), Some(d)) => format!(" · green healthy {h}/{d}"),
         _ => String::new(),
     };
     format!(
@@ -88,5 +103,44 @@ pub(super) fn print_list(list: &Value, json: bool) {
             d["state"].as_str().unwrap_or("?"),
             d["image"].as_str().unwrap_or("?")
         );
+    }
+}
+
+/// The name closest to `wanted` (edit distance at most a third of its length, at least 2).
+pub(super) fn closest<'a>(wanted: &str, names: &[&'a str]) -> Option<&'a str> {
+    let limit = (wanted.chars().count() / 3).max(2);
+    names
+        .iter()
+        .map(|n| (edit_distance(wanted, n), *n))
+        .filter(|(d, _)| *d <= limit)
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance (names are short: O(|a|·|b|) is fine; both are config names).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
+        }
+        prev = row;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_closest_app_name_is_suggested() {
+        assert_eq!(closest("webb", &["web", "api"]), Some("web"));
+        assert_eq!(closest("Web", &["web", "api"]), Some("web"));
+        assert_eq!(closest("database", &["web", "api"]), None);
     }
 }

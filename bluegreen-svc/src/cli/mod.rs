@@ -13,7 +13,7 @@ use bluegreen_core::{OperatorRequest, Plan};
 use clap::{Parser, Subcommand};
 
 use crate::config::{CloudKind, Config};
-use crate::serve::{Secrets, Server, banner, clock_for, shutdown_signal};
+use crate::serve::{Secrets, Server, banner, clock_for};
 use crate::telemetry::{self, LogFormat};
 
 mod backend;
@@ -226,6 +226,10 @@ async fn run(cli: Cli) -> Result<i32, String> {
             remote,
         } => {
             let backend = Backend::pick(&config, &remote).await;
+            // In this process the config is the truth; a server answers 404 by itself.
+            if backend.is_local() && config.app(&app).is_none() {
+                return Err(backend::unknown_app(&config, &app));
+            }
             let id = backend.deploy(&config, &app, &image, supersede).await?;
             if no_wait {
                 println!("{id}");
@@ -243,7 +247,7 @@ async fn run(cli: Cli) -> Result<i32, String> {
             let backend = Backend::pick(&config, &remote).await;
             let id = match (id, &app) {
                 (Some(id), _) => id,
-                (None, Some(app)) => backend.latest(app).await?,
+                (None, Some(app)) => backend.latest(&config, app).await?,
                 (None, None) => {
                     let list = backend.list().await?;
                     print_list(&list, json);
@@ -303,6 +307,7 @@ async fn serve(config: Config) -> Result<i32, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen()))?;
     let clock = clock_for(&config);
+    let stop = crate::serve::shutdown_signal_installed();
     match config.cloud.kind {
         CloudKind::Sim => {
             let cloud =
@@ -311,10 +316,7 @@ async fn serve(config: Config) -> Result<i32, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             print!("{}", banner(&config, server.addr, &secrets));
-            server
-                .run_until(shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())?;
+            server.run_until(stop).await.map_err(|e| e.to_string())?;
         }
         CloudKind::Aws => {
             let cloud = crate::awscloud::build().await.map_err(|e| e.to_string())?;
@@ -322,10 +324,7 @@ async fn serve(config: Config) -> Result<i32, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             print!("{}", banner(&config, server.addr, &secrets));
-            server
-                .run_until(shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())?;
+            server.run_until(stop).await.map_err(|e| e.to_string())?;
         }
         CloudKind::Remote => {
             let url = config.cloud.url.as_deref().unwrap_or_default();
@@ -370,7 +369,7 @@ fn plan(
     let app = match app {
         Some(name) => config
             .app(&name)
-            .ok_or_else(|| format!("no app named {name:?} in the config"))?,
+            .ok_or_else(|| backend::unknown_app(config, &name))?,
         None => config.apps.first().ok_or("the config has no apps")?,
     };
     let image = image

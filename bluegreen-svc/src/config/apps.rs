@@ -38,8 +38,9 @@ pub(super) struct RawApp {
     image: Option<String>,
     #[serde(default)]
     desired_count: Option<u32>,
-    #[serde(default = "default_strategy")]
-    strategy: Strategy,
+    /// Read by [`strategy`], so a bad field is named (`strategy.step`), not the table.
+    #[serde(default)]
+    strategy: Option<toml::Table>,
     #[serde(default, with = "duration")]
     bake: u64,
     #[serde(default, with = "duration")]
@@ -66,8 +67,102 @@ fn default_mode() -> Mode {
     Mode::ServicePair
 }
 
-fn default_strategy() -> Strategy {
-    Strategy::AllAtOnce
+/// `strategy = { kind = …, … }` → a [`Strategy`]; errors name the field within it.
+fn strategy(t: Option<&toml::Table>) -> Result<Strategy, (String, String)> {
+    let Some(t) = t else {
+        return Ok(Strategy::AllAtOnce);
+    };
+    let err = |k: &str, m: String| (format!("strategy.{k}"), m);
+    let kind = match t.get("kind") {
+        Some(toml::Value::String(k)) => k.as_str(),
+        Some(other) => {
+            return Err(err(
+                "kind",
+                format!("must be a string (all-at-once, canary, linear), got {other}"),
+            ));
+        }
+        None => {
+            return Err(err(
+                "kind",
+                "is required: all-at-once, canary or linear".into(),
+            ));
+        }
+    };
+    let keys: &[&str] = match kind {
+        "all-at-once" => &["kind"],
+        "canary" => &["kind", "percent", "wait", "wait_ms"],
+        "linear" => &["kind", "step", "step_percent", "interval", "interval_ms"],
+        other => {
+            return Err(err(
+                "kind",
+                format!("unknown strategy {other:?} (all-at-once, canary, linear)"),
+            ));
+        }
+    };
+    if let Some(k) = t.keys().find(|k| !keys.contains(&k.as_str())) {
+        return Err(err(
+            k,
+            format!(
+                "unknown key for kind = {kind:?} (keys: {})",
+                keys[1..].join(", ")
+            ),
+        ));
+    }
+    // The first of `names` present: (the name used, its value).
+    let field = |names: &[&'static str]| names.iter().find_map(|n| t.get(*n).map(|v| (*n, v)));
+    let percent = |names: &[&'static str]| -> Result<u8, (String, String)> {
+        let (name, v) = field(names)
+            .ok_or_else(|| err(names[0], format!("is required for kind = {kind:?}")))?;
+        match v {
+            toml::Value::Integer(n) if (0..=255).contains(n) => Ok(*n as u8),
+            other => Err(err(
+                name,
+                format!("must be a whole number of percent (1-99), got {other}"),
+            )),
+        }
+    };
+    let duration = |names: &[&'static str]| -> Result<u64, (String, String)> {
+        let (name, v) = field(names)
+            .ok_or_else(|| err(names[0], format!("is required for kind = {kind:?}")))?;
+        match v {
+            toml::Value::String(text) => {
+                bluegreen_core::time::parse_duration_ms(text).map_err(|e| err(name, e.to_string()))
+            }
+            toml::Value::Integer(n) if *n >= 0 => Ok(*n as u64),
+            other => Err(err(
+                name,
+                format!("must be a duration such as \"5m\", got {other}"),
+            )),
+        }
+    };
+    Ok(match kind {
+        "canary" => Strategy::Canary {
+            percent: percent(&["percent"])?,
+            wait_ms: duration(&["wait", "wait_ms"])?,
+        },
+        "linear" => Strategy::Linear {
+            step_percent: percent(&["step", "step_percent"])?,
+            interval_ms: duration(&["interval", "interval_ms"])?,
+        },
+        _ => Strategy::AllAtOnce,
+    })
+}
+
+/// ECR's rule for repository names: lowercase letters and digits, separated by `.`, `_`,
+/// `-` or `/` (no separator first, last or doubled); 2 to 256 characters.
+fn ecr_repository_ok(name: &str) -> bool {
+    let len_ok = (2..=256).contains(&name.len());
+    let chars_ok = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c));
+    let sep = |c: char| "._-/".contains(c);
+    let placement_ok = !name.starts_with(sep)
+        && !name.ends_with(sep)
+        && !name
+            .as_bytes()
+            .windows(2)
+            .any(|w| sep(w[0] as char) && sep(w[1] as char) && !(w[0] == b'_' && w[1] == b'_'));
+    len_ok && chars_ok && placement_ok
 }
 
 /// Turn one `[[apps]]` entry into an [`AppConfig`]; errors are `(key within the entry, message)`.
@@ -118,10 +213,21 @@ pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
         }
     }
     if let Some(r) = &a.repository
-        && (r.is_empty() || r.len() > 256 || r.chars().any(char::is_whitespace))
+        && !ecr_repository_ok(r)
     {
-        return Err(("repository".into(), "must be an ECR repository name".into()));
+        let hint = if r.chars().any(|c| c.is_ascii_uppercase()) {
+            format!(" (ECR names are lowercase: {:?})", r.to_ascii_lowercase())
+        } else {
+            String::new()
+        };
+        return Err((
+            "repository".into(),
+            format!(
+                "{r:?} is not an ECR repository name: lowercase letters, digits and . _ - / between them{hint}"
+            ),
+        ));
     }
+    let strategy = strategy(a.strategy.as_ref())?;
     let timeouts = a.timeouts;
     let placeholder = a
         .image
@@ -144,7 +250,7 @@ pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
         container: a.container,
         artifact: Artifact::Image(placeholder),
         desired_count: a.desired_count,
-        strategy: a.strategy,
+        strategy,
         bake_ms: a.bake,
         drain_ms: a.drain,
         approval_timeout_ms: a.approval.then_some(timeouts.approval_ms),

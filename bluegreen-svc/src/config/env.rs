@@ -7,11 +7,13 @@ use serde::Serialize;
 use super::{ConfigError, OVERRIDABLE, RawConfig, SECRET_VARS};
 
 /// Apply `BLUEGREEN_<SECTION>_<KEY>` overrides; an unknown key or a bad value is an error
-/// naming the variable.
+/// naming the variable. Returns the keys overridden (`cloud.speed` → the variable's
+/// name), so a later check of such a key blames the variable, not the file.
 pub(super) fn apply_env(
     raw: &mut RawConfig,
     env: &BTreeMap<String, String>,
-) -> Result<(), ConfigError> {
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut overridden = BTreeMap::new();
     for (name, value) in env {
         let Some(rest) = name.strip_prefix("BLUEGREEN_") else {
             continue;
@@ -60,8 +62,9 @@ pub(super) fn apply_env(
         if !applied {
             return Err(err(last_error));
         }
+        overridden.insert(format!("{section}.{key}"), name.clone());
     }
-    Ok(())
+    Ok(overridden)
 }
 
 fn patch<T: Serialize + serde::de::DeserializeOwned>(

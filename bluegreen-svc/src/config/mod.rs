@@ -37,7 +37,11 @@ pub const FILE_BYTES_MAX: u64 = 16 * 1024 * 1024;
 
 /// A configuration problem: which key, on which line, and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}{}: {key}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error(
+    "{origin}{}: {}{message}",
+    line.map(|l| format!(":{l}")).unwrap_or_default(),
+    if key == "-" { String::new() } else { format!("{key}: ") }
+)]
 pub struct ConfigError {
     /// The file (or `built-in example`, or the environment variable's name).
     pub origin: String,
@@ -185,6 +189,8 @@ struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     apps: Vec<RawApp>,
+    #[serde(default)]
+    notify: Vec<crate::notify::NotifyConfig>,
 }
 
 /// One configured app.
@@ -237,6 +243,8 @@ pub struct Config {
     pub runner: RunnerConfig,
     pub log: LogConfig,
     pub apps: Vec<AppConfig>,
+    /// `[[notify]]` entries (URLs resolved from the environment at start-up).
+    pub notify: Vec<crate::notify::NotifyConfig>,
 }
 
 /// `*` matches any run of characters, `?` any one character.
@@ -349,11 +357,22 @@ impl Config {
         let locate = |key: &str| -> Option<usize> {
             find_span(doc.get_ref(), key).map(|s| lines.line(s.start))
         };
-        let at = |key: String, message: String| ConfigError {
-            origin: origin_name.clone(),
-            line: locate(&key),
-            key,
-            message,
+        // Filled once the environment's overrides are applied: a check of an overridden
+        // key blames the variable.
+        let overridden: std::cell::RefCell<BTreeMap<String, String>> = Default::default();
+        let at = |key: String, message: String| match overridden.borrow().get(&key) {
+            Some(var) => ConfigError {
+                origin: format!("environment variable {var}"),
+                line: None,
+                key,
+                message,
+            },
+            None => ConfigError {
+                origin: origin_name.clone(),
+                line: locate(&key),
+                key,
+                message,
+            },
         };
         let mut raw: RawConfig = toml::from_str(text).map_err(|e| {
             let key = e
@@ -382,7 +401,7 @@ impl Config {
                 "the URL holds a password: secrets stay out of the config file (set BLUEGREEN_SERVER_STORE, or PGPASSWORD)".into(),
             ));
         }
-        apply_env(&mut raw, env)?;
+        *overridden.borrow_mut() = apply_env(&mut raw, env)?;
 
         let config_err = |key: &str, message: String| at(key.to_string(), message);
         if raw.server.listen.parse::<SocketAddr>().is_err() {
@@ -480,6 +499,11 @@ impl Config {
                 app_config(app).map_err(|(key, message)| at(format!("{prefix}.{key}"), message))?,
             );
         }
+        let app_names: Vec<&str> = apps.iter().map(|a| a.name.as_str()).collect();
+        for (i, n) in raw.notify.iter().enumerate() {
+            n.check(&app_names)
+                .map_err(|(key, message)| at(format!("notify[{i}].{key}"), message))?;
+        }
         Ok(Config {
             origin,
             server: raw.server,
@@ -487,6 +511,7 @@ impl Config {
             runner: raw.runner,
             log: raw.log,
             apps,
+            notify: raw.notify,
         })
     }
 

@@ -132,3 +132,97 @@ fn apps_watch_their_repository_and_tags() {
     assert!(!web.watches("web", None));
     assert!(!web.watches("api", Some("v2")));
 }
+
+// ---- what a new user tripped over (issue 12) ----
+
+#[test]
+fn a_range_error_from_the_environment_blames_the_variable_not_the_file() {
+    let mut env = BTreeMap::new();
+    env.insert("BLUEGREEN_CLOUD_SPEED".to_string(), "5000".to_string());
+    let text = format!("[cloud]\nkind = \"sim\"\nspeed = 2\n{APP}");
+    let e = Config::parse(&text, Origin::File("t.toml".into()), &env).unwrap_err();
+    assert_eq!(e.key, "cloud.speed");
+    assert_eq!(e.line, None, "{e}");
+    assert!(e.origin.contains("BLUEGREEN_CLOUD_SPEED"), "{e}");
+    assert!(!e.to_string().contains("t.toml"), "{e}");
+    // The same key set badly in the file still names the file and line.
+    let e = parse(&text.replace("speed = 2", "speed = 5000")).unwrap_err();
+    assert_eq!((e.origin.as_str(), e.line), ("t.toml", Some(3)), "{e}");
+}
+
+#[test]
+fn a_bad_strategy_field_is_named_with_its_dotted_key() {
+    let text = APP.replace(
+        r#"strategy = { kind = "canary", percent = 10, wait = "5m" }"#,
+        r#"strategy = { kind = "linear", step = "fifty", interval = "1m" }"#,
+    );
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.key, "apps[0].strategy.step", "{e}");
+    assert_eq!(e.line, Some(11), "{e}");
+    assert!(!e.message.contains("u8"), "{e}");
+    assert!(e.message.contains("whole number"), "{e}");
+    let text = APP.replace("wait = \"5m\"", "wait = \"soon\"");
+    assert_eq!(parse(&text).unwrap_err().key, "apps[0].strategy.wait");
+    let text = APP.replace("percent = 10", "pct = 10");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(e.key, "apps[0].strategy.pct", "{e}");
+    // Both spellings of the linear step work (README and docs/config.md agree on `step`).
+    for key in ["step", "step_percent"] {
+        let text = APP.replace(
+            r#"strategy = { kind = "canary", percent = 10, wait = "5m" }"#,
+            &format!(r#"strategy = {{ kind = "linear", {key} = 25, interval = "1m" }}"#),
+        );
+        let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.apps[0].draft.strategy,
+            bluegreen_core::spec::Strategy::Linear {
+                step_percent: 25,
+                interval_ms: 60_000
+            }
+        );
+    }
+}
+
+#[test]
+fn a_spelled_out_duration_says_how_to_write_it() {
+    let e = parse(&format!("{APP}bake = \"5 minutes\"\n")).unwrap_err();
+    assert_eq!(e.key, "apps[0].bake", "{e}");
+    assert!(e.message.contains("\"5m\""), "{e}");
+    assert!(!e.message.contains("without a unit"), "{e}");
+}
+
+#[test]
+fn a_syntax_error_shows_file_and_line_without_a_bare_dash() {
+    let e = parse("[server]\nlisten = \"127.0.0.1:8080\nstore = 1\n").unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with("t.toml:2: "), "{text}");
+    assert!(!text.contains("-:"), "{text}");
+}
+
+#[test]
+fn uppercase_repository_names_are_refused_with_the_lowercase_spelling() {
+    let e = parse(&APP.replace("repository = \"web\"", "repository = \"Web\"")).unwrap_err();
+    assert_eq!(e.key, "apps[0].repository");
+    assert!(e.message.contains("\"web\""), "{e}");
+    assert!(parse(&APP.replace("repository = \"web\"", "repository = \"team/web-app\"")).is_ok());
+    for bad in ["-web", "web/", "a//b", "w"] {
+        let text = APP.replace("repository = \"web\"", &format!("repository = \"{bad}\""));
+        assert!(parse(&text).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn notify_entries_are_checked_with_their_keys() {
+    let ok = format!(
+        "{APP}\n[[notify]]\nkind = \"slack\"\nurl_env = \"SLACK_URL\"\napps = [\"web\"]\nevents = [\"rolled-back\", \"traffic-shifted\"]\n"
+    );
+    let c = parse(&ok).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.notify.len(), 1);
+    let e = parse(&ok.replace("apps = [\"web\"]", "apps = [\"api\"]")).unwrap_err();
+    assert_eq!(e.key, "notify[0].apps[0]", "{e}");
+    assert!(e.message.contains("web"), "{e}");
+    let e = parse(&ok.replace("\"rolled-back\"", "\"exploded\"")).unwrap_err();
+    assert!(e.key.starts_with("notify[0].events"), "{e}");
+    let e = parse(&ok.replace("SLACK_URL", "https://hooks.slack.com/x")).unwrap_err();
+    assert_eq!(e.key, "notify[0].url_env", "{e}");
+}

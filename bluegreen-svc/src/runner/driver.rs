@@ -164,6 +164,9 @@ pub(crate) async fn run<C: Cloud + 'static>(
             for (reply, handled) in replies {
                 let _ = reply.send(handled);
             }
+            if let Some(n) = inner.notify.get() {
+                n.after_turn(&d);
+            } // notifications, after the turn is on disk
             if terminal {
                 outcome(&d);
                 flights.abort_all();
@@ -392,6 +395,9 @@ pub(crate) async fn contain_panic<C: Cloud + 'static>(
     let (_never, mut stop) = watch::channel(false);
     match persist(runner, std::sync::Arc::new(turn), fence, &mut stop).await {
         Ok(()) => {
+            if let Some(n) = inner.notify.get() {
+                n.after_turn(&d);
+            }
             outcome(&d);
             End::Finished(d.phase_name())
         }

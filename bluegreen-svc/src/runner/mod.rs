@@ -206,6 +206,8 @@ pub(crate) struct Inner<C> {
     pub(crate) me: String,
     pub(crate) standing: Standing,
     pub(crate) started_at: Timestamp,
+    /// Notifications: set once by `serve`; each driver reports its persisted turns to it.
+    pub(crate) notify: std::sync::OnceLock<crate::notify::Notifier>,
 }
 
 /// The runner (cheap to clone).
@@ -300,6 +302,7 @@ impl<C: Cloud + 'static> Runner<C> {
                 store_ok: AtomicBool::new(false),
             },
             started_at: SystemClock.now(),
+            notify: std::sync::OnceLock::new(),
         });
         let runner = Runner { inner };
         runner.beat().await?;
