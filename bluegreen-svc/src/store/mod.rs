@@ -287,6 +287,18 @@ impl Store {
                         sqlx::query("PRAGMA busy_timeout = 10000")
                             .execute(&mut *conn)
                             .await?;
+                    } else {
+                        // A replica frozen inside a transaction (SIGSTOP, a VM pause) would
+                        // hold its app rows' locks and block their takeover for as long as
+                        // it stays frozen: the server ends such a session after 5 s
+                        // (releasing the locks; the frozen replica's writes then fail and
+                        // are fenced), and no statement waits for a lock longer than that.
+                        sqlx::query("SET idle_in_transaction_session_timeout = '5s'")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("SET lock_timeout = '5s'")
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
