@@ -59,7 +59,7 @@ fn main() {
 async fn run(apps: usize) {
     let wraps = vec![Wrap::default(); 3];
     // A long bake: every deployment is still in flight when the replica dies.
-    let Some(mut c) = Cluster::start_with("bench", apps, 3, &wraps, "120s").await else {
+    let Some(mut c) = Cluster::start_with("bench", apps, 3, &wraps, "120s", false).await else {
         eprintln!("no PostgreSQL: nothing measured");
         return;
     };

@@ -31,10 +31,28 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<SimKind, bluegree
     for d in &drafts {
         d.validate()?;
     }
-    let profile = match config.cloud.profile {
+    let mut profile = match config.cloud.profile {
         crate::config::SimProfile::Fast => WorldProfile::fast(),
         crate::config::SimProfile::Aws => WorldProfile::aws(),
     };
+    if !config.cloud.throttle {
+        // Benches of the service itself: no account-wide API rate limits.
+        let open = bluegreen_sim::world::BucketSpec {
+            burst: 1_000_000,
+            per_s: 1_000_000,
+        };
+        profile.limits = bluegreen_sim::world::ApiLimits {
+            ecs_describe: open,
+            ecs_mutate: open,
+            ecs_tasks: open,
+            ecs_register: open,
+            ecs_task_definitions: open,
+            elb_describe: open,
+            elb_modify: open,
+            cw_describe_alarms: open,
+            cw_get_metric_data: open,
+        };
+    }
     let world = World::seeded(&drafts, &profile, config.cloud.seed, clock.now());
     Ok(bluegreen_sim::SimCloud::new(
         world,

@@ -228,7 +228,10 @@ async fn a_replica_paused_past_its_lease_is_fenced_and_a_skewed_clock_steals_not
         "the resumed replica learnt it was fenced: {log0}"
     );
     for (id, _, state, phase, _) in &rows {
-        assert!(state != "finished" || phase != "failed", "{id}: {state}/{phase}");
+        assert!(
+            state != "finished" || phase != "failed",
+            "{id}: {state}/{phase}"
+        );
     }
     // The resumed replica is ready again and takes work.
     c.wait_ready(0).await;

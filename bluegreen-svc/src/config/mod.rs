@@ -107,6 +107,9 @@ pub struct CloudConfig {
     pub speed: u32,
     /// Remote simulated cloud only: the `bluegreen sim-cloud` address (`http://…`).
     pub url: Option<String>,
+    /// Simulated cloud only: enforce AWS's per-account API rate limits (DESIGN §4a);
+    /// `false` lifts them (benches of the service itself).
+    pub throttle: bool,
 }
 
 impl Default for CloudConfig {
@@ -117,6 +120,7 @@ impl Default for CloudConfig {
             profile: SimProfile::Fast,
             speed: 1,
             url: None,
+            throttle: true,
         }
     }
 }
@@ -275,7 +279,10 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 /// Scalar keys the environment may override, per section.
 const OVERRIDABLE: [(&str, &[&str]); 4] = [
     ("server", &["listen", "store", "request_timeout"]),
-    ("cloud", &["kind", "seed", "profile", "speed", "url"]),
+    (
+        "cloud",
+        &["kind", "seed", "profile", "speed", "url", "throttle"],
+    ),
     (
         "runner",
         &[

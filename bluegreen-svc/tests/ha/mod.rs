@@ -101,16 +101,17 @@ pub fn missing(what: &str) -> bool {
 impl Cluster {
     /// Start the shared cloud and `n` replicas (`wraps[i]` for replica i, default plain).
     pub async fn start(tag: &str, apps: usize, n: usize, wraps: &[Wrap]) -> Option<Cluster> {
-        Self::start_with(tag, apps, n, wraps, "2s").await
+        Self::start_with(tag, apps, n, wraps, "2s", true).await
     }
 
-    /// … with each app's bake time.
+    /// … with each app's bake time, and the simulated account's API limits on or off.
     pub async fn start_with(
         tag: &str,
         apps: usize,
         n: usize,
         wraps: &[Wrap],
         bake: &str,
+        throttle: bool,
     ) -> Option<Cluster> {
         let db = super::pg::fresh_database(tag).await?;
         let dir = std::env::temp_dir().join(format!("bluegreen-ha-{tag}-{}", std::process::id()));
@@ -122,7 +123,9 @@ impl Cluster {
         let blocks: String = names.iter().map(|n| app_block(n, bake)).collect();
         std::fs::write(
             &cloud_config,
-            format!("[cloud]\nkind = \"sim\"\nprofile = \"fast\"\nseed = 7\n{blocks}"),
+            format!(
+                "[cloud]\nkind = \"sim\"\nprofile = \"fast\"\nseed = 7\nthrottle = {throttle}\n{blocks}"
+            ),
         )
         .unwrap();
         let mut cloud = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
