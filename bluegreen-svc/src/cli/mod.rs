@@ -333,10 +333,7 @@ async fn serve(config: Config) -> Result<i32, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             print!("{}", banner(&config, server.addr, &secrets));
-            server
-                .run_until(shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())?;
+            server.run_until(stop).await.map_err(|e| e.to_string())?;
         }
     }
     Ok(0)
@@ -353,7 +350,7 @@ async fn sim_cloud(config: Config, listen: String) -> Result<i32, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("bluegreen sim-cloud: serving the simulated world at http://{addr}");
     axum::serve(listener, crate::remote::SimServer::new(cloud).router())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(crate::serve::shutdown_signal_installed())
         .await
         .map_err(|e| e.to_string())?;
     Ok(0)
