@@ -136,6 +136,7 @@ async fn concurrent(n: usize) {
                     image: format!("{app}:v2"),
                     app,
                     source: Source::Api { supersede: false },
+                    event_time: None,
                 })
                 .await
                 .expect("submit");

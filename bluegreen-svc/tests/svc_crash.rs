@@ -65,6 +65,7 @@ fn the_runner_killed_mid_shift_on_the_simulated_world_resumes_from_sqlite_withou
                 app: "web".into(),
                 image: "web:v2".into(),
                 source: Source::Api { supersede: false },
+                event_time: None,
             })
             .await
             .expect("submitted");

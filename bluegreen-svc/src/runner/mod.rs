@@ -78,6 +78,9 @@ pub struct Submit {
     pub app: String,
     pub image: String,
     pub source: Source,
+    /// issue 10: the push event's `time` (webhook submissions only) — what admission
+    /// orders pushes by (a push older than the newest accepted one is stale).
+    pub event_time: Option<Timestamp>,
 }
 
 /// What a submission did.
@@ -338,6 +341,13 @@ impl<C: Cloud + 'static> Runner<C> {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// issue 10: the semaphore bounding commands in flight (`runner.commands_in_flight_max`);
+    /// `GET /v1/apps` takes a permit per live listener read so the API's AWS calls stay
+    /// inside the same limit as the deployments'.
+    pub fn command_permits(&self) -> Arc<Semaphore> {
+        self.inner.permits.clone()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {

@@ -15,7 +15,11 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tokio::sync::{mpsc, oneshot};
 
+mod pages;
+pub mod retention;
 mod writer;
+
+pub use pages::{Cursor, JOURNAL_PAGE_MAX};
 
 use writer::{Op, WriteReq, writer};
 
@@ -35,7 +39,7 @@ pub enum StoreError {
     Corrupt { id: String, reason: String },
     #[error("the store's writer has stopped")]
     WriterGone,
-    #[error("unsupported store URL {0:?}: use sqlite://FILE or postgres://…")]
+    #[error("unsupported store URL {:?}: use sqlite://FILE or postgres://…", redact(.0))]
     BadUrl(String),
 }
 
@@ -511,8 +515,22 @@ impl Store {
     }
 }
 
+/// `text` with the password of `url` (if it has one) replaced by `***`.
+pub fn scrub(url: &str, text: &str) -> String {
+    match password(url) {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text.to_string(),
+    }
+}
+
+fn password(url: &str) -> Option<&str> {
+    let scheme = url.find("://")?;
+    let at = url.rfind('@').filter(|at| *at > scheme)?;
+    url[scheme + 3..at].split_once(':').map(|(_, p)| p)
+}
+
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = &url[scheme + 3..at];
