@@ -392,6 +392,8 @@ impl Config {
             let key = e
                 .span()
                 .and_then(|s| key_at(doc.get_ref(), &s, String::new()))
+                // An empty key (`"" = 1`) is still named (found by fuzz_the_config_loader).
+                .map(|k| if k.is_empty() { "\"\"".to_string() } else { k })
                 .unwrap_or_else(|| "-".into());
             let mut message = e.message().trim().to_string();
             if let Some(field) = unknown_field(&message)
