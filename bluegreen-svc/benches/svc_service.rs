@@ -44,7 +44,7 @@ pacing = {{ poll_interval = "2s", attempts_max = 12, retry_min = "500ms", retry_
 
 fn config(store: &str, apps: usize) -> Config {
     let mut text = format!(
-        "[server]\nlisten = \"127.0.0.1:0\"\nstore = \"{store}\"\n[cloud]\nkind = \"sim\"\nprofile = \"fast\"\n"
+        "[server]\nlisten = \"127.0.0.1:0\"\nstore = \"{store}\"\nwebhook_rate = 1000000\nwebhook_burst = 1000000\napi_rate = 1000000\napi_burst = 1000000\n[cloud]\nkind = \"sim\"\nprofile = \"fast\"\n"
     );
     for i in 0..apps {
         text.push_str(&app_block(&format!("app{i:05}")));

@@ -3,10 +3,13 @@
 //! world, which do not call URLs).
 //!
 //! The request: `POST <url>` with the JSON [`HookPayload`] as the body and
-//! `X-Bluegreen-Signature: sha256=<hex HMAC-SHA256 of the exact body bytes, keyed with
-//! BLUEGREEN_HOOK_SECRET>`. A receiver recomputes the HMAC over the raw body and compares
-//! in constant time ([`verify`]); the body's `deployment`, `stage` and `call` make each
-//! call unique, so a receiver can refuse replays.
+//! - `X-Bluegreen-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, keyed
+//!   with `BLUEGREEN_HOOK_SECRET`: the timestamp is signed with the body, so a receiver
+//!   rejects a request whose `t` is older than five minutes (a replay) — see [`verify`];
+//! - `X-Bluegreen-Delivery: <id>`: the command's id, the same on every retry of one call
+//!   (a retry after a 503 or a timeout re-sends the same call), different for every
+//!   call. A receiver answers a repeated delivery with its first verdict instead of
+//!   failing it as a replay: failing it would roll back a healthy deployment.
 //!
 //! The verdict:
 //! - a JSON body `{"verdict": "pass" | "fail" | "not-yet", "reason": "…"}` on a 2xx or
@@ -27,6 +30,10 @@ use sha2::Sha256;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "x-bluegreen-signature";
+/// The delivery id header (stable across retries of one call).
+pub const DELIVERY_HEADER: &str = "x-bluegreen-delivery";
+/// How old a signed timestamp [`verify`] accepts (and how far in the future).
+pub const TOLERANCE_SECS: u64 = 300;
 /// Most bytes of a hook's answer read (the rest is ignored).
 pub const ANSWER_BYTES_MAX: usize = 64 * 1024;
 /// Longest reason quoted from an answer.
@@ -34,24 +41,71 @@ const REASON_CHARS_MAX: usize = 300;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// `sha256=<hex>` of `body` keyed with `secret`.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+fn mac(secret: &[u8], t: u64, body: &[u8]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
-/// Does `header` (`sha256=<hex>`) sign `body` with `secret`? Constant-time comparison.
-pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
-    let Some(hex_sig) = header.trim().strip_prefix("sha256=") else {
-        return false;
-    };
-    let Ok(sig) = hex::decode(hex_sig) else {
-        return false;
-    };
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(body);
-    mac.verify_slice(&sig).is_ok()
+/// `t=<t>,v1=<hex>`: the HMAC-SHA256 of `"<t>.<body>"` keyed with `secret`.
+pub fn sign(secret: &[u8], t: u64, body: &[u8]) -> String {
+    format!(
+        "t={t},v1={}",
+        hex::encode(mac(secret, t, body).finalize().into_bytes())
+    )
+}
+
+/// Why [`verify`] refused a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the signature header is not t=<unix seconds>,v1=<hex>")]
+    Malformed,
+    #[error("the signature does not match the body")]
+    Mismatch,
+    #[error(
+        "the signed time is {0} s away from now (more than {TOLERANCE_SECS} s): a replay or a wrong clock"
+    )]
+    Stale(u64),
+}
+
+/// Check `header` (`t=…,v1=…`) against `body` and `secret` (constant-time) and that `t` is
+/// within [`TOLERANCE_SECS`] of `now_secs`. Several `v1=` values are accepted (any may
+/// match), so a sender can sign with an old and a new secret while rotating.
+pub fn verify(secret: &[u8], body: &[u8], header: &str, now_secs: u64) -> Result<(), VerifyError> {
+    let mut t = None;
+    let mut sigs = Vec::new();
+    for part in header.trim().split(',').take(8) {
+        match part.trim().split_once('=') {
+            Some(("t", v)) => t = v.parse::<u64>().ok(),
+            Some(("v1", v)) => sigs.push(hex::decode(v).map_err(|_| VerifyError::Malformed)?),
+            _ => {}
+        }
+    }
+    let t = t.ok_or(VerifyError::Malformed)?;
+    if sigs.is_empty() {
+        return Err(VerifyError::Malformed);
+    }
+    if !sigs
+        .iter()
+        .any(|sig| mac(secret, t, body).verify_slice(sig).is_ok())
+    {
+        return Err(VerifyError::Mismatch);
+    }
+    let skew = now_secs.abs_diff(t);
+    if skew > TOLERANCE_SECS {
+        return Err(VerifyError::Stale(skew));
+    }
+    Ok(())
+}
+
+/// The wall clock in Unix seconds, for signatures: the receiver compares it with its own
+/// clock, so it is never the runner's (possibly simulated or sped-up) clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// A cloud whose hook calls go over HTTP.
@@ -89,7 +143,7 @@ impl<C> HookedCloud<C> {
         &self.inner
     }
 
-    async fn call(&self, call: &HookCall) -> Result<CommandResult, CommandError> {
+    async fn call(&self, delivery: &str, call: &HookCall) -> Result<CommandResult, CommandError> {
         let body = serde_json::to_vec(&call.payload).expect("payloads serialise");
         let mut request = self
             .client
@@ -97,9 +151,11 @@ impl<C> HookedCloud<C> {
             .timeout(Duration::from_millis(call.timeout_ms))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("x-bluegreen-hook", call.name.as_str())
-            .header("x-bluegreen-deployment", call.payload.deployment.as_str());
+            .header("x-bluegreen-deployment", call.payload.deployment.as_str())
+            .header(DELIVERY_HEADER, delivery);
         if let Some(secret) = &self.secret {
-            request = request.header(SIGNATURE_HEADER, sign(secret, &body));
+            // Signed at each send: a retry carries a fresh time, the same delivery id.
+            request = request.header(SIGNATURE_HEADER, sign(secret, unix_now(), &body));
         }
         let mut response = request
             .body(body)
@@ -183,7 +239,7 @@ pub fn verdict(call: &HookCall, status: u16, answer: &[u8]) -> Result<HookVerdic
 impl<C: Cloud> Cloud for HookedCloud<C> {
     async fn execute(&self, command: &Command) -> Result<CommandResult, CommandError> {
         match &command.kind {
-            CommandKind::CallHook(call) => self.call(call).await,
+            CommandKind::CallHook(call) => self.call(command.id.as_str(), call).await,
             _ => self.inner.execute(command).await,
         }
     }
@@ -217,14 +273,40 @@ mod tests {
     }
 
     #[test]
-    fn signatures_verify_and_tampering_fails() {
-        let s = sign(b"k", b"{\"a\":1}");
-        assert!(s.starts_with("sha256=") && s.len() == 7 + 64);
-        assert!(verify(b"k", b"{\"a\":1}", &s));
-        assert!(!verify(b"k", b"{\"a\":2}", &s));
-        assert!(!verify(b"other", b"{\"a\":1}", &s));
-        assert!(!verify(b"k", b"{\"a\":1}", "sha256=zz"));
-        assert!(!verify(b"k", b"{\"a\":1}", "md5=00"));
+    fn signatures_cover_the_time_and_the_body() {
+        let s = sign(b"k", 1_000, b"{\"a\":1}");
+        assert!(s.starts_with("t=1000,v1=") && s.len() == "t=1000,v1=".len() + 64);
+        assert_eq!(verify(b"k", b"{\"a\":1}", &s, 1_000), Ok(()));
+        assert_eq!(verify(b"k", b"{\"a\":1}", &s, 1_300), Ok(()));
+        assert_eq!(
+            verify(b"k", b"{\"a\":2}", &s, 1_000),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"other", b"{\"a\":1}", &s, 1_000),
+            Err(VerifyError::Mismatch)
+        );
+        // The time is signed: moving it breaks the signature.
+        let moved = s.replace("t=1000", "t=1299");
+        assert_eq!(
+            verify(b"k", b"{\"a\":1}", &moved, 1_299),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"k", b"{\"a\":1}", &s, 1_301),
+            Err(VerifyError::Stale(301))
+        );
+        assert_eq!(
+            verify(b"k", b"{\"a\":1}", "sha256=00", 1_000),
+            Err(VerifyError::Malformed)
+        );
+        assert_eq!(
+            verify(b"k", b"{\"a\":1}", "t=1000,v1=zz", 1_000),
+            Err(VerifyError::Malformed)
+        );
+        // Rotation: any of several v1 values may match.
+        let both = format!("{s},v1={}", "00".repeat(32));
+        assert_eq!(verify(b"k", b"{\"a\":1}", &both, 1_000), Ok(()));
     }
 
     #[test]

@@ -10,7 +10,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, ApiState, Token};
+use crate::api::listen::ConnLimits;
+use crate::api::{self, ApiState};
 use crate::config::{CloudKind, Config};
 use crate::hooks::HookedCloud;
 use crate::runner::{Clock, Runner, ScaledClock, StartError, SystemClock};
@@ -29,8 +30,9 @@ pub const TOKEN_CHARS_MIN: usize = 16;
 pub enum ServeError {
     #[error("{0}")]
     Secrets(String),
+    /// `url` is always redacted (see [`crate::store::redact`]), and so is the error text.
     #[error("store {url}: {error}")]
-    Store { url: String, error: StoreError },
+    Store { url: String, error: String },
     #[error("cannot listen on {addr}: {error}")]
     Listen {
         addr: SocketAddr,
@@ -42,6 +44,17 @@ pub enum ServeError {
     Server(std::io::Error),
     #[error("{0}")]
     Notify(String),
+}
+
+impl ServeError {
+    /// A store error with the URL's password removed from both the URL and the error's
+    /// text (a driver may quote the URL it was given).
+    pub fn store(url: &str, error: &StoreError) -> ServeError {
+        ServeError::Store {
+            url: crate::store::redact(url),
+            error: crate::store::scrub(url, &error.to_string()),
+        }
+    }
 }
 
 /// The secrets the service needs, all from the environment.
@@ -70,7 +83,13 @@ impl Secrets {
         config: &Config,
         env: &std::collections::BTreeMap<String, String>,
     ) -> Result<Secrets, ServeError> {
-        let get = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+        // Trimmed: a secret read from a file (`$(cat token)`, a Kubernetes secret) often
+        // ends in a newline, and the presented token is trimmed the same way.
+        let get = |k: &str| {
+            env.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         let dev_allowed = config.cloud.kind == CloudKind::Sim && config.listen().ip().is_loopback();
         let mut dev = false;
         let mut token = |name: &str| -> Result<String, ServeError> {
@@ -90,6 +109,13 @@ impl Secrets {
         };
         let api_token = token("BLUEGREEN_API_TOKEN")?;
         let webhook_token = token("BLUEGREEN_WEBHOOK_TOKEN")?;
+        // Separate tokens: whoever holds the webhook token (EventBridge's connection)
+        // must not be able to operate deployments, and the reverse.
+        if !dev && api_token == webhook_token {
+            return Err(ServeError::Secrets(
+                "BLUEGREEN_API_TOKEN and BLUEGREEN_WEBHOOK_TOKEN must differ: the webhook token is held by EventBridge and must not operate the API".into(),
+            ));
+        }
         let hooks = config.apps.iter().any(|a| !a.draft.hooks.is_empty());
         let hook_secret = match get("BLUEGREEN_HOOK_SECRET") {
             Some(s) => Some(s.into_bytes()),
@@ -138,12 +164,10 @@ impl<C: Cloud + 'static> Server<C> {
         secrets: Secrets,
         listener: TcpListener,
     ) -> Result<Server<C>, ServeError> {
+        let store_error = |error: StoreError| ServeError::store(&config.server.store, &error);
         let store = Store::connect(&config.server.store)
             .await
-            .map_err(|error| ServeError::Store {
-                url: config.server.store.clone(),
-                error,
-            })?;
+            .map_err(store_error)?;
         // Notification URLs come from the environment variables the config names.
         let notify_targets = crate::notify::Notifier::targets(
             &config.notify,
@@ -151,7 +175,6 @@ impl<C: Cloud + 'static> Server<C> {
             secrets.hook_secret.as_deref(),
         )
         .map_err(ServeError::Notify)?;
-        let url = store.url().to_string();
         let cloud = HookedCloud::new(cloud, secrets.hook_secret.clone());
         let runner = Runner::start(
             cloud,
@@ -162,30 +185,40 @@ impl<C: Cloud + 'static> Server<C> {
         )
         .await
         .map_err(|e| match e {
-            StartError::Store(error) => ServeError::Store { url, error },
+            StartError::Store(error) => store_error(error),
         })?;
         if !notify_targets.is_empty() {
             let notifier =
                 crate::notify::Notifier::start(notify_targets, secrets.hook_secret.clone());
             runner.set_notifier(notifier);
         }
-        let state = Arc::new(ApiState {
-            runner: runner.clone(),
-            apps: Arc::new(config.apps.clone()),
-            api_token: Token::new(&secrets.api_token),
-            webhook_token: Token::new(&secrets.webhook_token),
-            metrics: telemetry::install(),
-        });
+        let state = Arc::new(ApiState::new(
+            runner.clone(),
+            config,
+            &secrets.api_token,
+            &secrets.webhook_token,
+            telemetry::install(),
+        ));
         let router = api::router(state, Duration::from_millis(config.server.request_timeout));
         let addr = listener.local_addr().map_err(ServeError::Server)?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task_runner = runner.clone();
+        let limits = ConnLimits {
+            header_read_timeout: Duration::from_millis(config.server.header_read_timeout),
+            connections_max: config.server.connections_max,
+            drain: Duration::from_millis(config.server.request_timeout),
+        };
+        let pruner = crate::store::retention::spawn(
+            runner.store().clone(),
+            runner.clock().clone(),
+            Duration::from_millis(config.server.retention),
+        );
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await;
+            let served = api::listen::serve(listener, router, limits, async move {
+                let _ = stopped.await;
+            })
+            .await;
+            pruner.abort();
             // The HTTP side has stopped accepting; now let every deployment persist and stop.
             task_runner.shutdown().await;
             task_runner.store().clone().close().await;

@@ -28,6 +28,10 @@ pub const COMMANDS_TOTAL: &str = "bluegreen_commands_total";
 pub const COMMAND_DURATION: &str = "bluegreen_command_duration_seconds";
 pub const AWS_CALLS_TOTAL: &str = "bluegreen_aws_calls_total";
 pub const WEBHOOK_EVENTS_TOTAL: &str = "bluegreen_webhook_events_total";
+pub const WEBHOOK_IGNORED_TOTAL: &str = "bluegreen_webhook_ignored_total";
+pub const RATE_LIMITED_TOTAL: &str = "bluegreen_http_rate_limited_total";
+pub const CONNECTIONS_REFUSED_TOTAL: &str = "bluegreen_http_connections_refused_total";
+pub const PRUNED_TOTAL: &str = "bluegreen_deployments_pruned_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -90,6 +94,22 @@ fn describe() {
         crate::notify::NOTIFICATION_RETRIES_TOTAL,
         "Notification attempts retried, by kind"
     );
+    metrics::describe_counter!(
+        WEBHOOK_IGNORED_TOTAL,
+        "ECR webhook events acknowledged but ignored, by reason"
+    );
+    metrics::describe_counter!(
+        RATE_LIMITED_TOTAL,
+        "Requests answered 429, by token (api, webhook)"
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED_TOTAL,
+        "Connections answered 503 because server.connections_max were open"
+    );
+    metrics::describe_counter!(
+        PRUNED_TOTAL,
+        "Finished deployments deleted after server.retention"
+    );
 }
 
 pub fn in_flight(delta: f64) {
@@ -123,6 +143,23 @@ pub fn command(name: &'static str, result: &Result<CommandResult, CommandError>,
 
 pub fn webhook(outcome: &'static str) {
     metrics::counter!(WEBHOOK_EVENTS_TOTAL, "outcome" => outcome).increment(1);
+}
+
+/// An ignored webhook event, by reason (`foreign-registry`, `unwatched`, …).
+pub fn webhook_ignored(reason: &'static str) {
+    metrics::counter!(WEBHOOK_IGNORED_TOTAL, "reason" => reason).increment(1);
+}
+
+pub fn rate_limited(token: &'static str) {
+    metrics::counter!(RATE_LIMITED_TOTAL, "token" => token).increment(1);
+}
+
+pub fn connection_refused() {
+    metrics::counter!(CONNECTIONS_REFUSED_TOTAL).increment(1);
+}
+
+pub fn pruned(n: u64) {
+    metrics::counter!(PRUNED_TOTAL).increment(n);
 }
 
 /// Log output format.

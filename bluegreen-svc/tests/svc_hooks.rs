@@ -15,13 +15,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bluegreen_core::journal::JournalEntry;
 use bluegreen_core::{HookPayload, Notice, Output};
-use bluegreen_svc::hooks::{SIGNATURE_HEADER, verify};
+use bluegreen_svc::hooks::{DELIVERY_HEADER, SIGNATURE_HEADER, verify};
 use svc_util::{Harness, app_toml};
 
 #[derive(Default)]
 struct Calls {
     /// (hook path, payload, signature valid)
     seen: Vec<(String, HookPayload, bool)>,
+    /// (hook path, X-Bluegreen-Delivery) per request.
+    deliveries: Vec<(String, String)>,
+    /// The dedupe receiver's first answer per delivery id.
+    answered: std::collections::BTreeMap<String, u16>,
 }
 
 type Shared = Arc<Mutex<Calls>>;
@@ -37,18 +41,45 @@ async fn hook(
         .get(SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let valid = verify(b"test-hook-secret", &body, signature);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let valid = verify(b"test-hook-secret", &body, signature, now).is_ok();
+    let delivery = headers
+        .get(DELIVERY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
     let payload: HookPayload = serde_json::from_slice(&body).expect("the payload is a HookPayload");
     let earlier = {
         let mut c = calls.lock().unwrap();
         let earlier = c.seen.iter().filter(|(n, _, _)| *n == name).count();
         c.seen.push((name.clone(), payload, valid));
+        c.deliveries.push((name.clone(), delivery.clone()));
         earlier
     };
     if !valid {
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
     match name.as_str() {
+        // A receiver that dedupes by delivery id: the first request of a delivery runs
+        // the check (it passes) but its answer is lost — 503, as an overloaded proxy
+        // would; a repeat of the delivery is answered with the recorded verdict instead
+        // of being refused as a replay.
+        "dedupe-503-once" => {
+            if delivery.is_empty() {
+                return (StatusCode::BAD_REQUEST, "no delivery id").into_response();
+            }
+            let first = calls.lock().unwrap().answered.get(&delivery).copied();
+            match first {
+                Some(_) => axum::Json(serde_json::json!({"verdict": "pass"})).into_response(),
+                None => {
+                    calls.lock().unwrap().answered.insert(delivery, 200);
+                    (StatusCode::SERVICE_UNAVAILABLE, "try again").into_response()
+                }
+            }
+        }
         "pass" => StatusCode::NO_CONTENT.into_response(),
         "not-yet-once" if earlier == 0 => {
             axum::Json(serde_json::json!({"verdict": "not-yet"})).into_response()
@@ -206,6 +237,40 @@ async fn a_hook_that_times_out_is_retried_and_then_passes() {
         .filter(|(n, _, _)| n == "slow")
         .count();
     assert_eq!(slow_calls, 2, "one timed-out call, one retry");
+    h.stop().await;
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_receiver_that_dedupes_by_delivery_id_and_answers_503_once_does_not_roll_back() {
+    let (base, calls, server) = hook_server().await;
+    let hooks = hooks_toml(&base, &[("smoke", "green-ready", "dedupe-503-once")]);
+    let mut h = Harness::start(&app_toml("web", &hooks)).await;
+    let id = h.deploy("web", "web:v2").await;
+    let done = h.finished(&id).await;
+    assert_eq!(done["phase"], "completed", "{done}");
+    let (deliveries, payloads) = {
+        let c = calls.lock().unwrap();
+        (c.deliveries.clone(), c.seen.clone_summary())
+    };
+    assert_eq!(
+        deliveries.len(),
+        2,
+        "the 503 was retried once: {deliveries:?}"
+    );
+    assert_eq!(
+        deliveries[0].1, deliveries[1].1,
+        "a retry carries the same delivery id"
+    );
+    assert_eq!(deliveries[0].1, format!("{id}/hook-smoke-1"));
+    assert_eq!(
+        payloads,
+        vec![
+            ("dedupe-503-once".to_string(), 1),
+            ("dedupe-503-once".to_string(), 1)
+        ],
+        "the retry is the same call, not a new one"
+    );
     h.stop().await;
     server.abort();
 }

@@ -2,7 +2,9 @@
 //! production listener now* (never remembered: the listener is the source of truth, so
 //! a change made by hand shows), and the deployment running or queued for each.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{Query, State};
@@ -10,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bluegreen_core::{
     Cloud, Command, CommandId, CommandKind, CommandResult, DeploymentId, EnvironmentModel,
-    ListenerState, Observation, Observe,
+    ListenerRef, ListenerState, Observation, Observe,
 };
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -79,26 +81,95 @@ fn live_side(state: &ListenerState, tgs: &[String; 2]) -> (String, [Option<u32>;
     (live.into(), w)
 }
 
-async fn observe<C: Cloud + 'static>(s: Arc<ApiState<C>>, app: AppConfig) -> AppView {
-    let d = &app.draft;
-    let id = DeploymentId::new(format!("{}-view", d.app))
+/// A listener read as `GET /v1/apps` shows it: the state, or why it could not be read.
+type ListenerRead = Result<ListenerState, String>;
+
+/// The app's latest deployment and its journal position when a listener was read: a
+/// read is reused only while this is unchanged (our own weight changes show at once).
+type Generation = Option<(String, u64)>;
+
+/// Listener reads reused for a short TTL, so a dashboard refreshing `/v1/apps` does not
+/// spend the account's ELBv2 budget (shared with every deployment) once per refresh.
+/// Bounded by the number of configured listeners.
+pub struct ListenerCache {
+    ttl: Duration,
+    reads: Mutex<HashMap<ListenerRef, (Instant, Generation, ListenerRead)>>,
+}
+
+impl ListenerCache {
+    pub fn new(ttl: Duration) -> Self {
+        ListenerCache {
+            ttl,
+            reads: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn fresh(&self, listener: &ListenerRef, generation: &Generation) -> Option<ListenerRead> {
+        let reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        reads
+            .get(listener)
+            .filter(|(at, g, _)| at.elapsed() < self.ttl && g == generation)
+            .map(|(_, _, read)| read.clone())
+    }
+
+    fn keep(&self, listener: &ListenerRef, generation: Generation, read: &ListenerRead) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut reads = self.reads.lock().unwrap_or_else(|e| e.into_inner());
+        reads.insert(listener.clone(), (Instant::now(), generation, read.clone()));
+    }
+}
+
+/// Read `listener`, from the cache when fresh, else through the cloud holding one of the
+/// runner's command permits.
+async fn read_listener<C: Cloud + 'static>(
+    s: &ApiState<C>,
+    app: &str,
+    listener: &ListenerRef,
+) -> ListenerRead {
+    let generation = match s.runner.store().latest(app).await {
+        Ok(latest) => latest.map(|d| (d.id().to_string(), d.seq)),
+        Err(e) => {
+            tracing::error!(error = %e, %app, "apps: the store could not be read");
+            return Err("the store could not be read (the log has the detail)".into());
+        }
+    };
+    if let Some(read) = s.listeners.fresh(listener, &generation) {
+        return read;
+    }
+    let permits = s.runner.command_permits();
+    let Ok(_permit) = permits.acquire_owned().await else {
+        return Err("the service is shutting down".into());
+    };
+    // A read made while we waited for the permit is as good as ours.
+    if let Some(read) = s.listeners.fresh(listener, &generation) {
+        return read;
+    }
+    let id = DeploymentId::new(format!("{app}-view"))
         .unwrap_or_else(|_| DeploymentId::new("view").expect("valid"));
     let command = Command {
         id: CommandId::new(&id, "observe-listener"),
         attempt: 1,
-        kind: CommandKind::Observe(Observe::Listener(d.listener.clone())),
+        kind: CommandKind::Observe(Observe::Listener(listener.clone())),
     };
-    let (live, weights, error) = match s.runner.cloud().execute(&command).await {
-        Ok(CommandResult::Observed(Observation::Listener(state))) => {
+    let read = match s.runner.cloud().execute(&command).await {
+        Ok(CommandResult::Observed(Observation::Listener(state))) => Ok(state),
+        Ok(other) => Err(format!("unexpected answer {other:?}")),
+        Err(e) => Err(e.to_string()),
+    };
+    s.listeners.keep(listener, generation, &read);
+    read
+}
+
+async fn observe<C: Cloud + 'static>(s: Arc<ApiState<C>>, app: AppConfig) -> AppView {
+    let d = &app.draft;
+    let (live, weights, error) = match read_listener(&s, &d.app, &d.listener).await {
+        Ok(state) => {
             let (live, w) = live_side(&state, &d.target_groups);
             (live, w, None)
         }
-        Ok(other) => (
-            "unknown".into(),
-            [None, None],
-            Some(format!("unexpected answer {other:?}")),
-        ),
-        Err(e) => ("unknown".into(), [None, None], Some(e.to_string())),
+        Err(e) => ("unknown".into(), [None, None], Some(e)),
     };
     let services = match &d.environment {
         EnvironmentModel::ServicePair { services } => services.clone(),

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bluegreen_core::{Cloud, OperatorRequest, Plan, Status, Transition};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, ApiState, json_body, object, string_field};
 use crate::runner::{OperateError, Source, Submit, SubmitError, Submitted};
-use crate::store::{RowState, Stored};
+use crate::store::{Cursor, JOURNAL_PAGE_MAX, RowState, StoreError, Stored};
 
 /// A deployment as the API shows it: the machine's status (phase, weights, sides,
 /// healthy targets, reason) plus the service's view (state, image) and, for a single
@@ -176,6 +176,8 @@ pub async fn create<C: Cloud + 'static>(
 #[derive(Deserialize)]
 pub struct ListQuery {
     app: Option<String>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
     limit: Option<i64>,
 }
 
@@ -193,14 +195,27 @@ pub async fn list<C: Cloud + 'static>(
             format!("limit must be between 1 and {}", crate::store::LIST_MAX),
         ));
     }
-    let rows = s
+    let after = match q.after.as_deref() {
+        None | Some("") => None,
+        Some(text) => Some(Cursor::parse(text).ok_or_else(|| {
+            ApiError::invalid(
+                "after",
+                "after must be the `next` cursor of a previous page",
+            )
+        })?),
+    };
+    let (rows, next) = s
         .runner
         .store()
-        .list(q.app.as_deref(), limit)
+        .list_page(q.app.as_deref(), after.as_ref(), limit)
         .await
         .map_err(ApiError::internal)?;
     let views: Vec<DeploymentView> = rows.iter().map(|r| DeploymentView::of(r, false)).collect();
-    Ok(Json(serde_json::json!({ "deployments": views })).into_response())
+    Ok(Json(serde_json::json!({
+        "deployments": views,
+        "next": next.map(|c| c.to_string()),
+    }))
+    .into_response())
 }
 
 pub async fn show<C: Cloud + 'static>(
@@ -212,27 +227,108 @@ pub async fn show<C: Cloud + 'static>(
     Ok(Json(view(&s, &id, true).await?).into_response())
 }
 
+#[derive(Deserialize)]
+pub struct JournalQuery {
+    /// Lines with a sequence number above this (the `x-bluegreen-next-after` header of
+    /// the previous page).
+    after: Option<u64>,
+    /// One page of at most this many lines; without it, the whole journal is streamed.
+    limit: Option<i64>,
+}
+
+/// Lines per store read while streaming a whole journal.
+const JOURNAL_STREAM_PAGE: i64 = 500;
+/// The header naming the last line of a page when more follow.
+pub const NEXT_AFTER_HEADER: &str = "x-bluegreen-next-after";
+
+fn ndjson(lines: &[(u64, String)]) -> String {
+    let mut text = String::with_capacity(lines.iter().map(|(_, l)| l.len() + 1).sum());
+    for (_, line) in lines {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
 pub async fn journal<C: Cloud + 'static>(
     State(s): State<Arc<ApiState<C>>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    query: Result<Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     s.authorize_api(&headers)?;
-    let lines = s
-        .runner
-        .store()
-        .journal(&id)
+    let Query(q) = query.map_err(|e| ApiError::invalid("after", e.body_text()))?;
+    let after = q.after.unwrap_or(0);
+    if let Some(limit) = q.limit
+        && !(1..=JOURNAL_PAGE_MAX).contains(&limit)
+    {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit must be between 1 and {JOURNAL_PAGE_MAX}"),
+        ));
+    }
+    let store = s.runner.store().clone();
+    let first_size = q.limit.map_or(JOURNAL_STREAM_PAGE, |l| l + 1);
+    let mut first = store
+        .journal_page(&id, after, first_size)
         .await
         .map_err(ApiError::internal)?;
-    if lines.is_empty() {
+    if first.is_empty() && store.get(&id).await.map_err(ApiError::internal)?.is_none() {
         return Err(ApiError::not_found(format!("no deployment {id}")));
     }
-    let mut text = String::new();
-    for line in &lines {
-        text.push_str(&serde_json::to_string(line).expect("journal lines serialise"));
-        text.push('\n');
+    let content_type = [(header::CONTENT_TYPE, "application/x-ndjson")];
+    if let Some(limit) = q.limit {
+        // One page; the header says where the next one starts.
+        let more = first.len() as i64 > limit;
+        first.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let mut response = (content_type, ndjson(&first)).into_response();
+        if more && let Some((seq, _)) = first.last() {
+            response
+                .headers_mut()
+                .insert(NEXT_AFTER_HEADER, HeaderValue::from(*seq));
+        }
+        return Ok(response);
     }
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], text).into_response())
+    // The whole journal, streamed a page at a time: memory holds a few pages, whatever
+    // the journal's length.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<String, StoreError>>(2);
+    tokio::spawn(async move {
+        let mut page = first;
+        loop {
+            let full = page.len() as i64 == JOURNAL_STREAM_PAGE;
+            let last = page.last().map(|(seq, _)| *seq);
+            if !page.is_empty() && tx.send(Ok(ndjson(&page))).await.is_err() {
+                return; // the client went away
+            }
+            let (true, Some(last)) = (full, last) else {
+                return;
+            };
+            page = match store.journal_page(&id, last, JOURNAL_STREAM_PAGE).await {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, %id, "journal stream failed");
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+        }
+    });
+    let body = axum::body::Body::from_stream(Pages(rx));
+    Ok((content_type, body).into_response())
+}
+
+/// The journal pages a streaming task sends.
+struct Pages(tokio::sync::mpsc::Receiver<Result<String, StoreError>>);
+
+impl futures_core::Stream for Pages {
+    type Item = Result<String, StoreError>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
 }
 
 pub async fn operate<C: Cloud + 'static>(
@@ -249,7 +345,10 @@ pub async fn operate<C: Cloud + 'static>(
         let map = object(&value, &["reason"])?;
         match map.get("reason") {
             None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::String(r)) if r.len() <= 1024 => Some(r.clone()),
+            Some(serde_json::Value::String(r)) if r.len() <= 1024 => {
+                ApiError::check_printable("reason", r)?;
+                Some(r.clone())
+            }
             Some(_) => {
                 return Err(ApiError::invalid(
                     "reason",

@@ -2,7 +2,9 @@
 //! `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
@@ -12,13 +14,22 @@ pub struct ErrorBody {
     pub message: String,
     /// The request field at fault, when one is.
     pub field: Option<String>,
+    /// On 5xx answers: the request id the log's detail is filed under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
+
+/// What a 500 says: the detail (a database's or AWS's own text) goes to the log only.
+pub const INTERNAL_MESSAGE: &str =
+    "internal error: the server's log has the detail under this request id";
 
 /// An API error: a status and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -29,7 +40,9 @@ impl ApiError {
                 code: code.to_string(),
                 message: message.into(),
                 field: None,
+                request_id: None,
             },
+            retry_after: None,
         }
     }
 
@@ -44,6 +57,18 @@ impl ApiError {
             "unauthorized",
             "missing or wrong bearer token (Authorization: Bearer <token>)",
         )
+    }
+
+    /// 429: the token's rate is used up; retry after `wait` (rounded up to seconds).
+    pub fn rate_limited(token: &str, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests with the {token} token; retry in {secs} s"),
+        );
+        e.retry_after = Some(secs.max(1));
+        e
     }
 
     pub fn malformed(e: &serde_json::Error) -> Self {
@@ -62,9 +87,27 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
     }
 
+    /// A 500: the detail is logged (inside the request's span, so with its request id),
+    /// the client gets [`INTERNAL_MESSAGE`] and the request id.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "internal error");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            INTERNAL_MESSAGE,
+        )
+    }
+
+    /// 422 when `value` holds a control character (they would reach logs, journals and
+    /// operators' terminals: an escape sequence can rewrite what a terminal shows).
+    pub fn check_printable(field: &str, value: &str) -> Result<(), ApiError> {
+        match value.chars().position(char::is_control) {
+            None => Ok(()),
+            Some(at) => Err(ApiError::invalid(
+                field,
+                format!("{field} must not contain control characters (one at character {at})"),
+            )),
+        }
     }
 
     /// The error for a bare status (answers the framework made: unknown route, body too
@@ -80,7 +123,7 @@ impl ApiError {
             408 => ("timeout", "the request took too long"),
             413 => ("payload_too_large", "the body is larger than 64 KiB"),
             415 => ("unsupported_media_type", "send a JSON body"),
-            _ if status.is_server_error() => ("internal", "the server failed"),
+            _ if status.is_server_error() => ("internal", INTERNAL_MESSAGE),
             _ => ("error", "the request failed"),
         };
         ApiError::new(status, code, message)
@@ -91,6 +134,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response =
             (self.status, Json(serde_json::json!({ "error": self.body }))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -100,9 +148,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Largest error body the middleware re-reads to add the request id (ours are small).
+const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
+
 /// Middleware: an error answer that is not already JSON (the framework's own 404, 405,
-/// 413, 408 …) gets the standard error body, so clients parse one shape.
-pub async fn json_errors(response: Response) -> Response {
+/// 413, 408 …) gets the standard error body, so clients parse one shape; every 5xx body
+/// also gets the request id (`x-request-id`), under which the log holds the detail.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let response = next.run(request).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
@@ -111,10 +169,39 @@ pub async fn json_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        // JSON already, or the status page's own HTML answers.
-        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"));
-    if is_json {
-        return response;
+        .is_some_and(|v| v.starts_with("application/json"));
+    // The status page's own HTML answers (login errors, refusals) pass through as they are.
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !status.is_server_error() {
+        return if is_json || is_html {
+            response
+        } else {
+            ApiError::for_status(status).into_response()
+        };
     }
-    ApiError::for_status(status).into_response()
+    let (parts, body) = response.into_parts();
+    let mut error = ApiError::for_status(status);
+    if is_json
+        && let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_BYTES_MAX).await
+        && let Ok(wrapped) = serde_json::from_slice::<Wrapped>(&bytes)
+    {
+        error.body = wrapped.error;
+    }
+    error.body.request_id = request_id;
+    let mut rebuilt = error.into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            rebuilt.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rebuilt
+}
+
+#[derive(Deserialize)]
+struct Wrapped {
+    error: ErrorBody,
 }

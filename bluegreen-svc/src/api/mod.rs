@@ -18,7 +18,12 @@
 mod apps;
 mod deployments;
 pub mod error;
-mod webhook;
+pub mod limits;
+pub mod listen;
+pub mod webhook;
+
+pub use apps::ListenerCache;
+pub use limits::RateLimit;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,8 +65,9 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 pub struct Token([u8; 32]);
 
 impl Token {
+    /// The token `value`, trimmed like every presented token is.
     pub fn new(value: &str) -> Self {
-        Token(Sha256::digest(value.as_bytes()).into())
+        Token(Sha256::digest(value.trim().as_bytes()).into())
     }
 
     /// Does `candidate` equal this token? Constant-time (status page login).
@@ -101,23 +107,51 @@ pub struct ApiState<C> {
     pub api_token: Token,
     pub webhook_token: Token,
     pub metrics: Option<PrometheusHandle>,
+    /// Per-token rate limits (429 with `Retry-After` over them).
+    pub api_limit: RateLimit,
+    pub webhook_limit: RateLimit,
+    /// `GET /v1/apps`' listener reads, reused for `server.apps_cache_ttl`.
+    pub listeners: ListenerCache,
 }
 
 impl<C> ApiState<C> {
-    fn authorize_api(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if self.api_token.admits(headers) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized())
+    /// The state for `config`'s `[server]` limits.
+    pub fn new(
+        runner: Runner<C>,
+        config: &crate::config::Config,
+        api_token: &str,
+        webhook_token: &str,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
+        let s = &config.server;
+        ApiState {
+            runner,
+            apps: Arc::new(config.apps.clone()),
+            api_token: Token::new(api_token),
+            webhook_token: Token::new(webhook_token),
+            metrics,
+            api_limit: RateLimit::new("api", s.api_rate, s.api_burst),
+            webhook_limit: RateLimit::new("webhook", s.webhook_rate, s.webhook_burst),
+            listeners: ListenerCache::new(Duration::from_millis(s.apps_cache_ttl)),
         }
     }
 
-    fn authorize_webhook(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        if self.webhook_token.admits(headers) {
-            Ok(())
-        } else {
-            Err(ApiError::unauthorized())
+    fn authorize(token: &Token, limit: &RateLimit, headers: &HeaderMap) -> Result<(), ApiError> {
+        if !token.admits(headers) {
+            return Err(ApiError::unauthorized());
         }
+        limit.take().map_err(|wait| {
+            crate::telemetry::rate_limited(limit.label());
+            ApiError::rate_limited(limit.label(), wait)
+        })
+    }
+
+    fn authorize_api(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        Self::authorize(&self.api_token, &self.api_limit, headers)
+    }
+
+    fn authorize_webhook(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        Self::authorize(&self.webhook_token, &self.webhook_limit, headers)
     }
 }
 
@@ -184,7 +218,7 @@ pub fn router<C: Cloud + 'static>(state: Arc<ApiState<C>>, request_timeout: Dura
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
-        .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(error::json_errors))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(trace)
         .layer(SetRequestIdLayer::new(x_request_id, ids))
@@ -262,7 +296,10 @@ pub(crate) fn string_field(
     key: &str,
 ) -> Result<String, ApiError> {
     match map.get(key) {
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => {
+            ApiError::check_printable(key, s)?;
+            Ok(s.clone())
+        }
         Some(serde_json::Value::String(_)) => {
             Err(ApiError::invalid(key, format!("{key} must not be empty")))
         }

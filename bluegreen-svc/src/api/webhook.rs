@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bluegreen_core::Cloud;
+use bluegreen_core::{Cloud, Timestamp};
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiState, json_body};
@@ -25,11 +25,11 @@ use crate::telemetry;
 pub struct Push {
     pub account: String,
     pub region: String,
-    /// The event's time (orders pushes of one app).
-    pub time: Option<bluegreen_core::Timestamp>,
     pub repository: String,
     pub digest: String,
     pub tag: Option<String>,
+    /// The event's `time` (when ECR saw the push; EventBridge may deliver it hours later).
+    pub time: Timestamp,
 }
 
 impl Push {
@@ -42,16 +42,46 @@ impl Push {
     }
 }
 
+/// Why an event was ignored: the label of `bluegreen_webhook_ignored_total{reason}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// Another detail-type or source.
+    NotEcr,
+    /// An action other than PUSH.
+    NotPush,
+    /// A result other than SUCCESS.
+    NotSuccess,
+    /// No app watches that repository and tag.
+    Unwatched,
+    /// Watched, but pushed to another account's or region's registry.
+    ForeignRegistry,
+}
+
+impl IgnoreReason {
+    pub fn label(self) -> &'static str {
+        match self {
+            IgnoreReason::NotEcr => "not-ecr",
+            IgnoreReason::NotPush => "not-push",
+            IgnoreReason::NotSuccess => "not-success",
+            IgnoreReason::Unwatched => "unwatched",
+            IgnoreReason::ForeignRegistry => "foreign-registry",
+        }
+    }
+}
+
 /// What the event is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Push(Push),
-    Ignored(String),
+    Ignored(IgnoreReason, String),
 }
 
 fn text<'a>(v: &'a Value, path: &str, field: &str) -> Result<&'a str, ApiError> {
     match v.get(field) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s),
+        Some(Value::String(s)) if !s.is_empty() => {
+            ApiError::check_printable(path, s)?;
+            Ok(s)
+        }
         Some(_) => Err(ApiError::invalid(
             path,
             format!("{path} must be a non-empty string"),
@@ -74,9 +104,10 @@ pub fn parse(value: &Value) -> Result<Event, ApiError> {
         .unwrap_or("");
     let source = value.get("source").and_then(Value::as_str).unwrap_or("");
     if detail_type != "ECR Image Action" || source != "aws.ecr" {
-        return Ok(Event::Ignored(format!(
-            "not an ECR image action (detail-type {detail_type:?}, source {source:?})"
-        )));
+        return Ok(Event::Ignored(
+            IgnoreReason::NotEcr,
+            format!("not an ECR image action (detail-type {detail_type:?}, source {source:?})"),
+        ));
     }
     let detail = match value.get("detail") {
         Some(d @ Value::Object(_)) => d,
@@ -85,15 +116,17 @@ pub fn parse(value: &Value) -> Result<Event, ApiError> {
     };
     let action = text(detail, "detail.action-type", "action-type")?;
     if action != "PUSH" {
-        return Ok(Event::Ignored(format!(
-            "action-type {action} is not a push"
-        )));
+        return Ok(Event::Ignored(
+            IgnoreReason::NotPush,
+            format!("action-type {action} is not a push"),
+        ));
     }
     let result = text(detail, "detail.result", "result")?;
     if result != "SUCCESS" {
-        return Ok(Event::Ignored(format!(
-            "the push did not succeed (result {result})"
-        )));
+        return Ok(Event::Ignored(
+            IgnoreReason::NotSuccess,
+            format!("the push did not succeed (result {result})"),
+        ));
     }
     let repository = text(detail, "detail.repository-name", "repository-name")?.to_string();
     let digest = text(detail, "detail.image-digest", "image-digest")?.to_string();
@@ -107,7 +140,10 @@ pub fn parse(value: &Value) -> Result<Event, ApiError> {
     let tag = match detail.get("image-tag") {
         None | Some(Value::Null) => None,
         Some(Value::String(t)) if t.is_empty() => None,
-        Some(Value::String(t)) => Some(t.clone()),
+        Some(Value::String(t)) => {
+            ApiError::check_printable("detail.image-tag", t)?;
+            Some(t.clone())
+        }
         Some(_) => {
             return Err(ApiError::invalid(
                 "detail.image-tag",
@@ -133,105 +169,107 @@ pub fn parse(value: &Value) -> Result<Event, ApiError> {
             "region must be an AWS region such as us-east-1",
         ));
     }
-    let time = match value.get("time") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(parse_event_time(t).ok_or_else(|| {
-            ApiError::invalid(
-                "time",
-                "time must be an RFC 3339 UTC time such as 2026-11-22T03:04:05Z",
-            )
-        })?),
-        Some(_) => return Err(ApiError::invalid("time", "time must be a string")),
-    };
+    let time = text(value, "time", "time")?;
+    let time = parse_rfc3339(time).ok_or_else(|| {
+        ApiError::invalid(
+            "time",
+            "time must be an RFC 3339 timestamp such as 2026-11-22T03:04:05Z",
+        )
+    })?;
     Ok(Event::Push(Push {
         account: account.to_string(),
         region: region.to_string(),
-        time,
         repository,
         digest,
         tag,
+        time,
     }))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fff]Z` (EventBridge's event time) → a timestamp.
-pub fn parse_event_time(text: &str) -> Option<bluegreen_core::Timestamp> {
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` → a [`Timestamp`] (milliseconds, UTC);
+/// `None` for anything else, or a time before 1970.
+pub fn parse_rfc3339(text: &str) -> Option<Timestamp> {
     let b = text.as_bytes();
-    if b.len() < 20 || b.len() > 40 || !text.ends_with('Z') {
+    if b.len() < 20 || b.len() > 40 || !text.is_ascii() {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let s = text.get(r)?;
-        s.bytes()
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = &text[from..to];
+        part.bytes()
             .all(|c| c.is_ascii_digit())
-            .then(|| s.parse().ok())?
+            .then(|| part.parse().ok())
+            .flatten()
     };
-    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+    let sep = |at: usize, c: &[u8]| c.contains(&b[at]);
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
         return None;
     }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let frac_ms = match &text[19..text.len() - 1] {
-        "" => 0,
-        f if f.len() >= 2 && f.starts_with('.') && f[1..].bytes().all(|c| c.is_ascii_digit()) => {
-            let digits = &f[1..f.len().min(4)];
-            let v: i64 = digits.parse().ok()?;
-            v * 10_i64.pow(3 - u32::try_from(digits.len()).ok()?)
+    let (y, mo, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (h, mi, s) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let days_in_month = match mo {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if !(1..=days_in_month).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &text[19..];
+    let mut ms = 0i64;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return None;
+        }
+        let mut scaled = frac[..digits.min(3)].to_string();
+        while scaled.len() < 3 {
+            scaled.push('0');
+        }
+        ms = scaled.parse().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_min = match rest {
+        "Z" | "z" => 0,
+        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) => {
+            let digits = |p: &str| -> Option<i64> {
+                p.bytes()
+                    .all(|c| c.is_ascii_digit())
+                    .then(|| p.parse().ok())
+                    .flatten()
+            };
+            let (oh, om) = (digits(&rest[1..3])?, digits(&rest[4..6])?);
+            if &rest[3..4] != ":" || oh > 23 || om > 59 {
+                return None;
+            }
+            let sign = if rest.starts_with('-') { -1 } else { 1 };
+            sign * (oh * 60 + om)
         }
         _ => return None,
     };
-    if !(1970..=9999).contains(&y)
-        || !(1..=12).contains(&mo)
-        || !(1..=31).contains(&d)
-        || h > 23
-        || mi > 59
-        || sec > 60
-    {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (yy, m) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = yy.div_euclid(400);
-    let yoe = yy - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + s.min(59) - offset_min * 60;
+    let total = secs.checked_mul(1000)?.checked_add(ms)?;
+    u64::try_from(total).ok().map(Timestamp::from_millis)
+}
+
+/// Howard Hinnant's `days_from_civil`: (year, month, day) → days since 1970-01-01.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let ms = ((days * 86_400 + h * 3_600 + mi * 60 + sec) * 1_000) + frac_ms;
-    u64::try_from(ms)
-        .ok()
-        .map(bluegreen_core::Timestamp::from_millis)
+    era * 146_097 + doe - 719_468
 }
 
-fn ignored(reason: String) -> Response {
+fn ignored(why: IgnoreReason, reason: String) -> Response {
     telemetry::webhook("ignored");
-    tracing::info!(%reason, "webhook event ignored");
+    telemetry::webhook_ignored(why.label());
+    tracing::info!(reason = why.label(), detail = %reason, "webhook event ignored");
     (StatusCode::OK, Json(json!({ "ignored": reason }))).into_response()
-}
-
-/// Why no app takes a push: nobody watches the repository, or its apps' tag filters
-/// did not match the tag (say which filters, so the fix is obvious).
-fn not_watched(apps: &[crate::config::AppConfig], repository: &str, tag: Option<&str>) -> String {
-    let filtered: Vec<String> = apps
-        .iter()
-        .filter(|a| a.repository.as_deref() == Some(repository))
-        .map(|a| format!("{} (tags {:?})", a.name, a.tags))
-        .collect();
-    if filtered.is_empty() {
-        return format!("no app watches repository {repository:?}");
-    }
-    match tag {
-        Some(t) => format!(
-            "tag {t:?} of repository {repository:?} matches no tag filter: {}",
-            filtered.join(", ")
-        ),
-        None => format!(
-            "the push of repository {repository:?} has no tag, and its apps deploy only tags matching their filters: {}",
-            filtered.join(", ")
-        ),
-    }
 }
 
 pub async fn ecr<C: Cloud + 'static>(
@@ -243,25 +281,56 @@ pub async fn ecr<C: Cloud + 'static>(
         .inspect_err(|_| telemetry::webhook("rejected"))?;
     let value = json_body(&body).inspect_err(|_| telemetry::webhook("rejected"))?;
     let push = match parse(&value).inspect_err(|_| telemetry::webhook("rejected"))? {
-        Event::Ignored(reason) => return Ok(ignored(reason)),
+        Event::Ignored(why, reason) => return Ok(ignored(why, reason)),
         Event::Push(p) => p,
     };
-    let watchers: Vec<&str> = s
+    let watching: Vec<&crate::config::AppConfig> = s
         .apps
         .iter()
         .filter(|a| a.watches(&push.repository, push.tag.as_deref()))
-        .map(|a| a.name.as_str())
         .collect();
+    if watching.is_empty() {
+        return Ok(ignored(
+            IgnoreReason::Unwatched,
+            format!(
+                "no app watches repository {:?}{}",
+                push.repository,
+                push.tag
+                    .as_deref()
+                    .map(|t| format!(" tag {t:?}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    // Pinned registry: a repository name is not an identity — anyone can create `web` in
+    // their own account. Only the app's own registry deploys it.
+    let (watchers, foreign): (Vec<_>, Vec<_>) = watching.into_iter().partition(|a| {
+        a.registry
+            .as_ref()
+            .is_some_and(|r| r.admits(&push.account, &push.region))
+    });
+    let watchers: Vec<&str> = watchers.iter().map(|a| a.name.as_str()).collect();
     if watchers.is_empty() {
-        return Ok(ignored(not_watched(
-            &s.apps,
-            &push.repository,
-            push.tag.as_deref(),
-        )));
+        let pinned: Vec<String> = foreign
+            .iter()
+            .map(|a| match &a.registry {
+                Some(r) => format!("{} pins {r}", a.name),
+                None => format!("{} has no registry", a.name),
+            })
+            .collect();
+        return Ok(ignored(
+            IgnoreReason::ForeignRegistry,
+            format!(
+                "foreign registry: the push came from account {} region {}; {}",
+                push.account,
+                push.region,
+                pinned.join("; ")
+            ),
+        ));
     }
     let image = push.image();
     let mut outcomes = Vec::new();
-    let mut ignored_reasons = Vec::new();
+    let mut ignored_apps = Vec::new();
     let mut created = false;
     for app in watchers {
         let submitted = s
@@ -271,7 +340,7 @@ pub async fn ecr<C: Cloud + 'static>(
                 image: image.clone(),
                 // The event's own time orders pushes (EventBridge delivers late).
                 source: Source::Webhook {
-                    event_time: push.time,
+                    event_time: Some(push.time),
                 },
             })
             .await
@@ -290,12 +359,13 @@ pub async fn ecr<C: Cloud + 'static>(
             Submitted::Created { queued: false, id } => ("started", "deployed", id),
             Submitted::Created { queued: true, id } => ("queued", "queued", id),
             Submitted::Existing { id } => ("repeat", "repeat", id),
+            // The app's admission ignored it: stale (an older push than one accepted)
+            // or held (a deployment of the app failed).
             Submitted::Ignored(why) => {
                 telemetry::webhook("ignored");
-                metrics::counter!("bluegreen_webhook_ignored_total", "reason" => why.label())
-                    .increment(1);
+                telemetry::webhook_ignored(why.label());
                 tracing::info!(%app, %image, reason = %why, "webhook push ignored");
-                ignored_reasons.push(json!({ "app": app, "ignored": why.to_string() }));
+                ignored_apps.push(json!({ "app": app, "ignored": why.to_string() }));
                 continue;
             }
         };
@@ -305,15 +375,15 @@ pub async fn ecr<C: Cloud + 'static>(
         outcomes.push(json!({ "app": app, "deployment": id.as_str(), "state": state }));
     }
     if outcomes.is_empty() {
-        // Every watching app ignored it (stale, held): one reason per app.
-        let reason = ignored_reasons
+        // Every watching app ignored it: 200 with the reasons, one per app.
+        let reason = ignored_apps
             .iter()
             .filter_map(|r| r["ignored"].as_str())
             .collect::<Vec<_>>()
             .join("; ");
         return Ok((
             StatusCode::OK,
-            Json(json!({ "ignored": reason, "apps": ignored_reasons })),
+            Json(json!({ "ignored": reason, "apps": ignored_apps })),
         )
             .into_response());
     }
@@ -333,33 +403,6 @@ pub async fn ecr<C: Cloud + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn event_times_parse_as_utc_milliseconds() {
-        let t = parse_event_time("2026-11-22T03:04:05Z").unwrap();
-        assert_eq!(t.as_millis(), 1_795_316_645_000);
-        assert_eq!(
-            parse_event_time("2026-11-22T03:04:05.678Z")
-                .unwrap()
-                .as_millis(),
-            1_795_316_645_678
-        );
-        assert_eq!(
-            parse_event_time("1970-01-01T00:00:00Z")
-                .unwrap()
-                .as_millis(),
-            0
-        );
-        for bad in [
-            "2026-11-22 03:04:05Z",
-            "2026-13-01T00:00:00Z",
-            "2026-11-22T03:04:05",
-            "yesterday",
-            "2026-11-22T03:04:05.Z",
-        ] {
-            assert!(parse_event_time(bad).is_none(), "{bad}");
-        }
-    }
 
     fn event(action: &str, result: &str) -> Value {
         json!({
@@ -388,14 +431,54 @@ mod tests {
     #[test]
     fn deletes_and_failures_are_ignored_with_a_reason() {
         assert!(
-            matches!(parse(&event("DELETE", "SUCCESS")).unwrap(), Event::Ignored(r) if r.contains("DELETE"))
+            matches!(parse(&event("DELETE", "SUCCESS")).unwrap(), Event::Ignored(IgnoreReason::NotPush, r) if r.contains("DELETE"))
         );
         assert!(
-            matches!(parse(&event("PUSH", "FAILURE")).unwrap(), Event::Ignored(r) if r.contains("FAILURE"))
+            matches!(parse(&event("PUSH", "FAILURE")).unwrap(), Event::Ignored(IgnoreReason::NotSuccess, r) if r.contains("FAILURE"))
         );
         let mut other = event("PUSH", "SUCCESS");
         other["detail-type"] = json!("EC2 Instance State-change Notification");
-        assert!(matches!(parse(&other).unwrap(), Event::Ignored(_)));
+        assert!(matches!(
+            parse(&other).unwrap(),
+            Event::Ignored(IgnoreReason::NotEcr, _)
+        ));
+    }
+
+    #[test]
+    fn event_times_are_read_as_rfc3339() {
+        let t = |s: &str| parse_rfc3339(s).map(|t| t.as_millis());
+        assert_eq!(t("2026-11-22T03:04:05Z"), Some(1_795_316_645_000));
+        assert_eq!(t("2026-11-22T03:04:05.678Z"), Some(1_795_316_645_678));
+        assert_eq!(t("2026-11-22T04:04:05+01:00"), Some(1_795_316_645_000));
+        assert_eq!(t("1970-01-01T00:00:00Z"), Some(0));
+        for bad in [
+            "2026-11-22",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-22T03:04:05",
+            "2026-11-22T03:04:05+1:00",
+            "1969-12-31T23:59:59Z",
+            "2026-11-22T03:04:05.Z",
+            "２026-11-22T03:04:05Z",
+        ] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn control_characters_in_the_event_are_refused_naming_the_field() {
+        let mut e = event("PUSH", "SUCCESS");
+        e["detail"]["image-tag"] = json!("v2\u{1b}[2J");
+        assert_eq!(
+            parse(&e).unwrap_err().body.field.as_deref(),
+            Some("detail.image-tag")
+        );
+        let mut e = event("PUSH", "SUCCESS");
+        e["detail"]["repository-name"] = json!("web\n");
+        assert_eq!(
+            parse(&e).unwrap_err().body.field.as_deref(),
+            Some("detail.repository-name")
+        );
     }
 
     #[test]

@@ -130,7 +130,8 @@ impl Backend {
     async fn store(config: &Config) -> Result<Store, String> {
         Store::connect(&config.server.store)
             .await
-            .map_err(|e| format!("store {}: {e}", config.server.store))
+            // issue 10: never print the store's password (URL and error text redacted).
+            .map_err(|e| crate::serve::ServeError::store(&config.server.store, &e).to_string())
     }
 
     pub(super) async fn get(&self, id: &str) -> Result<Value, String> {

@@ -10,6 +10,63 @@ use serde::Deserialize;
 
 use super::AppConfig;
 
+/// An ECR registry: the AWS account and region a push must come from (DESIGN §5,
+/// "pinned registry").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registry {
+    pub account: String,
+    pub region: String,
+}
+
+impl Registry {
+    fn valid(account: &str, region: &str) -> bool {
+        account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && (1..=32).contains(&region.len())
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    /// `<account>.dkr.ecr.<region>.amazonaws.com` (or `.amazonaws.com.cn`).
+    pub fn parse(text: &str) -> Option<Registry> {
+        let (account, rest) = text.split_once(".dkr.ecr.")?;
+        let region = rest
+            .strip_suffix(".amazonaws.com")
+            .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))?;
+        Self::valid(account, region).then(|| Registry {
+            account: account.to_string(),
+            region: region.to_string(),
+        })
+    }
+
+    /// The account and region of an ARN (`arn:<partition>:<service>:<region>:<account>:…`);
+    /// `None` when it is not an ARN with both.
+    pub fn of_arn(arn: &str) -> Option<Registry> {
+        let mut parts = arn.split(':');
+        if parts.next() != Some("arn") {
+            return None;
+        }
+        let (_partition, _service) = (parts.next()?, parts.next()?);
+        let (region, account) = (parts.next()?, parts.next()?);
+        Self::valid(account, region).then(|| Registry {
+            account: account.to_string(),
+            region: region.to_string(),
+        })
+    }
+
+    /// Does a push from `account` in `region` come from this registry?
+    pub fn admits(&self, account: &str, region: &str) -> bool {
+        self.account == account && self.region == region
+    }
+}
+
+impl std::fmt::Display for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.dkr.ecr.{}.amazonaws.com", self.account, self.region)
+    }
+}
+
 /// One `[[apps]]` entry as written.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +89,10 @@ pub(super) struct RawApp {
     container: String,
     #[serde(default)]
     repository: Option<String>,
+    /// `<account>.dkr.ecr.<region>.amazonaws.com`: the only registry whose pushes deploy
+    /// this app (default: the listener ARN's account and region).
+    #[serde(default)]
+    registry: Option<String>,
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default)]
@@ -228,6 +289,17 @@ pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
         ));
     }
     let strategy = strategy(a.strategy.as_ref())?;
+    let registry = match &a.registry {
+        Some(text) => Some(Registry::parse(text).ok_or_else(|| {
+            (
+                "registry".to_string(),
+                format!(
+                    "{text:?} is not an ECR registry such as 123456789012.dkr.ecr.us-east-1.amazonaws.com"
+                ),
+            )
+        })?),
+        None => Registry::of_arn(&a.listener),
+    };
     let timeouts = a.timeouts;
     let placeholder = a
         .image
@@ -268,6 +340,7 @@ pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
     Ok(AppConfig {
         name: a.name,
         repository: a.repository,
+        registry,
         tags: a.tags,
         image: a.image,
         draft,

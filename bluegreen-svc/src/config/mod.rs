@@ -22,6 +22,7 @@ mod apps;
 mod env;
 mod locate;
 
+pub use apps::Registry;
 use apps::{RawApp, app_config};
 use env::apply_env;
 use locate::{LineIndex, find_span, key_at};
@@ -83,14 +84,55 @@ pub struct ServerConfig {
     /// Longest a request may take before it is answered 408.
     #[serde(with = "duration")]
     pub request_timeout: u64,
+    /// Longest a client may take to send a request's headers; the connection is closed
+    /// after that (a slow client cannot hold a descriptor for ever).
+    #[serde(with = "duration")]
+    pub header_read_timeout: u64,
+    /// Most client connections open at once; one more is answered 503 and closed.
+    pub connections_max: usize,
+    /// Requests per minute each API token may make (a token bucket), and its burst.
+    pub api_rate: u32,
+    pub api_burst: u32,
+    /// Requests per minute the webhook token may make, and its burst.
+    pub webhook_rate: u32,
+    pub webhook_burst: u32,
+    /// How long `GET /v1/apps` reuses a listener it read (the listener stays the source
+    /// of truth; this only bounds how often a dashboard's refreshes reach AWS).
+    #[serde(with = "duration")]
+    pub apps_cache_ttl: u64,
+    /// Finished (and superseded or cancelled) deployments older than this are deleted
+    /// with their journals, in the background.
+    #[serde(with = "duration")]
+    pub retention: u64,
+}
+
+/// Defaults of the `[server]` limits (also quoted by `docs/service.md`).
+pub mod server_defaults {
+    pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+    pub const CONNECTIONS_MAX: usize = 1_024;
+    pub const API_RATE: u32 = 1_200;
+    pub const API_BURST: u32 = 120;
+    pub const WEBHOOK_RATE: u32 = 600;
+    pub const WEBHOOK_BURST: u32 = 60;
+    pub const APPS_CACHE_TTL_MS: u64 = 5_000;
+    pub const RETENTION_MS: u64 = 90 * 86_400_000;
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
+        use server_defaults as d;
         ServerConfig {
             listen: "127.0.0.1:8080".into(),
             store: "sqlite://bluegreen.db".into(),
             request_timeout: 30_000,
+            header_read_timeout: d::HEADER_READ_TIMEOUT_MS,
+            connections_max: d::CONNECTIONS_MAX,
+            api_rate: d::API_RATE,
+            api_burst: d::API_BURST,
+            webhook_rate: d::WEBHOOK_RATE,
+            webhook_burst: d::WEBHOOK_BURST,
+            apps_cache_ttl: d::APPS_CACHE_TTL_MS,
+            retention: d::RETENTION_MS,
         }
     }
 }
@@ -203,6 +245,9 @@ pub struct AppConfig {
     pub name: String,
     /// The ECR repository whose pushes deploy this app (none: only the API deploys it).
     pub repository: Option<String>,
+    /// The registry a push must come from; `None` (no `registry` and a listener that is
+    /// not an ARN): no push deploys this app.
+    pub registry: Option<Registry>,
     /// Tag globs (`*`, `?`) a push must match; empty: every push of the repository.
     pub tags: Vec<String>,
     /// The image `bluegreen plan` shows and the simulated world starts from.
@@ -278,7 +323,22 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Scalar keys the environment may override, per section.
 const OVERRIDABLE: [(&str, &[&str]); 4] = [
-    ("server", &["listen", "store", "request_timeout"]),
+    (
+        "server",
+        &[
+            "listen",
+            "store",
+            "request_timeout",
+            "header_read_timeout",
+            "connections_max",
+            "api_rate",
+            "api_burst",
+            "webhook_rate",
+            "webhook_burst",
+            "apps_cache_ttl",
+            "retention",
+        ],
+    ),
     (
         "cloud",
         &["kind", "seed", "profile", "speed", "url", "throttle"],
@@ -385,6 +445,8 @@ impl Config {
             let key = e
                 .span()
                 .and_then(|s| key_at(doc.get_ref(), &s, String::new()))
+                // An empty key (`"" = 1`) is still named (found by fuzz_the_config_loader).
+                .map(|k| if k.is_empty() { "\"\"".to_string() } else { k })
                 .unwrap_or_else(|| "-".into());
             let mut message = e.message().trim().to_string();
             if let Some(field) = unknown_field(&message)
@@ -429,6 +491,7 @@ impl Config {
                 "must be sqlite://FILE or postgres://…".into(),
             ));
         }
+        check_server_limits(&raw.server).map_err(|(key, m)| config_err(key, m))?;
         if !(1..=crate::runner::clock::SPEED_MAX).contains(&raw.cloud.speed) {
             return Err(config_err(
                 "cloud.speed",
@@ -553,6 +616,62 @@ impl Config {
     pub fn listen(&self) -> SocketAddr {
         self.server.listen.parse().expect("validated on load")
     }
+}
+
+/// The `[server]` limits' ranges: `(key, message)` for the first one out of range.
+fn check_server_limits(s: &ServerConfig) -> Result<(), (&'static str, String)> {
+    let ms = |key: &'static str, v: u64, min: u64, max: u64, what: &str| {
+        if (min..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err((key, format!("must be between {what}")))
+        }
+    };
+    ms(
+        "server.request_timeout",
+        s.request_timeout,
+        100,
+        3_600_000,
+        "100ms and 1h",
+    )?;
+    ms(
+        "server.header_read_timeout",
+        s.header_read_timeout,
+        100,
+        600_000,
+        "100ms and 10m",
+    )?;
+    ms(
+        "server.apps_cache_ttl",
+        s.apps_cache_ttl,
+        0,
+        3_600_000,
+        "0s and 1h",
+    )?;
+    ms(
+        "server.retention",
+        s.retention,
+        1_000,
+        100 * 365 * 86_400_000,
+        "1s and 100 years",
+    )?;
+    if !(1..=1_000_000).contains(&s.connections_max) {
+        return Err((
+            "server.connections_max",
+            "must be between 1 and 1000000".into(),
+        ));
+    }
+    for (key, v) in [
+        ("server.api_rate", s.api_rate),
+        ("server.api_burst", s.api_burst),
+        ("server.webhook_rate", s.webhook_rate),
+        ("server.webhook_burst", s.webhook_burst),
+    ] {
+        if !(1..=1_000_000).contains(&v) {
+            return Err((key, "must be between 1 and 1000000".into()));
+        }
+    }
+    Ok(())
 }
 
 fn has_password(url: &str) -> bool {

@@ -321,6 +321,13 @@ impl<C: Cloud + 'static> Runner<C> {
         &self.inner.store
     }
 
+    /// The semaphore bounding commands in flight (`runner.commands_in_flight_max`);
+    /// `GET /v1/apps` takes a permit per live listener read so the API's AWS calls stay
+    /// inside the same limit as the deployments'.
+    pub fn command_permits(&self) -> Arc<Semaphore> {
+        self.inner.permits.clone()
+    }
+
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.inner.clock
     }

@@ -17,11 +17,14 @@ use tokio::sync::{mpsc, oneshot};
 
 mod admit;
 mod lease;
+mod pages;
 mod requests;
+pub mod retention;
 mod writer;
 
 pub use admit::{AdmitError, Admitted, AppRow, SubmitRow};
 pub use lease::Claim;
+pub use pages::{Cursor, JOURNAL_PAGE_MAX};
 pub use requests::PostedRequest;
 
 use writer::{Op, WriteError, WriteReq, writer};
@@ -46,7 +49,7 @@ pub enum StoreError {
     Corrupt { id: String, reason: String },
     #[error("the store's writer has stopped")]
     WriterGone,
-    #[error("unsupported store URL {0:?}: use sqlite://FILE or postgres://…")]
+    #[error("unsupported store URL {:?}: use sqlite://FILE or postgres://…", redact(.0))]
     BadUrl(String),
 }
 
@@ -539,6 +542,22 @@ impl Store {
         let _ = self.write(None, Vec::new()).await;
         self.pool.close().await;
     }
+}
+
+/// `text` with the password of `url` (if it has one) replaced by `***`, and any other
+/// credential [`redact_text`] recognises removed too.
+pub fn scrub(url: &str, text: &str) -> String {
+    let text = match password(url) {
+        Some(p) if !p.is_empty() => text.replace(p, "***"),
+        _ => text.to_string(),
+    };
+    redact_text(&text)
+}
+
+fn password(url: &str) -> Option<&str> {
+    let scheme = url.find("://")?;
+    let at = url.rfind('@').filter(|at| *at > scheme)?;
+    url[scheme + 3..at].split_once(':').map(|(_, p)| p)
 }
 
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; a `password=`

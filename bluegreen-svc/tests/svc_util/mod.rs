@@ -70,9 +70,14 @@ pacing = {{ poll_interval = "1s", attempts_max = 6, retry_min = "200ms", retry_m
 }
 
 pub fn config(dir: &TempDir, apps: &str) -> Config {
+    config_with(dir, "", apps)
+}
+
+/// A test config with extra `[server]` lines (limits).
+pub fn config_with(dir: &TempDir, server: &str, apps: &str) -> Config {
     let text = format!(
         // A short lease: a restarted (or second) runner takes over within ~2 s.
-        "[server]\nlisten = \"127.0.0.1:0\"\nstore = \"{}\"\n[cloud]\nkind = \"sim\"\n[runner]\nlease_ttl = \"2s\"\nscan = \"100ms\"\n{apps}",
+        "[server]\nlisten = \"127.0.0.1:0\"\nstore = \"{}\"\n{server}\n[cloud]\nkind = \"sim\"\n[runner]\nlease_ttl = \"2s\"\nscan = \"100ms\"\n{apps}",
         dir.store_url()
     );
     Config::parse(&text, Origin::BuiltIn, &BTreeMap::new()).expect("test config")
@@ -105,6 +110,14 @@ impl Harness {
     pub async fn start(apps: &str) -> Harness {
         let dir = TempDir::new("svc");
         let config = config(&dir, apps);
+        let cloud = Arc::new(DevCloud::new(&config.seed_drafts()).expect("dev cloud"));
+        Self::start_with(dir, config, cloud).await
+    }
+
+    /// A server with extra `[server]` lines (limits).
+    pub async fn start_server(server: &str, apps: &str) -> Harness {
+        let dir = TempDir::new("svc");
+        let config = config_with(&dir, server, apps);
         let cloud = Arc::new(DevCloud::new(&config.seed_drafts()).expect("dev cloud"));
         Self::start_with(dir, config, cloud).await
     }
