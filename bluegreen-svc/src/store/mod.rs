@@ -608,9 +608,13 @@ fn redact_param(text: &str, key: &str) -> String {
         let (head, tail) = rest.split_at(i + key.len());
         out.push_str(head);
         out.push_str("***");
-        let end = tail
-            .find(|c: char| c == '&' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
+        // A quoted value ends at its closing quote; a bare one at the next separator.
+        let end = match tail.chars().next() {
+            Some(q @ ('"' | '\'')) => tail[1..].find(q).map_or(tail.len(), |i| i + 2),
+            _ => tail
+                .find(|c: char| c == '&' || c == '#' || c.is_whitespace() || c == '"' || c == '\'')
+                .unwrap_or(tail.len()),
+        };
         rest = &tail[end..];
     }
     out.push_str(rest);
