@@ -105,7 +105,11 @@ async fn a_panicking_cloud_fails_one_deployment_holds_its_app_and_spares_the_res
     // The process goes on: the healthy app deploys again.
     let next = submit(&runner, "calm", "calm:v3").await;
     assert_eq!(
-        finished(&store, &next).await.deployment.phase_name().as_str(),
+        finished(&store, &next)
+            .await
+            .deployment
+            .phase_name()
+            .as_str(),
         "completed"
     );
     // Released by an operator, the held app takes deployments again.

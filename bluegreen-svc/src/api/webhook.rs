@@ -272,6 +272,29 @@ fn ignored(why: IgnoreReason, reason: String) -> Response {
     (StatusCode::OK, Json(json!({ "ignored": reason }))).into_response()
 }
 
+/// Why no app takes a push: nobody watches the repository, or its apps' tag filters
+/// did not match the tag (say which filters, so the fix is obvious).
+fn not_watched(apps: &[crate::config::AppConfig], repository: &str, tag: Option<&str>) -> String {
+    let filtered: Vec<String> = apps
+        .iter()
+        .filter(|a| a.repository.as_deref() == Some(repository))
+        .map(|a| format!("{} (tags {:?})", a.name, a.tags))
+        .collect();
+    if filtered.is_empty() {
+        return format!("no app watches repository {repository:?}");
+    }
+    match tag {
+        Some(t) => format!(
+            "tag {t:?} of repository {repository:?} matches no tag filter: {}",
+            filtered.join(", ")
+        ),
+        None => format!(
+            "the push of repository {repository:?} has no tag, and its apps deploy only tags matching their filters: {}",
+            filtered.join(", ")
+        ),
+    }
+}
+
 pub async fn ecr<C: Cloud + 'static>(
     State(s): State<Arc<ApiState<C>>>,
     headers: HeaderMap,
@@ -292,14 +315,7 @@ pub async fn ecr<C: Cloud + 'static>(
     if watching.is_empty() {
         return Ok(ignored(
             IgnoreReason::Unwatched,
-            format!(
-                "no app watches repository {:?}{}",
-                push.repository,
-                push.tag
-                    .as_deref()
-                    .map(|t| format!(" tag {t:?}"))
-                    .unwrap_or_default()
-            ),
+            not_watched(&s.apps, &push.repository, push.tag.as_deref()),
         ));
     }
     // Pinned registry: a repository name is not an identity — anyone can create `web` in
