@@ -222,3 +222,45 @@ async fn pushes_for_a_busy_app_queue_and_a_newer_push_supersedes_the_queued_one(
     h.finished(&fifth).await;
     h.stop().await;
 }
+
+/// EventBridge retries for hours: a push whose event time is older than the newest push
+/// already accepted for the app is ignored (stale, counted by reason) and neither queues
+/// nor supersedes; a repeat of an accepted digest still answers with its deployment.
+#[tokio::test]
+async fn an_older_push_delivered_after_a_newer_one_is_ignored_as_stale() {
+    let h = Harness::start(&app_toml("web", "")).await;
+    let at = |t: &str, d: &str| {
+        push_event("web", Some("v2"), d).replace("2026-11-22T03:04:05Z", t)
+    };
+    let (status, first) = h.webhook(&at("2026-11-22T03:10:00Z", &digest(1))).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, newer) = h.webhook(&at("2026-11-22T03:20:00Z", &digest(2))).await;
+    assert_eq!(status, 202, "{newer}");
+    // The late one: pushed between the two, delivered after both.
+    let (status, late) = h.webhook(&at("2026-11-22T03:15:00Z", &digest(3))).await;
+    assert_eq!(status, 200, "{late}");
+    let reason = late["ignored"].as_str().unwrap_or_default();
+    assert!(reason.contains("stale"), "{late}");
+    // Nothing was made for the late push: the app has the two deployments it had.
+    let (_, list) = h.get("/v1/deployments?app=web").await;
+    let ids: Vec<&str> = list["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 2, "{list}");
+    assert!(ids.contains(&newer["deployment"].as_str().unwrap()), "{list}");
+    // A late repeat of an accepted digest answers with its deployment.
+    let (status, again) = h.webhook(&at("2026-11-22T03:10:00Z", &digest(1))).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["deployment"], first["deployment"]);
+    let (_, metrics) = h
+        .send(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("bluegreen_webhook_ignored_total{reason=\"stale\"} 1"),
+        "{text}"
+    );
+}
