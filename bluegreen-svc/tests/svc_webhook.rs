@@ -229,9 +229,7 @@ async fn pushes_for_a_busy_app_queue_and_a_newer_push_supersedes_the_queued_one(
 #[tokio::test]
 async fn an_older_push_delivered_after_a_newer_one_is_ignored_as_stale() {
     let h = Harness::start(&app_toml("web", "")).await;
-    let at = |t: &str, d: &str| {
-        push_event("web", Some("v2"), d).replace("2026-11-22T03:04:05Z", t)
-    };
+    let at = |t: &str, d: &str| push_event("web", Some("v2"), d).replace("2026-11-22T03:04:05Z", t);
     let (status, first) = h.webhook(&at("2026-11-22T03:10:00Z", &digest(1))).await;
     assert_eq!(status, 202, "{first}");
     let (status, newer) = h.webhook(&at("2026-11-22T03:20:00Z", &digest(2))).await;
@@ -250,14 +248,15 @@ async fn an_older_push_delivered_after_a_newer_one_is_ignored_as_stale() {
         .filter_map(|d| d["id"].as_str())
         .collect();
     assert_eq!(ids.len(), 2, "{list}");
-    assert!(ids.contains(&newer["deployment"].as_str().unwrap()), "{list}");
+    assert!(
+        ids.contains(&newer["deployment"].as_str().unwrap()),
+        "{list}"
+    );
     // A late repeat of an accepted digest answers with its deployment.
     let (status, again) = h.webhook(&at("2026-11-22T03:10:00Z", &digest(1))).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["deployment"], first["deployment"]);
-    let (_, metrics) = h
-        .send(reqwest::Method::GET, "/metrics", None, None)
-        .await;
+    let (_, metrics) = h.send(reqwest::Method::GET, "/metrics", None, None).await;
     let text = metrics.as_str().unwrap_or_default().to_string();
     assert!(
         text.contains("bluegreen_webhook_ignored_total{reason=\"stale\"} 1"),
