@@ -17,6 +17,9 @@ use super::{CONTROL_QUEUE_MAX, Control, Local, Runner, StartError, SystemClock};
 use crate::runner::Clock;
 use crate::store::{Fence, StoreError};
 
+/// Apps one scan takes over or resumes at once.
+const SCAN_PARALLEL_MAX: usize = 32;
+
 /// Backoff while freeing an app after its deployment finished and the store fails.
 const FINISH_DELAY_FIRST: Duration = Duration::from_millis(100);
 const FINISH_DELAY_MAX: Duration = Duration::from_secs(5);
@@ -153,6 +156,7 @@ impl<C: Cloud + 'static> Runner<C> {
         };
         let now = Instant::now();
         let mut seen = Vec::with_capacity(claims.len());
+        let mut work: Vec<(String, DeploymentId, Option<u64>, Option<String>)> = Vec::new();
         for c in claims {
             let Ok(running) = DeploymentId::new(c.running.clone()) else {
                 continue;
@@ -164,7 +168,7 @@ impl<C: Cloud + 'static> Runner<C> {
                     .expect("drivers lock")
                     .contains_key(&c.app);
                 if !driving {
-                    self.adopt(&c.app, &running, c.epoch).await;
+                    work.push((c.app, running, Some(c.epoch), None));
                 }
                 continue;
             }
@@ -177,26 +181,47 @@ impl<C: Cloud + 'static> Runner<C> {
             if !mine && now.duration_since(since) < 2 * inner.limits.scan_every {
                 continue;
             }
-            match inner.store.take(&c.app, &inner.me).await {
-                Ok(Some(epoch)) => {
-                    free_since.remove(&c.app);
-                    metrics::counter!("bluegreen_takeovers_total").increment(1);
-                    match &c.holder {
-                        Some(h) => {
-                            tracing::warn!(app = %c.app, from = %h, epoch, deployment = %running, "took over an app whose replica is gone; resuming its deployment")
-                        }
-                        None => {
-                            tracing::info!(app = %c.app, epoch, deployment = %running, "took a free app")
-                        }
-                    }
-                    self.adopt(&c.app, &running, epoch).await;
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(app = %c.app, error = %e, "taking an app's lease failed"),
-            }
+            work.push((c.app, running, None, c.holder));
         }
+        // A dead replica's apps are taken and resumed side by side (bounded), so the last
+        // of a thousand does not wait for the other 999 one after another.
+        let mut tasks = tokio::task::JoinSet::new();
+        for (app, running, epoch, holder) in work {
+            if tasks.len() >= SCAN_PARALLEL_MAX {
+                let _ = tasks.join_next().await;
+            }
+            let runner = self.clone();
+            tasks.spawn(async move {
+                match epoch {
+                    Some(epoch) => runner.adopt(&app, &running, epoch).await,
+                    None => runner.take_and_adopt(&app, &running, holder).await,
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
         free_since.retain(|app, _| seen.contains(app));
         self.answer_requests().await;
+    }
+
+    /// Take `app`'s lease (its holder is gone or none) and resume its running deployment.
+    async fn take_and_adopt(&self, app: &str, running: &DeploymentId, holder: Option<String>) {
+        let inner = self.inner();
+        match inner.store.take(app, &inner.me).await {
+            Ok(Some(epoch)) => {
+                metrics::counter!("bluegreen_takeovers_total").increment(1);
+                match &holder {
+                    Some(h) => {
+                        tracing::warn!(%app, from = %h, epoch, deployment = %running, "took over an app whose replica is gone; resuming its deployment")
+                    }
+                    None => {
+                        tracing::info!(%app, epoch, deployment = %running, "took a free app")
+                    }
+                }
+                self.adopt(app, running, epoch).await;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(%app, error = %e, "taking an app's lease failed"),
+        }
     }
 
     /// Claim and apply the operator requests posted for deployments this replica drives.
