@@ -4,6 +4,8 @@
 //! `ScaleEnvironment`), so executing one twice is harmless; creates carry a [`CommandId`]
 //! whose [`CommandId::client_token`] makes them idempotent at AWS.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ids::CommandId;
@@ -322,8 +324,9 @@ pub struct TaskSetStatus {
     pub stability_status: String,
 }
 
-/// Target health of one target group, as counts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Target health of one target group: counts by state, and why the targets that are
+/// not healthy are not (ELBv2's reason code and description, grouped).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetHealth {
     pub healthy: u32,
     pub unhealthy: u32,
@@ -331,11 +334,101 @@ pub struct TargetHealth {
     pub draining: u32,
     /// `unused`, `unavailable` and any other state.
     pub other: u32,
+    /// Reasons given for targets that are not healthy, at most
+    /// [`TargetHealth::REASONS_MAX`] distinct ones (the counts above stay exact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<TargetReason>,
+}
+
+/// Why some targets of a group are not healthy, as ELBv2 says it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetReason {
+    /// The target's state: `unhealthy`, `initial`, `draining`, `unused`, `unavailable`.
+    pub state: Cow<'static, str>,
+    /// ELBv2's reason code, e.g. `Target.ResponseCodeMismatch`.
+    pub reason: Cow<'static, str>,
+    /// ELBv2's description, e.g. "Health checks failed with these codes: [502]".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<Cow<'static, str>>,
+    /// How many targets give this reason.
+    pub targets: u32,
 }
 
 impl TargetHealth {
+    /// A bound on distinct reasons kept: a group of a thousand failing targets still
+    /// makes a small observation.
+    pub const REASONS_MAX: usize = 8;
+    /// A bound on a description's length, in bytes (AWS text is not ours to trust).
+    pub const DESCRIPTION_BYTES_MAX: usize = 256;
+
     pub fn total(&self) -> u32 {
         self.healthy + self.unhealthy + self.initial + self.draining + self.other
+    }
+
+    /// Counts `targets` targets with a reason; equal (state, reason, description) are
+    /// grouped. Past [`Self::REASONS_MAX`] distinct reasons a new one is dropped.
+    pub fn note_reason(
+        &mut self,
+        state: impl Into<Cow<'static, str>>,
+        reason: impl Into<Cow<'static, str>>,
+        description: Option<Cow<'static, str>>,
+        targets: u32,
+    ) {
+        if targets == 0 {
+            return;
+        }
+        let (state, reason) = (state.into(), reason.into());
+        let description = description.map(|d| {
+            if d.len() <= Self::DESCRIPTION_BYTES_MAX {
+                return d;
+            }
+            let mut end = Self::DESCRIPTION_BYTES_MAX;
+            while !d.is_char_boundary(end) {
+                end -= 1;
+            }
+            Cow::Owned(d[..end].to_string())
+        });
+        if let Some(r) = self.reasons.iter_mut().find(|r| {
+            r.state == state && r.reason == reason && r.description == description
+        }) {
+            r.targets = r.targets.saturating_add(targets);
+        } else if self.reasons.len() < Self::REASONS_MAX {
+            self.reasons.push(TargetReason {
+                state,
+                reason,
+                description,
+                targets,
+            });
+        }
+    }
+
+    /// "0 healthy, 2 unhealthy (2× Target.ResponseCodeMismatch: Health checks failed
+    /// with these codes: [502])" — every state present, with its reasons.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!("{} healthy", self.healthy)];
+        for (n, what) in [
+            (self.unhealthy, "unhealthy"),
+            (self.initial, "initial"),
+            (self.draining, "draining"),
+            (self.other, "unused/unavailable"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let mut s = parts.join(", ");
+        if !self.reasons.is_empty() {
+            let why: Vec<String> = self
+                .reasons
+                .iter()
+                .map(|r| match &r.description {
+                    Some(d) => format!("{}× {}: {d}", r.targets, r.reason),
+                    None => format!("{}× {}", r.targets, r.reason),
+                })
+                .collect();
+            s.push_str(&format!(" ({})", why.join("; ")));
+        }
+        s
     }
 }
 

@@ -27,6 +27,23 @@ pub enum Input {
     Restarted,
     /// An operator's request.
     Operator(OperatorRequest),
+    /// An alarm changed state, as CloudWatch announced it (EventBridge's "CloudWatch
+    /// Alarm State Change"). `ALARM` for an alarm this deployment watches, in a phase
+    /// that watches alarms, rolls back now instead of at the next poll; anything else is
+    /// recorded and changes nothing (see [`crate::Deployment::alarm_verdict`]).
+    Alarm(AlarmEvent),
+}
+
+/// One alarm state change from outside the machine's own polling.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmEvent {
+    pub name: String,
+    pub state: crate::command::AlarmState,
+    /// CloudWatch's `reason` text.
+    pub reason: String,
+    /// When the state changed (the event's `time`): a late delivery older than the
+    /// machine's own last reading of the alarm is stale.
+    pub at: Timestamp,
 }
 
 /// What an operator can ask of a running deployment.
@@ -109,6 +126,16 @@ pub enum Notice {
     /// Operator request accepted.
     Operator {
         request: OperatorRequest,
+    },
+    /// An alarm event arrived; `rolled_back` says whether it started the rollback, else
+    /// `ignored` says why not.
+    AlarmEvent {
+        name: String,
+        state: crate::command::AlarmState,
+        at: Timestamp,
+        rolled_back: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ignored: Option<String>,
     },
 }
 

@@ -78,11 +78,11 @@ pub use command::{
     AlarmObservation, AlarmState, AlarmStates, Command, CommandError, CommandKind, CommandResult,
     EnsureGreen, ErrorClass, FailureFilter, HookCall, HookPayload, HookVerdict, ListenerState,
     MetricData, MetricQuery, MetricRequest, MetricSeries, Observation, Observe, Preflight,
-    ServiceStatus, TargetHealth, TargetWeight, TaskSetStatus, Weights,
+    ServiceStatus, TargetHealth, TargetReason, TargetWeight, TaskSetStatus, Weights,
 };
 pub use ids::{CommandId, DeploymentId};
 pub use io::{
-    Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused, Transition,
+    AlarmEvent, Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused, Transition,
 };
 pub use machine::{Deployment, Phase, Status};
 pub use plan::Plan;

@@ -5,6 +5,7 @@
 mod support;
 
 use bluegreen_core::*;
+use bluegreen_core::machine::{AlarmVerdict, IgnoredAlarm};
 use support::*;
 
 /// A representative state of each phase: the deployment at a round boundary with at least
@@ -138,6 +139,7 @@ fn phase_by_input_table() {
         "abort",
         "pause",
         "resume",
+        "alarm event",
     ];
     let mut table = String::new();
     table.push_str(&format!(
@@ -177,13 +179,29 @@ fn phase_by_input_table() {
             Some(Input::Operator(OperatorRequest::Pause)),
             Some(Input::Operator(OperatorRequest::Resume)),
         ];
-        let cells: Vec<String> = inputs
+        let mut cells: Vec<String> = inputs
             .into_iter()
             .map(|i| {
                 i.map(|i| effect(d.clone(), i))
                     .unwrap_or_else(|| "—".into())
             })
             .collect();
+        // An ALARM event for the spec's own alarm, as the CloudWatch webhook hands it in.
+        let alarm = AlarmEvent {
+            name: "web-5xx".into(),
+            state: AlarmState::Alarm,
+            reason: "table".into(),
+            at: d.updated_at(),
+        };
+        cells.push(match d.alarm_verdict(&alarm) {
+            AlarmVerdict::RollsBack => effect(d.clone(), Input::Alarm(alarm)),
+            AlarmVerdict::Ignored(why) => match why {
+                IgnoredAlarm::PhaseDoesNotWatch(_) => "ignored: not watching".into(),
+                IgnoredAlarm::AlreadyRollingBack => "ignored: repeat".into(),
+                IgnoredAlarm::Over => "ignored: over".into(),
+                other => format!("ignored: {other}"),
+            },
+        });
         let what = flight.map(|c| c.kind.name()).unwrap_or("none");
         table.push_str(&format!("| {label} ({what}) | {} |\n", cells.join(" | ")));
     }

@@ -402,7 +402,7 @@ fn drain_waits_the_deregistration_delay_before_blue_is_empty() {
     }));
     let scaled_at = sim.now();
     let blue_tg = sim.world.apps[0].target_groups[0];
-    let health = sim.world.elb.target_groups[blue_tg as usize].health;
+    let health = sim.world.elb.target_groups[blue_tg as usize].health.clone();
     assert_eq!(
         (health.draining, health.healthy),
         (3, 0),

@@ -252,7 +252,7 @@ fn tasks_start_after_a_drawn_delay_and_targets_turn_healthy_after_their_checks()
         (3, 0),
         "running by 90 s"
     );
-    let h = w.elb.target_groups[tg1 as usize].health;
+    let h = w.elb.target_groups[tg1 as usize].health.clone();
     assert_eq!(h.initial + h.healthy, 3);
     advance(&mut w, 150_000);
     assert_eq!(w.elb.healthy(tg1), 3, "healthy after 5 checks 30 s apart");

@@ -221,6 +221,7 @@ impl<C: Cloud + 'static> Server<C> {
             pruner.abort();
             // The HTTP side has stopped accepting; now let every deployment persist and stop.
             task_runner.shutdown().await;
+            task_runner.flush_notifications().await;
             task_runner.store().clone().close().await;
             served.map_err(ServeError::Server)
         });

@@ -29,6 +29,7 @@ pub const COMMAND_DURATION: &str = "bluegreen_command_duration_seconds";
 pub const AWS_CALLS_TOTAL: &str = "bluegreen_aws_calls_total";
 pub const WEBHOOK_EVENTS_TOTAL: &str = "bluegreen_webhook_events_total";
 pub const WEBHOOK_IGNORED_TOTAL: &str = "bluegreen_webhook_ignored_total";
+pub const ALARM_EVENTS_TOTAL: &str = "bluegreen_alarm_events_total";
 pub const RATE_LIMITED_TOTAL: &str = "bluegreen_http_rate_limited_total";
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "bluegreen_http_connections_refused_total";
 pub const PRUNED_TOTAL: &str = "bluegreen_deployments_pruned_total";
@@ -99,6 +100,10 @@ fn describe() {
         "ECR webhook events acknowledged but ignored, by reason"
     );
     metrics::describe_counter!(
+        ALARM_EVENTS_TOTAL,
+        "CloudWatch alarm events, by outcome (rolled-back, ignored, unwatched, foreign-account, unavailable, rejected, ...)"
+    );
+    metrics::describe_counter!(
         RATE_LIMITED_TOTAL,
         "Requests answered 429, by token (api, webhook)"
     );
@@ -148,6 +153,11 @@ pub fn webhook(outcome: &'static str) {
 /// An ignored webhook event, by reason (`foreign-registry`, `unwatched`, …).
 pub fn webhook_ignored(reason: &'static str) {
     metrics::counter!(WEBHOOK_IGNORED_TOTAL, "reason" => reason).increment(1);
+}
+
+/// A CloudWatch alarm event, by outcome.
+pub fn alarm_event(outcome: &'static str) {
+    metrics::counter!(ALARM_EVENTS_TOTAL, "outcome" => outcome).increment(1);
 }
 
 pub fn rate_limited(token: &'static str) {

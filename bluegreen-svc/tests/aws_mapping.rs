@@ -790,6 +790,90 @@ async fn target_health_is_counted_by_state() {
 }
 
 #[tokio::test]
+async fn target_health_keeps_elbv2_reasons_grouped_and_bounded() {
+    let failing = |code: &str, reason: elb::TargetHealthReasonEnum| {
+        elb::TargetHealthDescription::builder()
+            .target_health(
+                elb::TargetHealth::builder()
+                    .state(elb::TargetHealthStateEnum::Unhealthy)
+                    .reason(reason)
+                    .description(format!("Health checks failed with these codes: [{code}]"))
+                    .build(),
+            )
+            .build()
+    };
+    let rules = [
+        mock!(aws_sdk_elasticloadbalancingv2::Client::describe_target_health).then_output(
+            move || {
+                let mut out = DescribeTargetHealthOutput::builder()
+                    // Two targets with one reason are one entry counting two.
+                    .target_health_descriptions(failing(
+                        "502",
+                        elb::TargetHealthReasonEnum::ResponseCodeMismatch,
+                    ))
+                    .target_health_descriptions(failing(
+                        "502",
+                        elb::TargetHealthReasonEnum::ResponseCodeMismatch,
+                    ))
+                    // A healthy target gives no reason even when AWS sends one.
+                    .target_health_descriptions(
+                        elb::TargetHealthDescription::builder()
+                            .target_health(
+                                elb::TargetHealth::builder()
+                                    .state(elb::TargetHealthStateEnum::Healthy)
+                                    .reason(elb::TargetHealthReasonEnum::InitialHealthChecking)
+                                    .build(),
+                            )
+                            .build(),
+                    );
+                // Forty distinct codes: only the first few are kept, every target counted.
+                for code in 0..40 {
+                    out = out.target_health_descriptions(failing(
+                        &format!("5{code:02}"),
+                        elb::TargetHealthReasonEnum::FailedHealthChecks,
+                    ));
+                }
+                out.build()
+            },
+        ),
+    ];
+    let c = cloud(&[], &refs(&rules), &[]);
+    let Ok(CommandResult::Observed(Observation::TargetHealth(h))) = run(
+        &c,
+        CommandKind::Observe(Observe::TargetHealth {
+            target_group: tg("web-b"),
+        }),
+    )
+    .await
+    else {
+        panic!("observed")
+    };
+    assert_eq!((h.healthy, h.unhealthy), (1, 42));
+    assert_eq!(h.reasons.len(), bluegreen_core::TargetHealth::REASONS_MAX);
+    let first = &h.reasons[0];
+    assert_eq!(
+        (
+            first.state.as_ref(),
+            first.reason.as_ref(),
+            first.description.as_deref(),
+            first.targets
+        ),
+        (
+            "unhealthy",
+            "Target.ResponseCodeMismatch",
+            Some("Health checks failed with these codes: [502]"),
+            2
+        )
+    );
+    assert!(
+        h.summary()
+            .starts_with("1 healthy, 42 unhealthy (2× Target.ResponseCodeMismatch: Health checks failed with these codes: [502]; 1× Target.FailedHealthChecks"),
+        "{}",
+        h.summary()
+    );
+}
+
+#[tokio::test]
 async fn alarms_are_read_100_names_a_call_and_missing_ones_listed() {
     let names: Vec<String> = (0..150).map(|i| format!("alarm-{i:03}")).collect();
     let rules = [mock!(aws_sdk_cloudwatch::Client::describe_alarms)

@@ -189,3 +189,42 @@ async fn a_queued_deployment_says_queued_and_the_view_shows_target_states() {
         "{first}"
     );
 }
+
+/// An unhealthy green says *why* while it waits and when it rolls back: the targets'
+/// states with ELBv2's reason codes and descriptions (the simulated world gives AWS's own
+/// texts), not only "0 consecutive healthy".
+#[test]
+fn an_unhealthy_green_shows_the_targets_reasons_while_waiting_and_in_the_rollback() {
+    let dir = Scratch::new("newcomer-reasons");
+    let store = format!("sqlite://{}", dir.0.join("b.db").display());
+    let out = run(&mut bluegreen(
+        &dir.0,
+        &["deploy", "web", "--image", "web:v3-unhealthy", "--local"],
+        &[
+            ("BLUEGREEN_SERVER_STORE", &store),
+            ("BLUEGREEN_CLOUD_SPEED", "50"),
+        ],
+    ));
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "rolled back: {stdout}");
+    let waiting = stdout
+        .lines()
+        .find(|l| l.contains("green targets") && l.contains("unhealthy ("))
+        .unwrap_or_else(|| panic!("a line with the targets' reasons: {stdout}"));
+    assert!(
+        waiting.contains("Target.ResponseCodeMismatch: Health checks failed with these codes"),
+        "{waiting}"
+    );
+    let out = run(&mut bluegreen(
+        &dir.0,
+        &["status", "--app", "web", "--local", "--json"],
+        &[("BLUEGREEN_SERVER_STORE", &store)],
+    ));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["phase"], "rolled-back", "{v}");
+    let reason = v["reason"]["detail"].as_str().unwrap();
+    assert!(
+        reason.contains("Target.ResponseCodeMismatch"),
+        "the rollback's reason names ELBv2's reason: {reason}"
+    );
+}

@@ -240,3 +240,49 @@ fn serve_refuses_a_notify_entry_whose_url_variable_is_unset() {
         "{stderr}"
     );
 }
+
+/// `bluegreen deploy --local` (no server: the deployment runs in the CLI's own process)
+/// notifies as a server does, and its last event has reached the receiver by the time
+/// the command exits — the process flushes its queues (bounded) before it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_local_notifies_and_delivers_its_last_event_before_exiting() {
+    let dir = Scratch::new("notify-local");
+    let (url, got) = receiver().await;
+    let config = example_config(|t| {
+        format!("{t}\n[[notify]]\nkind = \"webhook\"\nurl_env = \"TEST_NOTIFY_URL\"\n")
+    });
+    let path = dir.0.join("bluegreen.toml");
+    std::fs::write(&path, config).unwrap();
+    let store = format!("sqlite://{}", dir.0.join("local.db").display());
+    let bin = env!("CARGO_BIN_EXE_bluegreen");
+    let out = tokio::process::Command::new(bin)
+        .arg("--config")
+        .arg(&path)
+        .args(["deploy", "web", "--image", "web:v2", "--local", "--json"])
+        .env("BLUEGREEN_SERVER_STORE", &store)
+        .env("BLUEGREEN_CLOUD_SPEED", "50")
+        .env("TEST_NOTIFY_URL", &url)
+        .env("BLUEGREEN_HOOK_SECRET", "notify-secret")
+        .current_dir(&dir.0)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("deploy --local finishes")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Read at once, with no waiting: the flush happened before the process exited.
+    let names: Vec<String> = got
+        .lock()
+        .await
+        .iter()
+        .map(|(_, v, _)| v["event"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(names.first().map(String::as_str), Some("started"), "{names:?}");
+    assert_eq!(names.last().map(String::as_str), Some("completed"), "{names:?}");
+}

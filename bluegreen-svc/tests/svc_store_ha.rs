@@ -11,7 +11,7 @@ use bluegreen_core::admission::{Decision, Next, Source};
 use bluegreen_core::journal::{JournalEntry, JournalLine};
 use bluegreen_core::plan::example_spec;
 use bluegreen_core::{Deployment, DeploymentId, Input, OperatorRequest, PhaseName, Timestamp};
-use bluegreen_svc::store::{Fence, RowState, Store, StoreError, SubmitRow, Turn};
+use bluegreen_svc::store::{Fence, RowState, Signal, Store, StoreError, SubmitRow, Turn};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -309,6 +309,26 @@ async fn leases_live_by_the_database_clock_and_a_failed_deployment_holds_its_app
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Alarm events travel the same table as operator requests; rows written before alarm
+/// events existed (`{"request":"promote"}`) still read as operator requests.
+#[test]
+fn routed_signals_keep_their_kind_on_the_wire() {
+    let alarm = Signal::Alarm(bluegreen_core::AlarmEvent {
+        name: "web-5xx".into(),
+        state: bluegreen_core::AlarmState::Alarm,
+        reason: "Threshold Crossed".into(),
+        at: Timestamp::from_millis(NOW),
+    });
+    let text = serde_json::to_string(&alarm).unwrap();
+    assert_eq!(serde_json::from_str::<Signal>(&text).unwrap(), alarm);
+    assert_eq!(
+        serde_json::from_str::<Signal>(r#"{"request":"abort","reason":"bad"}"#).unwrap(),
+        Signal::Operator(OperatorRequest::Abort {
+            reason: Some("bad".into())
+        })
+    );
+}
+
 #[tokio::test]
 async fn routed_operator_requests_are_claimed_once_and_answered() {
     let dir = temp_dir("requests");
@@ -316,12 +336,15 @@ async fn routed_operator_requests_are_claimed_once_and_answered() {
         let store = Store::connect(&url).await.unwrap();
         let now = Timestamp::from_millis(NOW);
         store
-            .post_request("r1", "web-1", &OperatorRequest::Promote, now)
+            .post_request("r1", "web-1", &Signal::Operator(OperatorRequest::Promote), now)
             .await
             .unwrap();
         let pending = store.pending_requests().await.unwrap();
         assert_eq!(pending.len(), 1);
-        assert_eq!(pending[0].request, OperatorRequest::Promote);
+        assert_eq!(
+            pending[0].request,
+            Signal::Operator(OperatorRequest::Promote)
+        );
         assert!(store.claim_request("r1", "b").await.unwrap());
         assert!(
             !store.claim_request("r1", "c").await.unwrap(),
@@ -335,7 +358,7 @@ async fn routed_operator_requests_are_claimed_once_and_answered() {
         store.answer_request("r1", &Ok(())).await.unwrap();
         assert_eq!(store.request_answer("r1").await.unwrap(), Some(Ok(())));
         store
-            .post_request("r2", "web-1", &OperatorRequest::Pause, now)
+            .post_request("r2", "web-1", &Signal::Operator(OperatorRequest::Pause), now)
             .await
             .unwrap();
         assert!(

@@ -231,6 +231,34 @@ impl FormBody for reqwest::RequestBuilder {
     }
 }
 
+/// Guessing the token through the login form is slowed to the failure bucket's rate:
+/// after LOGIN_FAILURES_BURST wrong tokens every login (even the right token) gets 429
+/// with Retry-After until the bucket refills.
+#[tokio::test]
+async fn wrong_logins_are_rate_limited_for_the_whole_server() {
+    let h = svc_util::Harness::start(&svc_util::app_toml("web", "")).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |token: &str| {
+        http.post(format!("{}/ui/login", h.base))
+            .form_body(format!("token={token}"))
+            .send()
+    };
+    for _ in 0..bluegreen_svc::api::LOGIN_FAILURES_BURST {
+        assert_eq!(login("wrong").await.unwrap().status(), 401);
+    }
+    let r = login("wrong").await.unwrap();
+    assert_eq!(r.status(), 429);
+    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "retry after {wait} s");
+    assert!(r.text().await.unwrap().contains("Too many wrong tokens"));
+    let r = login(svc_util::API_TOKEN).await.unwrap();
+    assert_eq!(r.status(), 429, "the right token waits too: no guess is checked");
+    assert!(r.headers().get("set-cookie").is_none());
+}
+
 /// Without a browser: what the page answers to requests without a session, with a
 /// wrong token, and to writes without the CSRF token.
 #[tokio::test]

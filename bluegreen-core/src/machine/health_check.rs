@@ -44,10 +44,21 @@ impl HealthCheck {
         match cx.k.green_health(cx.spec, cx.sides) {
             None => Err("green's target group not observed yet".into()),
             Some(s) if s.value.healthy >= desired && s.value.unhealthy == 0 => Ok(()),
-            Some(s) => Err(format!(
-                "{} of {desired} targets healthy ({} unhealthy, {} initial)",
-                s.value.healthy, s.value.unhealthy, s.value.initial
-            )),
+            Some(s) => {
+                let mut why = format!(
+                    "{} of {desired} targets healthy ({} unhealthy, {} initial)",
+                    s.value.healthy, s.value.unhealthy, s.value.initial
+                );
+                // ELBv2's own reasons (e.g. "Health checks failed with these codes:
+                // [502]") say what to fix, not only that something is wrong.
+                for r in &s.value.reasons {
+                    why.push_str(&format!("; {}× {}", r.targets, r.reason));
+                    if let Some(d) = &r.description {
+                        why.push_str(&format!(": {d}"));
+                    }
+                }
+                Err(why)
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! cannot go on), operator requests, and the invariant checks that run at the end of
 //! every call. Phases (one file each) only decide what to do next.
 
+mod alarm_event;
 mod approval;
 mod bake;
 mod create_green;
@@ -35,6 +36,7 @@ mod test_traffic;
 
 use serde::{Deserialize, Serialize};
 
+pub use alarm_event::{AlarmVerdict, IgnoredAlarm};
 pub use approval::Approval;
 pub use bake::Bake;
 pub use create_green::{CreateGreen, CreateStage};
@@ -217,6 +219,10 @@ impl Deployment {
                 Ok(())
             }
             Input::Operator(request) => self.on_operator(now, request),
+            Input::Alarm(event) => {
+                self.on_alarm_event(now, event);
+                Ok(())
+            }
         };
         self.check_invariants(now);
         result

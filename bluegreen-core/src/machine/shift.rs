@@ -137,8 +137,8 @@ impl Shift {
         let fresh =
             cx.k.green_health(cx.spec, cx.sides)
                 .filter(|s| s.at >= since && !self.monitor.observing)
-                .map(|s| s.value);
-        if let Some(h) = fresh
+                .map(|s| s.value.clone());
+        if let Some(h) = &fresh
             && h.healthy >= desired
             && h.unhealthy == 0
         {
@@ -160,10 +160,15 @@ impl Shift {
         if stalled_ms >= cx.spec.timeouts.health_ms {
             let seen = fresh
                 .map(|h| {
-                    format!(
+                    let mut seen = format!(
                         "{} of {desired} healthy, {} unhealthy",
                         h.healthy, h.unhealthy
-                    )
+                    );
+                    // ELBv2's reasons, when it gave any: what the operator needs at 3 a.m.
+                    if !h.reasons.is_empty() {
+                        seen.push_str(&format!("; targets: {}", h.summary()));
+                    }
+                    seen
                 })
                 .unwrap_or_else(|| "no observation".into());
             return Step::Rollback(Reason::new(

@@ -6,7 +6,7 @@ use super::Deployment;
 use super::drain_blue::DrainStage;
 use super::phase::Phase;
 use super::shift::ShiftStage;
-use crate::command::Weights;
+use crate::command::{TargetHealth, Weights};
 use crate::io::{PhaseName, Reason};
 use crate::spec::{EnvironmentModel, Mode};
 use crate::time::Timestamp;
@@ -38,6 +38,9 @@ pub struct Status {
     pub green: Option<SideView>,
     pub desired_count: Option<u32>,
     pub green_healthy_targets: Option<u32>,
+    /// Green's targets as last observed: counts by state and ELBv2's reasons.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green_targets: Option<TargetHealth>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub reason: Option<Reason>,
@@ -72,6 +75,12 @@ impl Deployment {
             } => Some(action_required.clone()),
             _ => None,
         };
+        let green_targets = self
+            .sides
+            .as_ref()
+            .and_then(|s| k.green_health(spec, s))
+            .map(|s| s.value.clone());
+        let detail = detail(&self.phase);
         Status {
             id: self.id.to_string(),
             app: spec.app.clone(),
@@ -82,17 +91,14 @@ impl Deployment {
                 Phase::Paused(p) => Some(p.inner.name()),
                 _ => None,
             },
-            detail: detail(&self.phase),
+            detail,
             weights: k.prod_weights,
             test_weights: k.test_weights,
             blue,
             green,
             desired_count: self.sides.as_ref().map(|s| s.desired_count),
-            green_healthy_targets: self
-                .sides
-                .as_ref()
-                .and_then(|s| k.green_health(spec, s))
-                .map(|s| s.value.healthy),
+            green_healthy_targets: green_targets.as_ref().map(|h| h.healthy),
+            green_targets,
             created_at: self.created_at,
             updated_at: self.updated_at,
             reason: self.outcome_reason().cloned(),

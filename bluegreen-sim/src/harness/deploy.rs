@@ -490,6 +490,7 @@ fn input_tag(i: &Input) -> u64 {
         Input::Wake => 3,
         Input::Restarted => 4,
         Input::Operator(r) => 5 + r.name().len() as u64,
+        Input::Alarm(_) => 16,
     }
 }
 
@@ -513,5 +514,14 @@ fn notice_text(n: &Notice) -> String {
             format!("rollback hook {name} failed: {reason}")
         }
         Notice::Operator { request } => format!("operator {} accepted", request.name()),
+        Notice::AlarmEvent {
+            name,
+            rolled_back,
+            ignored,
+            ..
+        } => match ignored {
+            Some(why) if !rolled_back => format!("alarm event {name} ignored: {why}"),
+            _ => format!("alarm event {name}: rolling back"),
+        },
     }
 }

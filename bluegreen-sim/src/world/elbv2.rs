@@ -192,6 +192,32 @@ fn count(h: &mut TargetHealth, s: TargetState, delta: i32) {
 }
 
 impl World {
+    /// DescribeTargetHealth: the counts, with the reason codes and descriptions ELBv2
+    /// gives for each state that is not healthy (its own texts).
+    pub(crate) fn describe_target_health(&self, tg: u32) -> TargetHealth {
+        let mut h = self.elb.target_groups[tg as usize].health.clone();
+        let (unhealthy, initial, draining) = (h.unhealthy, h.initial, h.draining);
+        h.note_reason(
+            "unhealthy",
+            "Target.ResponseCodeMismatch",
+            Some("Health checks failed with these codes: [503]".into()),
+            unhealthy,
+        );
+        h.note_reason(
+            "initial",
+            "Elb.InitialHealthChecking",
+            Some("Initial health checks in progress".into()),
+            initial,
+        );
+        h.note_reason(
+            "draining",
+            "Target.DeregistrationInProgress",
+            Some("Target deregistration is in progress".into()),
+            draining,
+        );
+        h
+    }
+
     pub(crate) fn set_target(&mut self, task: u32, next: TargetState) {
         let t = &mut self.ecs.tasks[task as usize];
         let Some(tg) = t.tg else { return };

@@ -574,9 +574,7 @@ impl World {
             Observe::TargetHealth { target_group } => {
                 let tg = self.lookup_tg(target_group)?;
                 self.call(ApiCall::DescribeTargetHealth)?;
-                Ok(Observation::TargetHealth(
-                    self.elb.target_groups[tg as usize].health,
-                ))
+                Ok(Observation::TargetHealth(self.describe_target_health(tg)))
             }
             Observe::Alarms { names } => {
                 for _ in 0..names.len().div_ceil(100) {

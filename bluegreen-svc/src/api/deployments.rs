@@ -55,7 +55,7 @@ impl DeploymentView {
                 d.knowledge()
                     .target_health
                     .get(&v.target_group)
-                    .map(|h| h.value)
+                    .map(|h| h.value.clone())
             })
         };
         DeploymentView {

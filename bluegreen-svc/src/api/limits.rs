@@ -32,6 +32,23 @@ impl RateLimit {
         self.label
     }
 
+    /// Whether a token is there, without taking it: `Err` says how long until one is.
+    pub fn check(&self) -> Result<(), Duration> {
+        self.check_at(Instant::now())
+    }
+
+    fn check_at(&self, now: Instant) -> Result<(), Duration> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, last) = *state;
+        let elapsed = now.saturating_duration_since(last).as_secs_f64() * 1000.0;
+        let tokens = (tokens + elapsed * self.per_ms).min(self.burst);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_millis(((1.0 - tokens) / self.per_ms).ceil() as u64))
+        }
+    }
+
     /// Take one request's token, or say how long until one is there.
     pub fn take(&self) -> Result<(), Duration> {
         self.take_at(Instant::now())
@@ -71,5 +88,15 @@ mod tests {
         assert_eq!(limit.take_at(later), Ok(()));
         assert_eq!(limit.take_at(later), Ok(()));
         assert!(limit.take_at(later).is_err());
+    }
+
+    #[test]
+    fn checking_a_bucket_takes_nothing() {
+        let limit = RateLimit::new("login", 10, 1);
+        let t0 = Instant::now();
+        assert_eq!(limit.check_at(t0), Ok(()));
+        assert_eq!(limit.check_at(t0), Ok(()), "a check leaves the token");
+        assert_eq!(limit.take_at(t0), Ok(()));
+        assert_eq!(limit.check_at(t0), Err(Duration::from_secs(6)));
     }
 }

@@ -8,6 +8,7 @@
 //! | `GET /v1/deployments/{id}/journal` | API token | 200 JSON lines (the journal `bluegreen-sim replay` reads) |
 //! | `POST /v1/deployments/{id}/promote·abort·pause·resume` | API token | 202 · 404 · 409 |
 //! | `POST /v1/webhooks/ecr` | webhook token | 202 · 200 ignored / repeat · 422 |
+//! | `POST /v1/webhooks/cloudwatch` | webhook token | 202 rolled back · 200 ignored · 503 retry · 422 |
 //! | `GET /v1/apps` | API token | 200 apps with live side and weights read from the listener |
 //! | `POST /v1/apps/{app}/release` | API | 200: a held app (a deployment failed) takes deployments again |
 //! | `GET /healthz`, `GET /readyz`, `GET /metrics` | none | liveness; readiness (store and lease); Prometheus text |
@@ -15,6 +16,7 @@
 //! Every request gets an `x-request-id` (kept when the client sent one) and a trace
 //! span; bodies over 64 KiB are answered 413; requests over the configured timeout 408.
 
+pub mod alarms;
 mod apps;
 mod deployments;
 pub mod error;
@@ -100,6 +102,10 @@ impl Token {
     }
 }
 
+/// Failed logins allowed at once, then per minute, for the whole server.
+pub const LOGIN_FAILURES_BURST: u32 = 5;
+pub const LOGIN_FAILURES_PER_MINUTE: u32 = 10;
+
 /// What the handlers share.
 pub struct ApiState<C> {
     pub runner: Runner<C>,
@@ -110,6 +116,9 @@ pub struct ApiState<C> {
     /// Per-token rate limits (429 with `Retry-After` over them).
     pub api_limit: RateLimit,
     pub webhook_limit: RateLimit,
+    /// Failed status-page logins: once spent, every login waits (429) for a refill, so
+    /// the token cannot be guessed at the server's speed.
+    pub login_failures: RateLimit,
     /// `GET /v1/apps`' listener reads, reused for `server.apps_cache_ttl`.
     pub listeners: ListenerCache,
 }
@@ -132,6 +141,11 @@ impl<C> ApiState<C> {
             metrics,
             api_limit: RateLimit::new("api", s.api_rate, s.api_burst),
             webhook_limit: RateLimit::new("webhook", s.webhook_rate, s.webhook_burst),
+            login_failures: RateLimit::new(
+                "login",
+                LOGIN_FAILURES_PER_MINUTE,
+                LOGIN_FAILURES_BURST,
+            ),
             listeners: ListenerCache::new(Duration::from_millis(s.apps_cache_ttl)),
         }
     }
@@ -204,6 +218,7 @@ pub fn router<C: Cloud + 'static>(state: Arc<ApiState<C>>, request_timeout: Dura
             post(deployments::operate::<C>),
         )
         .route("/v1/webhooks/ecr", post(webhook::ecr::<C>))
+        .route("/v1/webhooks/cloudwatch", post(alarms::cloudwatch::<C>))
         .route("/v1/apps", get(apps::list::<C>))
         .route("/v1/apps/{app}/release", post(apps::release::<C>))
         .route("/healthz", get(healthz::<C>))

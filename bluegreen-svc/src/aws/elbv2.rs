@@ -253,7 +253,19 @@ pub(crate) async fn target_health(
         .await?;
     let mut health = TargetHealth::default();
     for d in out.target_health_descriptions() {
-        match d.target_health().and_then(|h| h.state()) {
+        let state = d.target_health().and_then(|h| h.state());
+        if let Some(h) = d.target_health()
+            && state != Some(&TargetHealthStateEnum::Healthy)
+            && let Some(reason) = h.reason()
+        {
+            health.note_reason(
+                state.map_or("unknown", |s| s.as_str()).to_string(),
+                reason.as_str().to_string(),
+                h.description().map(|d| d.to_string().into()),
+                1,
+            );
+        }
+        match state {
             Some(TargetHealthStateEnum::Healthy) => health.healthy += 1,
             Some(TargetHealthStateEnum::Unhealthy) => health.unhealthy += 1,
             Some(TargetHealthStateEnum::Initial) => health.initial += 1,

@@ -437,12 +437,18 @@ impl Local {
         let hook_secret = std::env::var("BLUEGREEN_HOOK_SECRET")
             .ok()
             .map(String::into_bytes);
+        // `[[notify]]` entries notify for in-process deployments as they do for a server's.
+        let notify_targets = crate::notify::Notifier::targets(
+            &config.notify,
+            |name| std::env::var(name).ok(),
+            hook_secret.as_deref(),
+        )?;
         let store = Backend::store(config).await?;
         // Another controller on the same store (a server) keeps driving its apps: this
         // process only drives the apps whose leases are free.
         let limits = config.runner.limits();
         let runner = Runner::start(
-            crate::hooks::HookedCloud::new(cloud, hook_secret),
+            crate::hooks::HookedCloud::new(cloud, hook_secret.clone()),
             store,
             clock,
             config.templates(),
@@ -450,11 +456,18 @@ impl Local {
         )
         .await
         .map_err(|e| e.to_string())?;
+        if !notify_targets.is_empty() {
+            runner.set_notifier(crate::notify::Notifier::start(
+                notify_targets,
+                hook_secret.clone(),
+            ));
+        }
         Ok(Local { runner })
     }
 
     async fn stop(self) {
         self.runner.shutdown().await;
+        self.runner.flush_notifications().await;
         self.runner.store().clone().close().await;
     }
 }

@@ -1,5 +1,6 @@
 //! Printing deployments for people (and JSON for machines).
 
+use bluegreen_core::TargetHealth;
 use serde_json::Value;
 
 pub(super) fn summary_of(v: &Value) -> String {
@@ -13,21 +14,13 @@ pub(super) fn summary_of(v: &Value) -> String {
 pub(super) fn summary(v: &Value) -> String {
     let healthy = v["green_healthy_targets"].as_u64();
     let desired = v["desired_count"].as_u64();
-    let health = match (v["targets"]["green"].as_object(), healthy, desired) {
-        // Every state, so a green stuck unhealthy says so (not just "0 healthy").
+    let green = serde_json::from_value::<TargetHealth>(v["targets"]["green"].clone()).ok();
+    let health = match (green, healthy, desired) {
+        // Every state with ELBv2's reasons, so a green stuck unhealthy says why (not just
+        // "0 healthy").
         (Some(t), _, d) => {
-            let n = |k: &str| t.get(k).and_then(Value::as_u64).unwrap_or(0);
-            let mut parts = vec![format!("{} healthy", n("healthy"))];
-            for k in ["unhealthy", "initial", "draining"] {
-                if n(k) > 0 {
-                    parts.push(format!("{} {k}", n(k)));
-                }
-            }
-            if n("other") > 0 {
-                parts.push(format!("{} unused/unavailable", n("other")));
-            }
             let of = d.map(|d| format!(" of {d}")).unwrap_or_default();
-            format!(" · green targets {}{of}", parts.join(", "))
+            format!(" · green targets {}{of}", t.summary())
         }
         (None, Some(h), Some(d)) => format!(" · green healthy {h}/{d}"),
         _ => String::new(),

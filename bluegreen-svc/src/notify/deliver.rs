@@ -6,7 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use super::{Event, NOTIFICATION_RETRIES_TOTAL, NOTIFICATIONS_TOTAL, NotifyKind, Target};
+use super::{Event, Queued, NOTIFICATION_RETRIES_TOTAL, NOTIFICATIONS_TOTAL, NotifyKind, Target};
 
 /// Attempts per event before it counts as failed.
 pub const ATTEMPTS_MAX: u32 = 4;
@@ -50,14 +50,22 @@ fn body(kind: NotifyKind, e: &Event) -> Vec<u8> {
     serde_json::to_vec(&value).expect("JSON serialises")
 }
 
-/// One entry's delivery loop: ends when the notifier is dropped.
+/// One entry's delivery loop: ends when the notifier is dropped. A flush is answered
+/// once every event queued before it was delivered or given up.
 pub(super) async fn run(
     target: Target,
     client: reqwest::Client,
     secret: Option<Vec<u8>>,
-    mut rx: mpsc::Receiver<Event>,
+    mut rx: mpsc::Receiver<Queued>,
 ) {
-    while let Some(e) = rx.recv().await {
+    while let Some(q) = rx.recv().await {
+        let e = match q {
+            Queued::Event(e) => e,
+            Queued::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let delivered = deliver(&target, &client, secret.as_deref(), &e).await;
         let result = if delivered { "delivered" } else { "failed" };
         metrics::counter!(NOTIFICATIONS_TOTAL, "kind" => target.kind.as_str(), "result" => result)

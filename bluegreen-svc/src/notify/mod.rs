@@ -166,9 +166,16 @@ impl Target {
     }
 }
 
+/// What a target's queue carries: an event, or a flush marker answered once every event
+/// before it is done with.
+pub(crate) enum Queued {
+    Event(Event),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// The notifier: per-entry queues and what each deployment already reported.
 pub struct Notifier {
-    targets: Vec<(Target, mpsc::Sender<Event>)>,
+    targets: Vec<(Target, mpsc::Sender<Queued>)>,
     seen: Mutex<HashMap<String, Seen>>,
 }
 
@@ -238,6 +245,27 @@ impl Notifier {
             .collect()
     }
 
+    /// Wait, at most `within`, until every notification queued so far was delivered or
+    /// given up: a short-lived process (`deploy --local`, a server shutting down) calls it
+    /// before it exits so the last event (completed, rolled back) is not lost. Returns
+    /// whether every queue drained in time.
+    pub async fn flush(&self, within: std::time::Duration) -> bool {
+        let mut waits = Vec::with_capacity(self.targets.len());
+        for (_, tx) in &self.targets {
+            let (done, wait) = tokio::sync::oneshot::channel();
+            // `send` waits for room in a full queue; the deadline below bounds it.
+            waits.push(async move { tx.send(Queued::Flush(done)).await.is_ok() && wait.await.is_ok() });
+        }
+        let all = async {
+            let mut ok = true;
+            for w in waits {
+                ok &= w.await;
+            }
+            ok
+        };
+        tokio::time::timeout(within, all).await.unwrap_or(false)
+    }
+
     /// Called by the driver after each persisted turn: queue what changed. Never waits.
     pub fn after_turn(&self, d: &Deployment) {
         if self.targets.is_empty() {
@@ -282,7 +310,7 @@ impl Notifier {
                 seq: prev_events + n as u32 + 1,
             };
             for (target, tx) in &self.targets {
-                if target.wants(&e) && tx.try_send(e.clone()).is_err() {
+                if target.wants(&e) && tx.try_send(Queued::Event(e.clone())).is_err() {
                     tracing::warn!(event = e.event.as_str(), deployment = %e.deployment, "notification queue full: dropped");
                     metrics::counter!(NOTIFICATIONS_TOTAL, "kind" => target.kind.as_str(), "result" => "dropped").increment(1);
                 }
@@ -301,4 +329,20 @@ impl<C: bluegreen_core::Cloud + 'static> crate::runner::Runner<C> {
             tracing::warn!("a notifier was already set; keeping the first");
         }
     }
+
+    /// Before the process exits: wait (at most [`FLUSH_MAX`]) for queued notifications.
+    pub async fn flush_notifications(&self) {
+        if let Some(n) = self.inner().notify.get()
+            && !n.flush(FLUSH_MAX).await
+        {
+            tracing::warn!(
+                "notifications still queued after {FLUSH_MAX:?} were not delivered before exit"
+            );
+        }
+    }
 }
+
+/// How long an exiting process waits for its notifications: a delivery's whole retry
+/// budget (4 attempts of at most 5 s, with backoff) fits, and a receiver that is down
+/// cannot hold the exit longer.
+pub const FLUSH_MAX: std::time::Duration = std::time::Duration::from_secs(30);

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::{Control, Runner};
+use bluegreen_core::machine::AlarmVerdict;
 use crate::store::{Fence, RowState, StoreError, Turn};
 use crate::telemetry;
 
@@ -119,7 +120,20 @@ pub(crate) async fn run<C: Cloud + 'static>(
                         input: input.clone(),
                     },
                 ));
-                let handled = d.handle(now, input);
+                // An alarm event is always accepted by the machine; its answer is whether
+                // it started the rollback, and if not, why.
+                let verdict = match &input {
+                    Input::Alarm(e) => match d.alarm_verdict(e) {
+                        AlarmVerdict::RollsBack => None,
+                        AlarmVerdict::Ignored(why) => Some(Refused {
+                            request: "alarm".into(),
+                            phase: d.phase_name(),
+                            reason: why.to_string(),
+                        }),
+                    },
+                    _ => None,
+                };
+                let handled = d.handle(now, input).and(verdict.map_or(Ok(()), Err));
                 if let Some(reply) = reply {
                     replies.push((reply, handled));
                 }
@@ -214,7 +228,7 @@ pub(crate) async fn run<C: Cloud + 'static>(
                 return End::Detached;
             }
             control = rx.recv(), if !stopping => match control {
-                Some(Control::Operator(request, reply)) => inbox.push((Input::Operator(request), Some(reply))),
+                Some(Control::Signal(signal, reply)) => inbox.push((signal.into_input(), Some(reply))),
                 None => {} // the runner dropped the sender; keep going on results and timers
             },
             _ = tokio::time::sleep(sleep.unwrap_or(Duration::ZERO)), if sleep.is_some() && !stopping => {
@@ -516,6 +530,19 @@ fn notice(d: &Deployment, n: &Notice, watch: &mut Watch) {
         }
         Notice::Operator { request } => {
             tracing::info!(request = request.name(), "operator request accepted")
+        }
+        Notice::AlarmEvent {
+            name,
+            state,
+            rolled_back,
+            ignored,
+            ..
+        } => {
+            if *rolled_back {
+                tracing::warn!(alarm = %name, ?state, "alarm event: rolling back now")
+            } else {
+                tracing::info!(alarm = %name, ?state, ignored = ignored.as_deref().unwrap_or(""), "alarm event ignored")
+            }
         }
     }
 }

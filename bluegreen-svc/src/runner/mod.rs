@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use bluegreen_core::admission::Ignored;
 use bluegreen_core::{
-    Cloud, DeploymentId, OperatorRequest, Refused, SpecDraft, SpecError, Timestamp,
+    Cloud, DeploymentId, Refused, SpecDraft, SpecError, Timestamp,
 };
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
@@ -152,9 +152,20 @@ pub enum OperateError {
     Store(#[from] StoreError),
 }
 
-/// A message to a driver.
+/// What one running deployment made of an alarm event: `Ok` — its rollback started;
+/// `Err(Refused)` — why not (already rolling back, a phase that does not watch alarms, a
+/// stale event); `Err(Unavailable)` — no replica drives it right now (polling will still
+/// read the alarm once one does).
+#[derive(Debug)]
+pub struct AlarmDelivery {
+    pub deployment: String,
+    pub outcome: Result<(), OperateError>,
+}
+
+/// A message to a driver: an operator's request or an alarm event, answered with
+/// `Ok` (applied; for an alarm: the rollback started) or why not.
 pub(crate) enum Control {
-    Operator(OperatorRequest, oneshot::Sender<Result<(), Refused>>),
+    Signal(crate::store::Signal, oneshot::Sender<Result<(), Refused>>),
 }
 
 /// A deployment this replica drives.

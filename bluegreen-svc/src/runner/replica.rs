@@ -254,7 +254,7 @@ impl<C: Cloud + 'static> Runner<C> {
             let store = inner.store.clone();
             tokio::spawn(async move {
                 let (reply, rx) = oneshot::channel();
-                let answer = if tx.send(Control::Operator(p.request, reply)).await.is_ok() {
+                let answer = if tx.send(Control::Signal(p.request, reply)).await.is_ok() {
                     rx.await.ok()
                 } else {
                     None

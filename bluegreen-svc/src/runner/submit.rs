@@ -6,13 +6,15 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bluegreen_core::admission::{Cancel, Decision, Next};
-use bluegreen_core::{Artifact, Deployment, DeploymentSpec, Input, OperatorRequest, Refused};
+use bluegreen_core::{
+    AlarmEvent, Artifact, Deployment, DeploymentSpec, Input, OperatorRequest, Refused,
+};
 use tokio::sync::oneshot;
 
 use super::{
-    Control, OperateError, Runner, Source, Submit, SubmitError, Submitted, make_id, random_u64,
+    AlarmDelivery, Control, OperateError, Runner, Source, Submit, SubmitError, Submitted, make_id, random_u64,
 };
-use crate::store::{AdmitError, RowState, SubmitRow, image_key};
+use crate::store::{AdmitError, RowState, Signal, StoreError, SubmitRow, image_key};
 
 /// How often a replica waiting for another's answer to an operator request looks.
 const ANSWER_POLL: Duration = Duration::from_millis(50);
@@ -163,17 +165,24 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
             };
             return Err(OperateError::Refused(refused));
         }
+        self.signal(&stored.app, id, Signal::Operator(request)).await
+    }
+
+    /// Hand `signal` to the driver of running deployment `id` of `app`: this replica's
+    /// own, or through the store to the replica that drives it.
+    async fn signal(&self, app: &str, id: &str, signal: Signal) -> Result<(), OperateError> {
+        let inner = self.inner();
         let local = {
             let drivers = inner.drivers.lock().expect("drivers lock");
             drivers
-                .get(&stored.app)
+                .get(app)
                 .filter(|l| l.id.as_str() == id)
                 .map(|l| l.tx.clone())
         };
         match local {
             Some(tx) => {
                 let (reply, rx) = oneshot::channel();
-                tx.send(Control::Operator(request, reply))
+                tx.send(Control::Signal(signal, reply))
                     .await
                     .map_err(|_| OperateError::Unavailable(id.to_string()))?;
                 match rx.await {
@@ -182,13 +191,54 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
                     Err(_) => Err(OperateError::Unavailable(id.to_string())),
                 }
             }
-            None => self.route(id, request).await,
+            None => self.route(id, signal).await,
         }
+    }
+
+    /// An alarm event (`POST /v1/webhooks/cloudwatch`): hand it to every running
+    /// deployment that watches the alarm, at once and concurrently. Each answer says
+    /// whether that deployment's rollback started, or why not.
+    /// `app_admits` narrows it to the apps the event may speak for (its account and
+    /// region).
+    pub async fn alarm(
+        &self,
+        event: AlarmEvent,
+        app_admits: impl Fn(&str) -> bool,
+    ) -> Result<Vec<AlarmDelivery>, StoreError> {
+        let open = self.inner().store.open().await?;
+        let mut set = tokio::task::JoinSet::new();
+        for s in open {
+            if s.state != RowState::Running
+                || !app_admits(&s.app)
+                || !s.deployment.spec().alarms.iter().any(|a| *a == event.name)
+            {
+                continue;
+            }
+            let runner = self.clone();
+            let event = event.clone();
+            set.spawn(async move {
+                let id = s.id().to_string();
+                let outcome = runner.signal(&s.app, &id, Signal::Alarm(event)).await;
+                AlarmDelivery {
+                    deployment: id,
+                    outcome,
+                }
+            });
+        }
+        let mut out = Vec::with_capacity(set.len());
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok(d) => out.push(d),
+                Err(e) => tracing::error!(error = %e, "delivering an alarm event panicked"),
+            }
+        }
+        out.sort_by(|a, b| a.deployment.cmp(&b.deployment));
+        Ok(out)
     }
 
     /// Post the request for the replica that drives the deployment and wait (bounded)
     /// for its answer.
-    async fn route(&self, id: &str, request: OperatorRequest) -> Result<(), OperateError> {
+    async fn route(&self, id: &str, request: Signal) -> Result<(), OperateError> {
         let inner = self.inner();
         let request_id = format!("{id}/{:016x}", random_u64());
         inner

@@ -25,7 +25,7 @@ mod writer;
 pub use admit::{AdmitError, Admitted, AppRow, SubmitRow};
 pub use lease::Claim;
 pub use pages::{Cursor, JOURNAL_PAGE_MAX};
-pub use requests::PostedRequest;
+pub use requests::{PostedRequest, Signal};
 
 use writer::{Op, WriteError, WriteReq, writer};
 

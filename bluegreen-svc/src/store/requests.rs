@@ -3,17 +3,44 @@
 //! replica claims it at its next scan, hands it to the machine and writes the answer,
 //! which the posting replica is waiting for.
 
-use bluegreen_core::{OperatorRequest, Refused, Timestamp};
+use bluegreen_core::{AlarmEvent, Input, OperatorRequest, Refused, Timestamp};
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{Store, StoreError, to_i64};
+
+/// What is routed to a deployment's driver: an operator's request, or an alarm event
+/// (`POST /v1/webhooks/cloudwatch`). Untagged on the wire, so rows written before alarm
+/// events existed (`{"request": "promote"}`) still read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Signal {
+    Operator(OperatorRequest),
+    Alarm(AlarmEvent),
+}
+
+impl Signal {
+    pub fn into_input(self) -> Input {
+        match self {
+            Signal::Operator(r) => Input::Operator(r),
+            Signal::Alarm(e) => Input::Alarm(e),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Signal::Operator(r) => r.name(),
+            Signal::Alarm(_) => "alarm",
+        }
+    }
+}
 
 /// A request waiting for the replica that drives its deployment.
 #[derive(Clone, Debug)]
 pub struct PostedRequest {
     pub id: String,
     pub deployment: String,
-    pub request: OperatorRequest,
+    pub request: Signal,
 }
 
 /// Most unclaimed requests one scan reads.
@@ -24,7 +51,7 @@ impl Store {
         &self,
         id: &str,
         deployment: &str,
-        request: &OperatorRequest,
+        request: &Signal,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         sqlx::query(

@@ -269,8 +269,25 @@ async fn login<C: Cloud + 'static>(
             render::login(Some("the form must carry a token field")),
         );
     };
+    // After LOGIN_FAILURES_BURST wrong tokens every login waits for the bucket to refill
+    // (whatever it carries), so guessing runs at 10 a minute, not at the server's speed.
+    if let Err(wait) = s.login_failures.check() {
+        crate::telemetry::rate_limited("login");
+        let secs = wait.as_secs().max(1);
+        let mut r = html(
+            StatusCode::TOO_MANY_REQUESTS,
+            render::login(Some(&format!(
+                "Too many wrong tokens: try again in {secs} s."
+            ))),
+        );
+        if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     if !s.api_token.matches(&form.token) {
         tracing::warn!("status page: a login with a wrong token");
+        let _ = s.login_failures.take();
         return html(
             StatusCode::UNAUTHORIZED,
             render::login(Some("That is not the API token.")),

@@ -220,23 +220,12 @@ fn card(s: &mut String, c: &Card, p: &Page) {
     s.push_str("</div></article>");
 }
 
-/// "2 healthy, 1 unhealthy of 3 wanted" — every state present, so a green stuck
-/// unhealthy shows why it is not passing.
+/// "2 healthy, 1 unhealthy (1× Target.Timeout: …) of 3 wanted" — every state present,
+/// with ELBv2's reasons, so a green stuck unhealthy shows why it is not passing.
 pub fn targets(h: &TargetHealth, desired: Option<u32>) -> String {
-    let mut parts = vec![format!("{} healthy", h.healthy)];
-    for (n, what) in [
-        (h.unhealthy, "unhealthy"),
-        (h.initial, "initial"),
-        (h.draining, "draining"),
-        (h.other, "unused/unavailable"),
-    ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
-        }
-    }
     match desired {
-        Some(d) => format!("{} of {d} wanted", parts.join(", ")),
-        None => parts.join(", "),
+        Some(d) => format!("{} of {d} wanted", h.summary()),
+        None => h.summary(),
     }
 }
 
@@ -272,16 +261,25 @@ mod tests {
 
     #[test]
     fn target_states_are_all_shown() {
-        let h = TargetHealth {
+        let mut h = TargetHealth {
             healthy: 0,
             unhealthy: 2,
             initial: 1,
-            draining: 0,
-            other: 0,
+            ..TargetHealth::default()
         };
         assert_eq!(
             targets(&h, Some(3)),
             "0 healthy, 2 unhealthy, 1 initial of 3 wanted"
+        );
+        h.note_reason(
+            "unhealthy",
+            "Target.Timeout",
+            Some("Request timed out".into()),
+            2,
+        );
+        assert_eq!(
+            targets(&h, Some(3)),
+            "0 healthy, 2 unhealthy, 1 initial (2× Target.Timeout: Request timed out) of 3 wanted"
         );
     }
 
