@@ -388,9 +388,11 @@ impl TargetHealth {
             }
             Cow::Owned(d[..end].to_string())
         });
-        if let Some(r) = self.reasons.iter_mut().find(|r| {
-            r.state == state && r.reason == reason && r.description == description
-        }) {
+        if let Some(r) = self
+            .reasons
+            .iter_mut()
+            .find(|r| r.state == state && r.reason == reason && r.description == description)
+        {
             r.targets = r.targets.saturating_add(targets);
         } else if self.reasons.len() < Self::REASONS_MAX {
             self.reasons.push(TargetReason {

@@ -82,7 +82,8 @@ pub use command::{
 };
 pub use ids::{CommandId, DeploymentId};
 pub use io::{
-    AlarmEvent, Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused, Transition,
+    AlarmEvent, Input, Notice, OperatorRequest, Output, PhaseName, Reason, ReasonKind, Refused,
+    Transition,
 };
 pub use machine::{Deployment, Phase, Status};
 pub use plan::Plan;

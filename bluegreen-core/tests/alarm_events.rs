@@ -5,10 +5,10 @@
 mod support;
 
 use bluegreen_core::command::AlarmState;
+use bluegreen_core::machine::{AlarmVerdict, IgnoredAlarm};
 use bluegreen_core::{
     AlarmEvent, CommandKind, Input, Notice, Output, PhaseName, ReasonKind, Timestamp,
 };
-use bluegreen_core::machine::{AlarmVerdict, IgnoredAlarm};
 use support::*;
 
 fn advance_to(r: &mut Run, p: PhaseName) {
@@ -65,7 +65,10 @@ fn an_alarm_event_sends_the_rollbacks_first_write_at_once() {
             _ => None,
         })
         .expect("the rollback issues a command at once");
-    assert_eq!(first_command.0, at, "no wait: the same instant as the event");
+    assert_eq!(
+        first_command.0, at,
+        "no wait: the same instant as the event"
+    );
     assert!(
         matches!(first_command.1, CommandKind::SetListenerWeights { .. }),
         "traffic goes back to blue first: {:?}",
@@ -76,7 +79,9 @@ fn an_alarm_event_sends_the_rollbacks_first_write_at_once() {
     let reason = r.d.outcome_reason().unwrap();
     assert_eq!(reason.kind, ReasonKind::Alarm);
     assert!(
-        reason.detail.starts_with("alarm web-5xx went into ALARM at")
+        reason
+            .detail
+            .starts_with("alarm web-5xx went into ALARM at")
             && reason.detail.contains("(event): Threshold Crossed"),
         "{reason}"
     );
@@ -110,8 +115,11 @@ fn a_repeat_an_ok_and_an_unknown_alarm_change_nothing() {
     }
     assert_eq!(ignored(&r).len(), 3, "each one recorded with its reason");
     // The first ALARM rolls back; its repeat is harmless.
-    r.d.handle(r.now, Input::Alarm(event("web-5xx", AlarmState::Alarm, now)))
-        .unwrap();
+    r.d.handle(
+        r.now,
+        Input::Alarm(event("web-5xx", AlarmState::Alarm, now)),
+    )
+    .unwrap();
     let repeat = event("web-5xx", AlarmState::Alarm, now);
     assert_eq!(
         r.d.alarm_verdict(&repeat),

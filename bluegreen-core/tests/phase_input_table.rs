@@ -4,8 +4,8 @@
 
 mod support;
 
-use bluegreen_core::*;
 use bluegreen_core::machine::{AlarmVerdict, IgnoredAlarm};
+use bluegreen_core::*;
 use support::*;
 
 /// A representative state of each phase: the deployment at a round boundary with at least

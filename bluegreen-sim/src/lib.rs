@@ -14,6 +14,7 @@ pub mod auditor;
 pub mod cloud;
 pub mod faults;
 pub mod harness;
+pub mod measure;
 pub mod replay;
 pub mod rng;
 pub mod trace;

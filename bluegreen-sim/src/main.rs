@@ -4,6 +4,7 @@
 //! bluegreen-sim run --seed 42 [--profile aws] [--trace] [--journal out.jsonl]
 //! bluegreen-sim run --seeds 10000 [--from 0] [--profile all] [--jobs 2]
 //! bluegreen-sim replay journal.jsonl
+//! bluegreen-sim alarm-latency [--seeds 10000]
 //! ```
 
 use std::process::ExitCode;
@@ -60,6 +61,14 @@ enum Cmd {
     },
     /// Re-drive the core from a journal and report the first decision that differs.
     Replay { file: std::path::PathBuf },
+    /// Alarm → production back on 100 % blue (virtual time), with alarm events delivered
+    /// (EventBridge's 0.1–1.5 s) and with polling alone, over the same seeds.
+    AlarmLatency {
+        #[arg(long, default_value_t = 10_000)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+    },
 }
 
 fn profile_for(name: &str, seed: u64) -> Result<Profile, String> {
@@ -97,7 +106,50 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Cmd::Replay { file } => replay(&file),
+        Cmd::AlarmLatency { seeds, from } => alarm_latency(from, seeds),
     }
+}
+
+fn alarm_latency(from: u64, seeds: u64) -> ExitCode {
+    use bluegreen_sim::harness::AlarmEvents;
+    use bluegreen_sim::measure::{alarm_to_blue_ms, percentile};
+    let started = Instant::now();
+    let mut missing = 0u64;
+    let mut rows = Vec::new();
+    for (name, events) in [
+        ("event-driven", AlarmEvents::PROMPT),
+        ("poll-only", AlarmEvents::LOST),
+    ] {
+        let mut ms: Vec<u64> = (from..from + seeds)
+            .filter_map(|seed| {
+                let m = alarm_to_blue_ms(seed, events);
+                if m.is_none() {
+                    eprintln!("seed {seed} ({name}): no alarm rollback measured");
+                }
+                m
+            })
+            .collect();
+        missing += seeds - ms.len() as u64;
+        ms.sort_unstable();
+        rows.push((name, ms));
+    }
+    println!(
+        "alarm → production on 100 % blue, virtual time, {seeds} seeds (AWS timings, 10 s poll):"
+    );
+    for (name, ms) in &rows {
+        println!(
+            "  {name:<13} p50 {:>6} ms  p99 {:>6} ms  max {:>6} ms",
+            percentile(ms, 50),
+            percentile(ms, 99),
+            ms.last().copied().unwrap_or(0)
+        );
+    }
+    println!("({:.1} s of CPU)", started.elapsed().as_secs_f64());
+    if missing > 0 {
+        eprintln!("{missing} runs measured nothing");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 fn run_one(seed: u64, profile: &str, trace: bool, journal: Option<std::path::PathBuf>) -> ExitCode {

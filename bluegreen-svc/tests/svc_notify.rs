@@ -283,6 +283,14 @@ async fn deploy_local_notifies_and_delivers_its_last_event_before_exiting() {
         .iter()
         .map(|(_, v, _)| v["event"].as_str().unwrap_or("?").to_string())
         .collect();
-    assert_eq!(names.first().map(String::as_str), Some("started"), "{names:?}");
-    assert_eq!(names.last().map(String::as_str), Some("completed"), "{names:?}");
+    assert_eq!(
+        names.first().map(String::as_str),
+        Some("started"),
+        "{names:?}"
+    );
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("completed"),
+        "{names:?}"
+    );
 }

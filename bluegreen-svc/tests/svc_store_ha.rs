@@ -336,7 +336,12 @@ async fn routed_operator_requests_are_claimed_once_and_answered() {
         let store = Store::connect(&url).await.unwrap();
         let now = Timestamp::from_millis(NOW);
         store
-            .post_request("r1", "web-1", &Signal::Operator(OperatorRequest::Promote), now)
+            .post_request(
+                "r1",
+                "web-1",
+                &Signal::Operator(OperatorRequest::Promote),
+                now,
+            )
             .await
             .unwrap();
         let pending = store.pending_requests().await.unwrap();
@@ -358,7 +363,12 @@ async fn routed_operator_requests_are_claimed_once_and_answered() {
         store.answer_request("r1", &Ok(())).await.unwrap();
         assert_eq!(store.request_answer("r1").await.unwrap(), Some(Ok(())));
         store
-            .post_request("r2", "web-1", &Signal::Operator(OperatorRequest::Pause), now)
+            .post_request(
+                "r2",
+                "web-1",
+                &Signal::Operator(OperatorRequest::Pause),
+                now,
+            )
             .await
             .unwrap();
         assert!(

@@ -251,11 +251,19 @@ async fn wrong_logins_are_rate_limited_for_the_whole_server() {
     }
     let r = login("wrong").await.unwrap();
     assert_eq!(r.status(), 429);
-    let wait: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let wait: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=60).contains(&wait), "retry after {wait} s");
     assert!(r.text().await.unwrap().contains("Too many wrong tokens"));
     let r = login(svc_util::API_TOKEN).await.unwrap();
-    assert_eq!(r.status(), 429, "the right token waits too: no guess is checked");
+    assert_eq!(
+        r.status(),
+        429,
+        "the right token waits too: no guess is checked"
+    );
     assert!(r.headers().get("set-cookie").is_none());
 }
 

@@ -52,7 +52,10 @@ impl fmt::Display for IgnoredAlarm {
                 write!(f, "phase {p} does not watch alarms")
             }
             IgnoredAlarm::BeforeDeployment { created_at } => {
-                write!(f, "stale: the event is older than the deployment ({created_at})")
+                write!(
+                    f,
+                    "stale: the event is older than the deployment ({created_at})"
+                )
             }
             IgnoredAlarm::Stale { read_at } => write!(
                 f,
@@ -129,7 +132,10 @@ impl Deployment {
             // Whatever the phase was waiting for, the rollback decides next.
             self.exec.wait_until = None;
             let reason = if event.reason.is_empty() {
-                format!("alarm {} went into ALARM at {} (event)", event.name, event.at)
+                format!(
+                    "alarm {} went into ALARM at {} (event)",
+                    event.name, event.at
+                )
             } else {
                 format!(
                     "alarm {} went into ALARM at {} (event): {}",

@@ -39,6 +39,9 @@ pub enum Invariant {
     OneDeploymentPerApp = 5,
     Determinism = 6,
     Liveness = 7,
+    /// An ALARM event the machine accepts starts the rollback in that turn, and its first
+    /// command goes out once the commands in flight are answered.
+    AlarmEventActs = 8,
 }
 
 impl Invariant {
@@ -52,6 +55,7 @@ impl Invariant {
             Invariant::OneDeploymentPerApp => "one-deployment-per-app",
             Invariant::Determinism => "determinism",
             Invariant::Liveness => "liveness",
+            Invariant::AlarmEventActs => "alarm-event-acts",
         }
     }
 }

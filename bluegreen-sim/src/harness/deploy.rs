@@ -189,8 +189,12 @@ impl Sim {
             liveness_deadline,
             liveness_reported: false,
             journal,
+            alarm_fired_at: None,
+            alarm_to_blue_ms: None,
+            alarm_event_at: None,
         });
         self.apps[a].current = Some(dep);
+        self.watch_alarms(dep);
         self.unfinished += 1;
         if let Some(t) = liveness_deadline {
             self.queue_push(t, Ev::Audit);
@@ -427,6 +431,9 @@ impl Sim {
         d.incarnation += 1;
         d.wake = None;
         d.crashes += 1;
+        // The restarted controller resumes the rollback from its persisted state; the
+        // event's bound no longer applies across a crash.
+        d.alarm_event_at = None;
         let id = d.id.clone();
         self.trace.mix(&[7, u64::from(dep)]);
         self.trace.line(self.now, || format!("{id} CRASH {why}"));

@@ -9,12 +9,13 @@ use bluegreen_core::{
     Command, CommandError, CommandKind, CommandResult, Input, Observation, Observe, Timestamp,
 };
 
+use super::alarms::after_rollback_listener_write;
 use super::{Ev, Pending, Sim};
 use crate::faults::Verdict;
 use crate::world::HookOutcome;
 
 /// A lost answer surfaces as a client-side timeout this long after the request.
-const LOST_ANSWER_MS: u64 = 5_000;
+pub(crate) const LOST_ANSWER_MS: u64 = 5_000;
 /// Stale answers remembered (one per read key).
 const STALE_KEYS_MAX: usize = 4_096;
 
@@ -66,6 +67,7 @@ impl Sim {
                 format!("  send {id} {name} attempt {attempt}{fault}")
             });
         }
+        self.after_alarm_event_send(dep);
         let leg = self.leg_ms();
         let slot = self.alloc(Pending {
             dep,
@@ -117,6 +119,11 @@ impl Sim {
                     (None, _) => {
                         let r = self.world.execute(&p.command);
                         self.deps[dep as usize].aws_calls += u64::from(self.world.api.last_calls);
+                        if r.is_ok()
+                            && matches!(p.command.kind, CommandKind::SetListenerWeights { .. })
+                        {
+                            after_rollback_listener_write(&mut self.deps[dep as usize], self.now);
+                        }
                         self.auditor.after_command(&self.world, dep, order);
                         if self.options.record_writes {
                             for effect in self.world.last_effects() {

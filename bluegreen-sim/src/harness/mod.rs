@@ -10,6 +10,7 @@
 //! leg after it was sent, and its answer *returns* a leg later — so a crash, an abort or
 //! a fault can fall between the two.
 
+mod alarms;
 mod deploy;
 mod dispatch;
 pub mod report;
@@ -26,7 +27,9 @@ use bluegreen_core::{
 };
 
 pub use report::{DepReport, RunReport, Summary};
-pub use swarm::{AppPlan, CrashPlan, OperatorPlan, Profile, Push, Scenario, app_draft};
+pub use swarm::{
+    AlarmEvents, AppPlan, CrashPlan, OperatorPlan, Profile, Push, Scenario, app_draft,
+};
 
 use crate::auditor::{Auditor, Invariant};
 use crate::rng::Rng;
@@ -71,6 +74,17 @@ pub(crate) enum Ev {
     },
     Heal,
     Audit,
+    /// CloudWatch evaluates alarm `alarm` (world index) while deployments watch it.
+    AlarmEval {
+        alarm: u32,
+    },
+    /// An alarm state change (`state`: 0 OK, 1 ALARM, 2 INSUFFICIENT_DATA, from
+    /// `changed`) reaches the service's webhook.
+    AlarmDeliver {
+        alarm: u32,
+        state: u8,
+        changed: Timestamp,
+    },
 }
 
 /// How much a run records.
@@ -124,6 +138,13 @@ pub struct Dep {
     pub(crate) liveness_deadline: Option<Timestamp>,
     pub(crate) liveness_reported: bool,
     pub journal: Option<Recorder>,
+    /// When CloudWatch first found an alarm this deployment watches in ALARM while it
+    /// watched alarms (the alarm → blue measurement starts here).
+    pub alarm_fired_at: Option<Timestamp>,
+    /// From `alarm_fired_at` to the rollback's listener write reaching the world.
+    pub alarm_to_blue_ms: Option<u64>,
+    /// An accepted alarm event whose rollback command has not gone out yet.
+    pub(crate) alarm_event_at: Option<Timestamp>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -187,6 +208,13 @@ pub struct Sim {
     /// Deployments started and not finished; pushes not yet arrived.
     pub(crate) unfinished: u32,
     pub(crate) pushes_left: u32,
+    /// Alarm events: the state each evaluated alarm was last seen in (`None`: nobody
+    /// watches it, no evaluation is scheduled), a stream of draws of their own, counts.
+    pub(crate) alarm_loops: Vec<Option<bluegreen_core::AlarmState>>,
+    pub(crate) event_rng: Rng,
+    pub alarm_events_delivered: u64,
+    pub alarm_events_lost: u64,
+    pub alarm_events_acted: u64,
 }
 
 impl Sim {
@@ -229,6 +257,11 @@ impl Sim {
             writes: Vec::new(),
             unfinished: 0,
             pushes_left: scenario.apps.iter().map(|a| a.pushes.len() as u32).sum(),
+            alarm_loops: Vec::new(),
+            event_rng: Rng::derive(scenario.seed, 0xe7e5),
+            alarm_events_delivered: 0,
+            alarm_events_lost: 0,
+            alarm_events_acted: 0,
             scenario,
         };
         let firsts: Vec<(usize, u64)> = sim
@@ -407,6 +440,12 @@ impl Sim {
             Ev::Restart { dep } => self.restart(dep),
             Ev::Heal => self.heal(),
             Ev::Audit => self.audit_deadlines(),
+            Ev::AlarmEval { alarm } => self.on_alarm_eval(alarm),
+            Ev::AlarmDeliver {
+                alarm,
+                state,
+                changed,
+            } => self.on_alarm_deliver(alarm, state, changed),
         }
     }
 
@@ -483,6 +522,7 @@ impl Sim {
             0
         };
         spec.pacing.poll_interval_ms * 11 / 10
+            + self.world.alarm_eval_ms()
             + 3 * per_command
             + hooks
             + storm

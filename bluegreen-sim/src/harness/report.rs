@@ -28,6 +28,9 @@ pub struct DepReport {
     /// The plan's lower bound of AWS calls for a successful deployment.
     pub plan_calls_min: u64,
     pub crashes: u32,
+    /// From CloudWatch finding a watched alarm in ALARM to the rollback's listener write
+    /// reaching the world (production back on blue), for a rollback because of an alarm.
+    pub alarm_to_blue_ms: Option<u64>,
 }
 
 impl DepReport {
@@ -62,6 +65,9 @@ pub struct RunReport {
     pub faults_fired: u64,
     pub superseded: u32,
     pub audit_checks: u64,
+    /// Alarm events delivered to the webhook, lost on the way, and acted on (a
+    /// deployment's rollback started by one).
+    pub alarm_events: [u64; 3],
     /// Per deployment, when journaling was on.
     pub journals: Vec<Vec<JournalLine>>,
 }
@@ -84,6 +90,7 @@ impl RunReport {
                 commands: d.commands,
                 plan_calls_min: d.plan_calls_min,
                 crashes: d.crashes,
+                alarm_to_blue_ms: d.alarm_to_blue_ms,
             })
             .collect();
         let journals = sim
@@ -111,6 +118,11 @@ impl RunReport {
             faults_fired: sim.scenario.rules.fired.iter().sum(),
             superseded: sim.superseded,
             audit_checks: sim.auditor.checks,
+            alarm_events: [
+                sim.alarm_events_delivered,
+                sim.alarm_events_lost,
+                sim.alarm_events_acted,
+            ],
             journals,
         }
     }

@@ -132,6 +132,74 @@ pub struct Scenario {
     /// One network leg (request or response), normally.
     pub latency_ms: SpanMs,
     pub start: Timestamp,
+    /// CloudWatch alarm state changes delivered through EventBridge to the service's
+    /// webhook (`Input::Alarm`), with their delay, loss and duplication.
+    pub alarm_events: AlarmEvents,
+}
+
+/// How alarm events reach deployments. Off: polling alone reads alarms.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AlarmEvents {
+    pub enabled: bool,
+    /// EventBridge → API destination → the webhook's answer, per delivery.
+    pub delay_ms: SpanMs,
+    /// Chance an event never arrives (polling is the fallback).
+    pub loss: f64,
+    /// Chance an event arrives a second time, later (at-least-once delivery).
+    pub duplicate: f64,
+    /// Chance a delivery is retried late, minutes after the change.
+    pub late: f64,
+    pub late_ms: SpanMs,
+}
+
+impl AlarmEvents {
+    pub const OFF: AlarmEvents = AlarmEvents {
+        enabled: false,
+        delay_ms: SpanMs::fixed(0),
+        loss: 0.0,
+        duplicate: 0.0,
+        late: 0.0,
+        late_ms: SpanMs::fixed(0),
+    };
+
+    /// Delivered within a second or two, never lost (the measurements' event-driven
+    /// side).
+    pub const PROMPT: AlarmEvents = AlarmEvents {
+        enabled: true,
+        delay_ms: SpanMs::new(100, 1_500),
+        loss: 0.0,
+        duplicate: 0.0,
+        late: 0.0,
+        late_ms: SpanMs::fixed(0),
+    };
+
+    /// Evaluated and announced, and every announcement lost: polling alone acts, while
+    /// the measurements still see when the alarm changed (the poll-only side).
+    pub const LOST: AlarmEvents = AlarmEvents {
+        loss: 1.0,
+        ..AlarmEvents::PROMPT
+    };
+
+    /// A draw for a swarm seed, from a stream of its own (so every other draw of the
+    /// seed keeps its meaning): on for most seeds, with EventBridge's delays, losses,
+    /// duplicates and late retries.
+    fn draw(seed: u64, profile: Profile) -> AlarmEvents {
+        let mut r = Rng::derive(seed, 0xa1a7_e7e5);
+        if profile == Profile::Calm {
+            return AlarmEvents::PROMPT;
+        }
+        if r.chance(0.2) {
+            return AlarmEvents::OFF;
+        }
+        AlarmEvents {
+            enabled: true,
+            delay_ms: SpanMs::new(50, r.range(500, 5_000)),
+            loss: r.range(0, 30) as f64 / 100.0,
+            duplicate: r.range(0, 30) as f64 / 100.0,
+            late: r.range(0, 10) as f64 / 100.0,
+            late_ms: SpanMs::new(60_000, 600_000),
+        }
+    }
 }
 
 impl AppPlan {
@@ -199,6 +267,7 @@ impl Scenario {
             safety_ms: 0,
             latency_ms: SpanMs::new(5, 50),
             start: Timestamp::from_millis(START_MS),
+            alarm_events: AlarmEvents::OFF,
         }
     }
 
@@ -213,6 +282,7 @@ impl Scenario {
         };
         let mut s = Scenario::quiet(seed, world);
         s.profile = profile;
+        s.alarm_events = AlarmEvents::draw(seed, profile);
         let apps = match profile {
             Profile::Calm => r.range(1, 3),
             Profile::Fast | Profile::Aws => r.range(1, 4),

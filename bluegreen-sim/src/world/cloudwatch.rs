@@ -131,13 +131,27 @@ impl World {
         MetricData { series }
     }
 
-    /// An alarm's state now: forced by a fault, else the load balancer's 5xx percentage
-    /// over the latest period whose data has landed.
+    /// How often CloudWatch evaluates an alarm: six times a period. An alarm's state
+    /// changes only at an evaluation, which is when CloudWatch also announces the change
+    /// (EventBridge); `DescribeAlarms` returns the latest evaluation's state.
+    pub fn alarm_eval_ms(&self) -> u64 {
+        (self.profile.alarm_period_ms / 6).max(100)
+    }
+
+    /// The latest evaluation at or before now.
+    pub fn alarm_evaluated_at(&self) -> Timestamp {
+        let eval = self.alarm_eval_ms();
+        Timestamp::from_millis(self.now.as_millis() - self.now.as_millis() % eval)
+    }
+
+    /// An alarm's state as of its latest evaluation: forced by a fault, else the load
+    /// balancer's 5xx percentage over the latest period whose data had landed.
     pub fn alarm_state(&self, alarm: u32) -> (AlarmState, String) {
         let a = &self.cw.alarms[alarm as usize];
+        let now = self.alarm_evaluated_at();
         if a.forced
             .iter()
-            .any(|(from, until)| *from <= self.now && self.now < *until)
+            .any(|(from, until)| *from <= now && now < *until)
         {
             return (
                 AlarmState::Alarm,
@@ -146,10 +160,10 @@ impl World {
         }
         let period = self.profile.alarm_period_ms.max(1);
         let key = 0xa1a7_0000 + u64::from(alarm);
-        let mut end = Timestamp::from_millis(self.now.as_millis() - self.now.as_millis() % period);
+        let mut end = Timestamp::from_millis(now.as_millis() - now.as_millis() % period);
         // Bounded: the lag is at most a few periods.
         for _ in 0..8 {
-            if self.lands_at(key, end) <= self.now {
+            if self.lands_at(key, end) <= now {
                 break;
             }
             end = Timestamp::from_millis(end.as_millis().saturating_sub(period));

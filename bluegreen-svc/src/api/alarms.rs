@@ -265,7 +265,13 @@ pub async fn cloudwatch<C: Cloud + 'static>(
     }
     let reason = not
         .iter()
-        .filter_map(|n| Some(format!("{}: {}", n["deployment"].as_str()?, n["ignored"].as_str()?)))
+        .filter_map(|n| {
+            Some(format!(
+                "{}: {}",
+                n["deployment"].as_str()?,
+                n["ignored"].as_str()?
+            ))
+        })
         .collect::<Vec<_>>()
         .join("; ");
     telemetry::alarm_event("ignored");
@@ -302,7 +308,10 @@ mod tests {
         let Parsed::Change(c) = parse(&event("ALARM")).unwrap() else {
             panic!("a change")
         };
-        assert_eq!((c.account.as_str(), c.region.as_str()), ("123456789012", "us-east-1"));
+        assert_eq!(
+            (c.account.as_str(), c.region.as_str()),
+            ("123456789012", "us-east-1")
+        );
         assert_eq!(c.event.name, "web-5xx");
         assert_eq!(c.event.state, AlarmState::Alarm);
         assert_eq!(c.event.reason, "Threshold Crossed");
@@ -343,7 +352,11 @@ mod tests {
             let err = parse(&e).unwrap_err();
             assert_eq!(err.body.field.as_deref(), Some(path), "{err:?}");
         }
-        for (key, bad) in [("account", "12"), ("region", "US_EAST"), ("time", "yesterday")] {
+        for (key, bad) in [
+            ("account", "12"),
+            ("region", "US_EAST"),
+            ("time", "yesterday"),
+        ] {
             let mut e = event("ALARM");
             e[key] = json!(bad);
             assert_eq!(parse(&e).unwrap_err().body.field.as_deref(), Some(key));

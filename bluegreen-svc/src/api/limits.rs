@@ -45,7 +45,9 @@ impl RateLimit {
         if tokens >= 1.0 {
             Ok(())
         } else {
-            Err(Duration::from_millis(((1.0 - tokens) / self.per_ms).ceil() as u64))
+            Err(Duration::from_millis(
+                ((1.0 - tokens) / self.per_ms).ceil() as u64
+            ))
         }
     }
 

@@ -6,7 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
-use super::{Event, Queued, NOTIFICATION_RETRIES_TOTAL, NOTIFICATIONS_TOTAL, NotifyKind, Target};
+use super::{Event, NOTIFICATION_RETRIES_TOTAL, NOTIFICATIONS_TOTAL, NotifyKind, Queued, Target};
 
 /// Attempts per event before it counts as failed.
 pub const ATTEMPTS_MAX: u32 = 4;

@@ -254,7 +254,9 @@ impl Notifier {
         for (_, tx) in &self.targets {
             let (done, wait) = tokio::sync::oneshot::channel();
             // `send` waits for room in a full queue; the deadline below bounds it.
-            waits.push(async move { tx.send(Queued::Flush(done)).await.is_ok() && wait.await.is_ok() });
+            waits.push(
+                async move { tx.send(Queued::Flush(done)).await.is_ok() && wait.await.is_ok() },
+            );
         }
         let all = async {
             let mut ok = true;

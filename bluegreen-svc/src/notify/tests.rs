@@ -225,7 +225,11 @@ async fn delivery_posts_signed_json_and_slack_text_and_a_down_receiver_only_cost
         "both queues drained"
     );
     let got = got.lock().await;
-    assert_eq!(got.len(), 4, "every delivery arrived before the flush answered");
+    assert_eq!(
+        got.len(),
+        4,
+        "every delivery arrived before the flush answered"
+    );
     let webhook: Vec<_> = got
         .iter()
         .filter(|(_, v, _)| v.get("event").is_some())

@@ -21,9 +21,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::{Control, Runner};
-use bluegreen_core::machine::AlarmVerdict;
 use crate::store::{Fence, RowState, StoreError, Turn};
 use crate::telemetry;
+use bluegreen_core::machine::AlarmVerdict;
 
 /// Backoff between attempts to persist a turn while the store does not answer: from the
 /// first to the longest delay, doubling (bounded in total by `Limits::store_retry_max`).

@@ -27,9 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bluegreen_core::admission::Ignored;
-use bluegreen_core::{
-    Cloud, DeploymentId, Refused, SpecDraft, SpecError, Timestamp,
-};
+use bluegreen_core::{Cloud, DeploymentId, Refused, SpecDraft, SpecError, Timestamp};
 use tokio::sync::{Mutex, Semaphore, mpsc, oneshot, watch};
 
 use crate::store::{Store, StoreError};

@@ -12,7 +12,8 @@ use bluegreen_core::{
 use tokio::sync::oneshot;
 
 use super::{
-    AlarmDelivery, Control, OperateError, Runner, Source, Submit, SubmitError, Submitted, make_id, random_u64,
+    AlarmDelivery, Control, OperateError, Runner, Source, Submit, SubmitError, Submitted, make_id,
+    random_u64,
 };
 use crate::store::{AdmitError, RowState, Signal, StoreError, SubmitRow, image_key};
 
@@ -165,7 +166,8 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
             };
             return Err(OperateError::Refused(refused));
         }
-        self.signal(&stored.app, id, Signal::Operator(request)).await
+        self.signal(&stored.app, id, Signal::Operator(request))
+            .await
     }
 
     /// Hand `signal` to the driver of running deployment `id` of `app`: this replica's
