@@ -1,0 +1,225 @@
+//! The real `bluegreen` binary on the AWS adapter against the local emulator (moto; the
+//! test plays ECS's part and bridges CloudWatch, as `svc_sigkill` does), with a 5 s poll:
+//! an alarm that goes into ALARM during the bake, announced to
+//! `POST /v1/webhooks/cloudwatch` as EventBridge would, puts production back on 100 %
+//! blue at once — the deployment is already rolling back when the webhook answers, and
+//! its reason says it was the event; the same alarm without the event is found by the
+//! next poll. Both times (wall time, one sample each) are printed for BENCHMARKS.md.
+
+mod support;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::cbor_bridge::CborBridge;
+use support::fixture::{ALARM, CLUSTER, CONTAINER, Fixture, WEB_SERVICES};
+use support::moto::Moto;
+
+const API_TOKEN: &str = "alarm-api-token-0123456789";
+const WEBHOOK_TOKEN: &str = "alarm-webhook-token-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spawn(config: &std::path::Path, dir: &std::path::Path, moto: &str, cw: &str) -> Child {
+    let out = std::fs::File::create(dir.join("serve.log")).expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", moto)
+        // CloudWatch through the test's CBOR bridge (the emulator speaks only Query).
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", cw)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("BLUEGREEN_API_TOKEN", API_TOKEN)
+        .env("BLUEGREEN_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out)
+        .spawn()
+        .expect("the bluegreen binary starts")
+}
+
+async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let resp = http.get(url).bearer_auth(API_TOKEN).send().await.ok()?;
+    resp.json().await.ok()
+}
+
+async fn wait_deployment(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = get(http, url).await
+            && cond(&v)
+        {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn deploy(http: &reqwest::Client, base: &str, image: &str) -> String {
+    let resp = http
+        .post(format!("{base}/v1/deployments"))
+        .bearer_auth(API_TOKEN)
+        .body(format!(r#"{{"app":"web","image":"{image}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 201);
+    let v: Value = resp.json().await.unwrap();
+    v["id"].as_str().unwrap().to_string()
+}
+
+/// Wall time until the emulator's listener sends all production to blue (web-a).
+async fn until_all_blue(fx: &Fixture, since: Instant) -> Duration {
+    loop {
+        if fx.production_weights().await == (100, 0) {
+            return since.elapsed();
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "production never went back to blue"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn alarm_event() -> String {
+    // The event's time: now (wall clock), as CloudWatch would stamp it.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let time = bluegreen_core::Timestamp::from_millis(now_ms).to_string();
+    format!(
+        r#"{{"version":"0","id":"e1","detail-type":"CloudWatch Alarm State Change","source":"aws.cloudwatch","account":"123456789012","time":"{time}","region":"us-east-1","resources":[],"detail":{{"alarmName":"{ALARM}","state":{{"value":"ALARM","reason":"Threshold Crossed: 5xx above 10"}},"previousState":{{"value":"OK"}}}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_event_rolls_back_through_the_real_binary_before_the_next_poll() {
+    let Some(moto) = Moto::start_or_skip("aws_alarm_events").await else {
+        return;
+    };
+    moto.manual_task_transitions().await;
+    let fx = Arc::new(Fixture::build(&moto).await);
+    let bridge = CborBridge::start(&moto.endpoint).await;
+    let _player = fx.spawn_ecs_player(Duration::from_millis(100));
+
+    let dir = std::env::temp_dir().join(format!("bluegreen-alarm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let config = dir.join("bluegreen.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+store = "sqlite://{store}"
+[cloud]
+kind = "aws"
+[[apps]]
+name = "web"
+cluster = "{CLUSTER}"
+services = ["{a}", "{b}"]
+target_groups = ["{tg0}", "{tg1}"]
+listener = "{listener}"
+container = "{CONTAINER}"
+alarms = ["{ALARM}"]
+strategy = {{ kind = "all-at-once" }}
+bake = "10m"
+drain = "1s"
+health = {{ healthy_observations_min = 1, degraded_observations_max = 3 }}
+timeouts = {{ deploy = "2m", health = "2m", approval = "10m", command = "20s", scale_down = "2m" }}
+pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_max = "2s" }}
+"#,
+            store = dir.join("bluegreen.db").display(),
+            a = WEB_SERVICES[0],
+            b = WEB_SERVICES[1],
+            tg0 = fx.web_target_groups[0],
+            tg1 = fx.web_target_groups[1],
+            listener = fx.web_listener,
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut serve = spawn(&config, &dir, &moto.endpoint, &bridge.endpoint);
+    let start = Instant::now();
+    while get(&http, &format!("{base}/healthz")).await.is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the service did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web";
+
+    // 1. With the event.
+    let id = deploy(&http, &base, &format!("{image}:v2")).await;
+    let url = format!("{base}/v1/deployments/{id}");
+    wait_deployment(&http, &url, "the bake", |v| v["phase"] == "bake").await;
+    assert_eq!(fx.production_weights().await, (0, 100), "green is live");
+    fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
+        .await;
+    let fired = Instant::now();
+    let resp = http
+        .post(format!("{base}/v1/webhooks/cloudwatch"))
+        .bearer_auth(WEBHOOK_TOKEN)
+        .body(alarm_event())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["deployments"], serde_json::json!([id]), "{answer}");
+    let evented = until_all_blue(&fx, fired).await;
+    let done = wait_deployment(&http, &url, "the rollback", |v| v["state"] == "finished").await;
+    assert_eq!(done["phase"], "rolled-back", "{done}");
+    let reason = done["reason"]["detail"].as_str().unwrap_or_default();
+    assert!(reason.contains("(event)"), "the event rolled it back: {reason}");
+
+    // 2. The same alarm without the event: the next poll finds it.
+    fx.set_alarm_state(ALARM, "OK", "back to normal").await;
+    let id = deploy(&http, &base, &format!("{image}:v3")).await;
+    let url = format!("{base}/v1/deployments/{id}");
+    wait_deployment(&http, &url, "the bake", |v| v["phase"] == "bake").await;
+    fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
+        .await;
+    let fired = Instant::now();
+    let polled = until_all_blue(&fx, fired).await;
+    let done = wait_deployment(&http, &url, "the rollback", |v| v["state"] == "finished").await;
+    assert_eq!(done["phase"], "rolled-back", "{done}");
+    let reason = done["reason"]["detail"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("is in ALARM") && !reason.contains("(event)"),
+        "polling found it: {reason}"
+    );
+    eprintln!(
+        "emulator, real binary, 5 s poll: alarm → production on 100 % blue: event-driven {} ms, poll-only {} ms",
+        evented.as_millis(),
+        polled.as_millis()
+    );
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
