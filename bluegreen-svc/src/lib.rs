@@ -9,6 +9,7 @@ pub mod awscloud;
 pub mod cli;
 pub mod config;
 pub mod devcloud;
+pub mod embed;
 pub mod hooks;
 pub mod notify;
 pub mod remote;

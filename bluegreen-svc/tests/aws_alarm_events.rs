@@ -196,7 +196,10 @@ pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_m
     let done = wait_deployment(&http, &url, "the rollback", |v| v["state"] == "finished").await;
     assert_eq!(done["phase"], "rolled-back", "{done}");
     let reason = done["reason"]["detail"].as_str().unwrap_or_default();
-    assert!(reason.contains("(event)"), "the event rolled it back: {reason}");
+    assert!(
+        reason.contains("(event)"),
+        "the event rolled it back: {reason}"
+    );
 
     // 2. The same alarm without the event: the next poll finds it.
     fx.set_alarm_state(ALARM, "OK", "back to normal").await;

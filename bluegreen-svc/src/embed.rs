@@ -1,0 +1,288 @@
+//! Drive one deployment to its outcome from your own program — a CI step, a platform
+//! CLI — with any [`Cloud`] (the AWS adapter, [`crate::aws::AwsCloud`], in production):
+//! timers, the core's retries and error policy, an optional snapshot file to resume from
+//! after a crash, a progress callback, and cancellation. No server, no database.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use bluegreen_svc::embed::Deploy;
+//! let config = bluegreen_svc::config::Config::load(Some("bluegreen.toml".as_ref()), &Default::default())?;
+//! let spec = config.app("web").ok_or("no app web")?.spec("web:v2")?;
+//! let cloud = bluegreen_svc::awscloud::build().await?; // the standard AWS chain
+//! let outcome = Deploy::new(cloud, spec)
+//!     .snapshot("web-v2.json") // resume from here if this process dies
+//!     .on_progress(|p| eprintln!("{} {}", p.status.phase, p.status.detail))
+//!     .run()
+//!     .await?;
+//! std::process::exit(if outcome.succeeded() { 0 } else { 1 });
+//! # }
+//! ```
+//!
+//! What it does is what the service's runner does for one deployment: `handle(now,
+//! input)`, drain `poll(now)`, execute each command concurrently (answers to attempts the
+//! machine no longer waits for are dropped), sleep until the machine's next wake-up or the
+//! next answer. With a snapshot path, the deployment is written there (atomically: a
+//! temporary file, then a rename) after every turn and before any command of that turn is
+//! sent, and a run that finds the file resumes it — the machine resolves whatever was in
+//! flight by observation before it does anything else. Cancelling (the future given to
+//! [`Deploy::cancel_on`] resolves) asks the machine to abort: it rolls back if the phase
+//! allows it (an abort is refused once blue is being removed; the deployment then
+//! completes), and `run` returns once the outcome is reached. Dropping the `run` future
+//! stops at once; with a snapshot, the next `run` resumes.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bluegreen_core::{
+    Cloud, Command, CommandError, CommandResult, Deployment, DeploymentId, DeploymentSpec, Input,
+    Notice, OperatorRequest, Output, PhaseName, Reason, Status,
+};
+use tokio::task::JoinSet;
+
+use crate::runner::{Clock, SystemClock};
+
+/// Most machine steps one run takes (far above any real deployment: a bound, not a
+/// budget).
+pub const STEPS_MAX: u64 = 50_000_000;
+
+/// What the progress callback sees after every turn, and with every notice.
+#[derive(Debug)]
+pub struct Progress<'a> {
+    pub status: &'a Status,
+    /// The notice this call is about (a transition, a retry, a hook's answer), if any.
+    pub notice: Option<&'a Notice>,
+}
+
+/// How the deployment ended.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub phase: PhaseName,
+    pub reason: Option<Reason>,
+    pub status: Status,
+    /// The machine, for its journal-free history (`history()`) and knowledge.
+    pub deployment: Deployment,
+}
+
+impl Outcome {
+    /// Completed: green is live and blue is gone.
+    pub fn succeeded(&self) -> bool {
+        self.phase == PhaseName::Completed
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    #[error("snapshot {path}: {message}")]
+    Snapshot { path: PathBuf, message: String },
+    #[error("snapshot {path} holds deployment {found}, not {wanted}")]
+    OtherDeployment {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
+    #[error("the deployment took more than {STEPS_MAX} machine steps")]
+    Runaway,
+}
+
+type Callback<'a> = Box<dyn FnMut(&Progress<'_>) + Send + 'a>;
+type Cancel = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One deployment to drive; see the module docs.
+pub struct Deploy<'a, C> {
+    cloud: Arc<C>,
+    spec: DeploymentSpec,
+    id: Option<DeploymentId>,
+    clock: Arc<dyn Clock>,
+    snapshot: Option<PathBuf>,
+    progress: Option<Callback<'a>>,
+    cancel: Option<Cancel>,
+}
+
+impl<'a, C: Cloud + 'static> Deploy<'a, C> {
+    pub fn new(cloud: C, spec: DeploymentSpec) -> Self {
+        Deploy {
+            cloud: Arc::new(cloud),
+            spec,
+            id: None,
+            clock: Arc::new(SystemClock),
+            snapshot: None,
+            progress: None,
+            cancel: None,
+        }
+    }
+
+    /// The deployment's id (default: `<app>-<unix milliseconds>`). It seeds the
+    /// machine's jitter and names idempotency tokens: a resumed run keeps the
+    /// snapshot's.
+    pub fn id(mut self, id: DeploymentId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// The clock (default: the system's). Tests pass a faster one.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Persist after every turn to `path`, and resume from it when it exists.
+    pub fn snapshot(mut self, path: impl AsRef<Path>) -> Self {
+        self.snapshot = Some(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Called after every turn (with the status) and for every notice.
+    pub fn on_progress(mut self, f: impl FnMut(&Progress<'_>) + Send + 'a) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// When `cancel` resolves, abort (roll back) and run on to the outcome.
+    pub fn cancel_on(mut self, cancel: impl Future<Output = ()> + Send + 'static) -> Self {
+        self.cancel = Some(Box::pin(cancel));
+        self
+    }
+
+    /// Drive the deployment to its outcome.
+    pub async fn run(mut self) -> Result<Outcome, EmbedError> {
+        let now = self.clock.now();
+        let (mut d, first) = match self.resume()? {
+            Some(d) => (d, Input::Restarted),
+            None => {
+                let id = match self.id.take() {
+                    Some(id) => id,
+                    None => default_id(&self.spec.app, now),
+                };
+                (Deployment::new(id, self.spec.clone(), now), Input::Wake)
+            }
+        };
+        let mut inbox = vec![first];
+        let mut flights: JoinSet<(Command, Result<CommandResult, CommandError>)> = JoinSet::new();
+        let mut steps: u64 = 0;
+        let mut cancel: Cancel = self
+            .cancel
+            .take()
+            .unwrap_or_else(|| Box::pin(std::future::pending()));
+        let mut cancelled = false;
+        loop {
+            // ---- the turn ----
+            let now = self.clock.now();
+            let mut commands = Vec::new();
+            for input in inbox.drain(..) {
+                // A refused abort (blue already being removed) changes nothing.
+                let _ = d.handle(now, input);
+                steps += 1;
+            }
+            let wake_at = loop {
+                steps += 1;
+                if steps > STEPS_MAX {
+                    return Err(EmbedError::Runaway);
+                }
+                match d.poll(now) {
+                    Output::Command(c) => commands.push(c),
+                    Output::Notice(n) => self.report(&d, Some(&n)),
+                    Output::Idle { wake_at } => break wake_at,
+                }
+            };
+            // Written before anything of this turn reaches the cloud (write-ahead).
+            self.persist(&d)?;
+            self.report(&d, None);
+            if d.is_terminal() {
+                flights.abort_all();
+                return Ok(Outcome {
+                    phase: d.phase_name(),
+                    reason: d.outcome_reason().cloned(),
+                    status: d.status(),
+                    deployment: d,
+                });
+            }
+            for c in commands {
+                let cloud = self.cloud.clone();
+                flights.spawn(async move {
+                    let result = cloud.execute(&c).await;
+                    (c, result)
+                });
+            }
+            // ---- wait for the next input ----
+            let sleep = wake_at.map(|at| self.clock.until(at));
+            tokio::select! {
+                Some(joined) = flights.join_next(), if !flights.is_empty() => {
+                    if let Ok((command, result)) = joined
+                        && d.in_flight().any(|c| c.id == command.id && c.attempt == command.attempt)
+                    {
+                        inbox.push(Input::CommandDone { id: command.id, result });
+                    }
+                }
+                _ = tokio::time::sleep(sleep.unwrap_or(Duration::ZERO)), if sleep.is_some() => {
+                    inbox.push(Input::Wake);
+                }
+                _ = &mut cancel, if !cancelled => {
+                    cancelled = true;
+                    inbox.push(Input::Operator(OperatorRequest::Abort {
+                        reason: Some("cancelled by the embedding program".into()),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, d: &Deployment, notice: Option<&Notice>) {
+        if let Some(f) = self.progress.as_mut() {
+            let status = d.status();
+            f(&Progress {
+                status: &status,
+                notice,
+            });
+        }
+    }
+
+    fn resume(&self) -> Result<Option<Deployment>, EmbedError> {
+        let Some(path) = &self.snapshot else {
+            return Ok(None);
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(snapshot_error(path, e.to_string())),
+        };
+        let d: Deployment =
+            serde_json::from_str(&text).map_err(|e| snapshot_error(path, e.to_string()))?;
+        if let Some(wanted) = &self.id
+            && wanted != d.id()
+        {
+            return Err(EmbedError::OtherDeployment {
+                path: path.clone(),
+                found: d.id().to_string(),
+                wanted: wanted.to_string(),
+            });
+        }
+        Ok(Some(d))
+    }
+
+    fn persist(&self, d: &Deployment) -> Result<(), EmbedError> {
+        let Some(path) = &self.snapshot else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(d).map_err(|e| snapshot_error(path, e.to_string()))?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| snapshot_error(path, e.to_string()))
+    }
+}
+
+fn snapshot_error(path: &Path, message: String) -> EmbedError {
+    EmbedError::Snapshot {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// `<app>-<unix milliseconds>`, or `deployment-<ms>` for an app name that makes no id.
+fn default_id(app: &str, now: bluegreen_core::Timestamp) -> DeploymentId {
+    DeploymentId::new(&format!("{app}-{}", now.as_millis()))
+        .or_else(|_| DeploymentId::new(&format!("deployment-{}", now.as_millis())))
+        .expect("a plain id is valid")
+}
