@@ -282,7 +282,7 @@ fn snapshot_error(path: &Path, message: String) -> EmbedError {
 
 /// `<app>-<unix milliseconds>`, or `deployment-<ms>` for an app name that makes no id.
 fn default_id(app: &str, now: bluegreen_core::Timestamp) -> DeploymentId {
-    DeploymentId::new(&format!("{app}-{}", now.as_millis()))
-        .or_else(|_| DeploymentId::new(&format!("deployment-{}", now.as_millis())))
+    DeploymentId::new(format!("{app}-{}", now.as_millis()))
+        .or_else(|_| DeploymentId::new(format!("deployment-{}", now.as_millis())))
         .expect("a plain id is valid")
 }

@@ -12,6 +12,7 @@ pub mod devcloud;
 pub mod embed;
 pub mod hooks;
 pub mod notify;
+pub mod plan_live;
 pub mod remote;
 pub mod runner;
 pub mod serve;

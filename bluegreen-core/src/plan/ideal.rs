@@ -153,6 +153,58 @@ impl IdealCloud {
         })
     }
 
+    /// Take in what a real cloud answered to a read, so the ideal world continues from
+    /// the real one (`bluegreen plan --live`: reads go to AWS until the first write, then
+    /// the dry run goes on here): listener weights, services (desired counts, task
+    /// definitions, task sets) and task-definition revisions already registered.
+    pub fn adopt(&mut self, command: &Command, result: &CommandResult) {
+        match (&command.kind, result) {
+            (
+                CommandKind::Observe(Observe::Listener(l)),
+                CommandResult::Observed(Observation::Listener(state)),
+            ) => {
+                self.listeners.insert(l.clone(), state.forwards.clone());
+            }
+            (
+                CommandKind::Observe(Observe::Service { service, .. }),
+                CommandResult::Observed(Observation::Service(status)),
+            ) => {
+                self.revisions = self
+                    .revisions
+                    .max(revision_of(&status.task_definition))
+                    .max(
+                        status
+                            .task_sets
+                            .iter()
+                            .map(|t| revision_of(&t.task_definition))
+                            .max()
+                            .unwrap_or(0),
+                    );
+                self.services.insert(
+                    service.clone(),
+                    Service {
+                        desired: status.desired_count,
+                        task_definition: status.task_definition.clone(),
+                        target_groups: status.target_groups.clone(),
+                        task_sets: status.task_sets.clone(),
+                    },
+                );
+            }
+            (
+                CommandKind::FindTaskDefinition { base, image, .. },
+                CommandResult::TaskDefinitionFound { arn: Some(arn) },
+            ) => {
+                self.revisions = self.revisions.max(revision_of(arn));
+                self.registered
+                    .insert((base.clone(), image.clone()), arn.clone());
+            }
+            (CommandKind::FindTaskDefinition { base, .. }, _) => {
+                self.revisions = self.revisions.max(revision_of(base));
+            }
+            _ => {}
+        }
+    }
+
     /// Answer one command.
     pub fn respond(&mut self, command: &Command) -> Result<CommandResult, CommandError> {
         self.commands += 1;
@@ -307,6 +359,13 @@ impl IdealCloud {
             CommandKind::CallHook(_) => CommandResult::Hook(HookVerdict::Pass),
         })
     }
+}
+
+/// The revision number of a task definition ARN or `family:rev` (0 when it has none).
+fn revision_of(task_definition: &str) -> u32 {
+    crate::arn::family_and_revision(task_definition)
+        .1
+        .unwrap_or(0)
 }
 
 fn task_set(id: &str, external_id: &str, td: &str, tg: &str, status: &str) -> TaskSetStatus {

@@ -172,7 +172,7 @@ impl Sim {
                 self.alarm_events_acted += 1;
                 let phase = self.phase_of(dep);
                 if !matches!(phase, None | Some(PhaseName::Rollback))
-                    && !self.deps[dep as usize].outcome.is_some()
+                    && self.deps[dep as usize].outcome.is_none()
                 {
                     let app = self.deps[dep as usize].app;
                     self.auditor.violation(

@@ -420,20 +420,29 @@ struct Local {
     runner: Runner<crate::hooks::HookedCloud<crate::simcloud::AnyCloud>>,
 }
 
+/// The cloud `[cloud] kind` names, for a process of its own (the CLI's in-process
+/// controller, `plan --live`).
+pub(super) async fn build_cloud(
+    config: &Config,
+    clock: std::sync::Arc<dyn crate::runner::Clock>,
+) -> Result<crate::simcloud::AnyCloud, String> {
+    Ok(match config.cloud.kind {
+        CloudKind::Sim => crate::simcloud::AnyCloud::Sim(Box::new(
+            crate::simcloud::build(config, clock).map_err(|e| e.to_string())?,
+        )),
+        CloudKind::Aws => crate::simcloud::AnyCloud::Aws(Box::new(
+            crate::awscloud::build().await.map_err(|e| e.to_string())?,
+        )),
+        CloudKind::Remote => crate::simcloud::AnyCloud::Remote(Box::new(
+            crate::remote::RemoteCloud::new(config.cloud.url.as_deref().unwrap_or_default())?,
+        )),
+    })
+}
+
 impl Local {
     async fn start(config: &Config) -> Result<Local, String> {
         let clock = clock_for(config);
-        let cloud = match config.cloud.kind {
-            CloudKind::Sim => crate::simcloud::AnyCloud::Sim(Box::new(
-                crate::simcloud::build(config, clock.clone()).map_err(|e| e.to_string())?,
-            )),
-            CloudKind::Aws => crate::simcloud::AnyCloud::Aws(Box::new(
-                crate::awscloud::build().await.map_err(|e| e.to_string())?,
-            )),
-            CloudKind::Remote => crate::simcloud::AnyCloud::Remote(Box::new(
-                crate::remote::RemoteCloud::new(config.cloud.url.as_deref().unwrap_or_default())?,
-            )),
-        };
+        let cloud = build_cloud(config, clock.clone()).await?;
         let hook_secret = std::env::var("BLUEGREEN_HOOK_SECRET")
             .ok()
             .map(String::into_bytes);

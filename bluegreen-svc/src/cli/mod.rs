@@ -141,6 +141,10 @@ pub enum Command {
         /// The deployment id the plan is for (waits carry its poll jitter)
         #[arg(long)]
         id: Option<String>,
+        /// Read the account now (describe calls only) and list the writes the
+        /// deployment would make, in order, from its current state
+        #[arg(long)]
+        live: bool,
         #[arg(long)]
         json: bool,
     },
@@ -215,8 +219,15 @@ async fn run(cli: Cli) -> Result<i32, String> {
             app,
             image,
             id,
+            live,
             json,
-        } => plan(&config, app, image, id, json),
+        } => {
+            if live {
+                plan_live(&config, app, image, json).await
+            } else {
+                plan(&config, app, image, id, json)
+            }
+        }
         Command::Deploy {
             app,
             image,
@@ -356,13 +367,12 @@ async fn sim_cloud(config: Config, listen: String) -> Result<i32, String> {
     Ok(0)
 }
 
-fn plan(
+/// The app and spec `plan` is about.
+fn plan_spec(
     config: &Config,
     app: Option<String>,
     image: Option<String>,
-    id: Option<String>,
-    json: bool,
-) -> Result<i32, String> {
+) -> Result<bluegreen_core::DeploymentSpec, String> {
     let app = match app {
         Some(name) => config
             .app(&name)
@@ -372,7 +382,43 @@ fn plan(
     let image = image
         .or_else(|| app.image.clone())
         .unwrap_or_else(|| format!("{}:latest", app.name));
-    let spec = app.spec(&image).map_err(|e| format!("--image: {e}"))?;
+    app.spec(&image).map_err(|e| format!("--image: {e}"))
+}
+
+/// `plan --live`: exit 0 when the deployment could run to completion from the account's
+/// state, 1 when it would be rejected (the reason is printed).
+async fn plan_live(
+    config: &Config,
+    app: Option<String>,
+    image: Option<String>,
+    json: bool,
+) -> Result<i32, String> {
+    let spec = plan_spec(config, app, image)?;
+    let cloud = backend::build_cloud(config, clock_for(config)).await?;
+    let plan = crate::plan_live::plan_live(&cloud, &spec).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("plans serialise")
+        );
+    } else {
+        print!("{plan}");
+    }
+    Ok(if plan.outcome == bluegreen_core::PhaseName::Completed {
+        0
+    } else {
+        1
+    })
+}
+
+fn plan(
+    config: &Config,
+    app: Option<String>,
+    image: Option<String>,
+    id: Option<String>,
+    json: bool,
+) -> Result<i32, String> {
+    let spec = plan_spec(config, app, image)?;
     let plan = match id {
         Some(id) => {
             let id = bluegreen_core::DeploymentId::new(id).map_err(|e| format!("--id: {e}"))?;

@@ -212,7 +212,7 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
         for s in open {
             if s.state != RowState::Running
                 || !app_admits(&s.app)
-                || !s.deployment.spec().alarms.iter().any(|a| *a == event.name)
+                || !s.deployment.spec().alarms.contains(&event.name)
             {
                 continue;
             }
