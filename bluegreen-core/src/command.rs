@@ -74,6 +74,17 @@ pub enum CommandKind {
         service: String,
         task_set: String,
     },
+    /// After an outcome, say which slot is live on both slots' target groups (tags
+    /// `bluegreen:live` = `true`/`false`, `bluegreen:slot` = `a`/`b`,
+    /// `bluegreen:deployment`, `bluegreen:outcome`), for IaC and people. Informational:
+    /// the service sends it once a deployment has ended, best effort; the machine never
+    /// issues it and never reads tags back (the listener is the truth).
+    TagSlots {
+        target_groups: [String; 2],
+        live_slot: usize,
+        deployment: String,
+        outcome: String,
+    },
     /// Read some state. Reads never change anything and are retried freely.
     Observe(Observe),
     /// Call a user's HTTP hook.
@@ -252,6 +263,7 @@ pub enum CommandResult {
     /// What the listener holds after the write (the executor reads it back).
     WeightsSet(ListenerState),
     PrimarySet,
+    Tagged,
     Observed(Observation),
     Hook(HookVerdict),
 }
@@ -548,6 +560,7 @@ impl CommandKind {
             CommandKind::DeleteEnvironment { .. } => "delete-environment",
             CommandKind::SetListenerWeights { .. } => "set-listener-weights",
             CommandKind::SetPrimaryTaskSet { .. } => "set-primary-task-set",
+            CommandKind::TagSlots { .. } => "tag-slots",
             CommandKind::Observe(Observe::Listener(_)) => "observe-listener",
             CommandKind::Observe(Observe::Service { .. }) => "observe-service",
             CommandKind::Observe(Observe::TargetHealth { .. }) => "observe-target-health",
@@ -585,6 +598,8 @@ impl CommandKind {
             // ModifyListener|ModifyRule + read-back.
             CommandKind::SetListenerWeights { .. } => 2,
             CommandKind::SetPrimaryTaskSet { .. } => 1,
+            // AddTags per target group (their tag values differ).
+            CommandKind::TagSlots { .. } => 2,
             CommandKind::Observe(Observe::Listener(_)) => 1,
             // DescribeServices (+ ListTasks STOPPED for the breaker; DescribeTasks only
             // when there are stopped tasks).

@@ -279,3 +279,44 @@ fn the_plan_is_a_lower_bound_of_the_calls_a_healthy_deployment_makes() {
         assert_eq!(plan.steps.last().unwrap().weights, Weights::ALL_GREEN);
     }
 }
+
+/// After the outcome the machine names the tags that say which slot is live: green's
+/// after a completion, blue's after a rollback; nothing for a rejection.
+#[test]
+fn the_outcome_names_the_live_slot_for_the_target_groups_tags() {
+    let r = completes(spec(|_| {}));
+    let blue = r.d.sides().unwrap().blue;
+    match r.d.outcome_tags() {
+        Some(CommandKind::TagSlots {
+            target_groups,
+            live_slot,
+            deployment,
+            outcome,
+        }) => {
+            assert_eq!(live_slot, 1 - blue, "green is live");
+            assert_eq!(target_groups, r.d.spec().target_groups);
+            assert_eq!(deployment, r.d.id().as_str());
+            assert_eq!(outcome, "completed");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut rolled = Run::example();
+    rolled.until(|r| r.d.phase_name() == PhaseName::HealthCheck);
+    rolled
+        .operator(OperatorRequest::Abort { reason: None })
+        .unwrap();
+    rolled.finish();
+    assert_eq!(rolled.d.phase_name(), PhaseName::RolledBack);
+    assert!(matches!(
+        rolled.d.outcome_tags(),
+        Some(CommandKind::TagSlots { live_slot, ref outcome, .. })
+            if live_slot == rolled.d.sides().unwrap().blue && outcome == "rolled-back"
+    ));
+    let mut rejected = Run::example();
+    rejected
+        .operator(OperatorRequest::Abort { reason: None })
+        .unwrap();
+    rejected.finish();
+    assert_eq!(rejected.d.phase_name(), PhaseName::Rejected);
+    assert_eq!(rejected.d.outcome_tags(), None);
+}

@@ -43,6 +43,9 @@ use tokio::task::JoinSet;
 
 use crate::runner::{Clock, SystemClock};
 
+/// How long `run` waits for the outcome's tags before returning anyway.
+const TAG_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Most machine steps one run takes (far above any real deployment: a bound, not a
 /// budget).
 pub const STEPS_MAX: u64 = 50_000_000;
@@ -191,6 +194,16 @@ impl<'a, C: Cloud + 'static> Deploy<'a, C> {
             self.report(&d, None);
             if d.is_terminal() {
                 flights.abort_all();
+                // Which slot is live, on the target groups' tags: once, best effort
+                // (informational; the listener is the truth).
+                if let Some(kind) = d.outcome_tags() {
+                    let tag = Command {
+                        id: bluegreen_core::CommandId::new(d.id(), "tag-slots"),
+                        attempt: 1,
+                        kind,
+                    };
+                    let _ = tokio::time::timeout(TAG_TIMEOUT, self.cloud.execute(&tag)).await;
+                }
                 return Ok(Outcome {
                     phase: d.phase_name(),
                     reason: d.outcome_reason().cloned(),

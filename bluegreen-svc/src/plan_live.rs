@@ -58,6 +58,8 @@ pub struct LivePlan {
     pub reason: Option<String>,
     /// The account after the deployment, if it completes.
     pub after: AccountView,
+    /// The tags written after the outcome, per slot's target group (best effort).
+    pub tags_after: Vec<(String, Vec<(String, String)>)>,
 }
 
 /// Run the plan against `cloud` (reads only).
@@ -129,6 +131,29 @@ pub async fn plan_live<C: Cloud>(cloud: &C, spec: &DeploymentSpec) -> LivePlan {
     } else {
         AccountView::default()
     };
+    let tags_after = match d.outcome_tags() {
+        Some(CommandKind::TagSlots {
+            target_groups,
+            live_slot,
+            deployment,
+            outcome,
+        }) => target_groups
+            .iter()
+            .enumerate()
+            .map(|(slot, tg)| {
+                (
+                    short_name(tg).to_string(),
+                    vec![
+                        ("bluegreen:live".into(), (slot == live_slot).to_string()),
+                        ("bluegreen:slot".into(), ["a", "b"][slot.min(1)].into()),
+                        ("bluegreen:deployment".into(), deployment.clone()),
+                        ("bluegreen:outcome".into(), outcome.clone()),
+                    ],
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
     LivePlan {
         app: spec.app.clone(),
         image: match &spec.artifact {
@@ -142,6 +167,7 @@ pub async fn plan_live<C: Cloud>(cloud: &C, spec: &DeploymentSpec) -> LivePlan {
         outcome: d.phase_name(),
         reason: d.outcome_reason().map(|r| r.to_string()),
         after,
+        tags_after,
     }
 }
 
@@ -331,6 +357,14 @@ impl fmt::Display for LivePlan {
         }
         if !self.after.production.is_empty() {
             writeln!(f, "  production after: {}", split(&self.after.production))?;
+        }
+        for (tg, tags) in &self.tags_after {
+            let tags: Vec<String> = tags
+                .iter()
+                .filter(|(k, _)| k != "bluegreen:deployment")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            writeln!(f, "  then tags target group {tg}: {}", tags.join(" "))?;
         }
         Ok(())
     }

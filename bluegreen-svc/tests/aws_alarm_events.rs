@@ -201,6 +201,28 @@ pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_m
         "the event rolled it back: {reason}"
     );
 
+    // After the outcome the slots' target groups say which one is live (best effort,
+    // written once the deployment ended).
+    let blue_tags = fx.tags(&fx.web_target_groups[0]).await;
+    let green_tags = fx.tags(&fx.web_target_groups[1]).await;
+    assert_eq!(
+        blue_tags.get("bluegreen:live").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        green_tags.get("bluegreen:live").map(String::as_str),
+        Some("false")
+    );
+    assert_eq!(
+        blue_tags.get("bluegreen:outcome").map(String::as_str),
+        Some("rolled-back")
+    );
+    assert_eq!(blue_tags.get("bluegreen:deployment"), Some(&id));
+    assert_eq!(
+        green_tags.get("bluegreen:slot").map(String::as_str),
+        Some("b")
+    );
+
     // 2. The same alarm without the event: the next poll finds it.
     fx.set_alarm_state(ALARM, "OK", "back to normal").await;
     let id = deploy(&http, &base, &format!("{image}:v3")).await;

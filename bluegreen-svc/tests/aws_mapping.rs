@@ -1027,3 +1027,44 @@ async fn hooks_are_not_the_adapters_job() {
     );
     assert_eq!(c.calls_total(), 0);
 }
+
+#[tokio::test]
+async fn tag_slots_tags_each_target_group_with_its_own_live_value() {
+    use aws_sdk_elasticloadbalancingv2::operation::add_tags::AddTagsOutput;
+    let tag = |r: &aws_sdk_elasticloadbalancingv2::operation::add_tags::AddTagsInput, k: &str| {
+        r.tags()
+            .iter()
+            .find(|t| t.key() == Some(k))
+            .and_then(|t| t.value().map(str::to_string))
+    };
+    let rules = [
+        mock!(aws_sdk_elasticloadbalancingv2::Client::add_tags)
+            .match_requests(move |r| {
+                r.resource_arns() == [tg("web-a")]
+                    && tag(r, "bluegreen:live").as_deref() == Some("false")
+                    && tag(r, "bluegreen:slot").as_deref() == Some("a")
+            })
+            .then_output(|| AddTagsOutput::builder().build()),
+        mock!(aws_sdk_elasticloadbalancingv2::Client::add_tags)
+            .match_requests(move |r| {
+                r.resource_arns() == [tg("web-b")]
+                    && tag(r, "bluegreen:live").as_deref() == Some("true")
+                    && tag(r, "bluegreen:deployment").as_deref() == Some("web-7")
+                    && tag(r, "bluegreen:outcome").as_deref() == Some("completed")
+            })
+            .then_output(|| AddTagsOutput::builder().build()),
+    ];
+    let c = cloud(&[], &refs(&rules), &[]);
+    let r = run(
+        &c,
+        CommandKind::TagSlots {
+            target_groups: [tg("web-a"), tg("web-b")],
+            live_slot: 1,
+            deployment: "web-7".into(),
+            outcome: "completed".into(),
+        },
+    )
+    .await;
+    assert_eq!(r, Ok(CommandResult::Tagged));
+    assert_eq!(c.calls_total(), 2, "one AddTags per target group");
+}

@@ -93,6 +93,7 @@ drain = "1m"
         "[shift] production listener: web-a 0 % / web-b 100 %",
         "[drain-blue] service web-a: desired count 0",
         "outcome: completed",
+        "then tags target group web-b: bluegreen:live=true bluegreen:slot=b bluegreen:outcome=completed",
         "nothing written",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");

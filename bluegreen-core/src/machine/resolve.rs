@@ -57,8 +57,10 @@ pub(crate) fn resolver(write: &CommandKind) -> Option<CommandKind> {
         CommandKind::SetListenerWeights { listener, .. } => {
             CommandKind::Observe(Observe::Listener(listener.clone()))
         }
+        // Tags are never read back: nothing to resolve them by.
         CommandKind::Preflight(_)
         | CommandKind::FindTaskDefinition { .. }
+        | CommandKind::TagSlots { .. }
         | CommandKind::Observe(_)
         | CommandKind::CallHook(_) => return None,
     })

@@ -109,6 +109,27 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// After the outcome: the tags that say which slot is now live (`TagSlots`), for the
+    /// executor to write once, best effort — `completed`: green's slot, `rolled-back`:
+    /// blue's. `None` for other outcomes (a rejected deployment changed nothing; a failed
+    /// one left an operator something to resolve) and before preflight read the sides.
+    pub fn outcome_tags(&self) -> Option<crate::command::CommandKind> {
+        let sides = self.sides.as_ref()?;
+        let (live_slot, outcome) = match self.phase {
+            Phase::Completed { .. } => (sides.green(), "completed"),
+            Phase::RolledBack { .. } => (sides.blue, "rolled-back"),
+            _ => return None,
+        };
+        Some(crate::command::CommandKind::TagSlots {
+            target_groups: self.spec.target_groups.clone(),
+            live_slot,
+            deployment: self.id.to_string(),
+            outcome: outcome.to_string(),
+        })
+    }
+}
+
 fn detail(phase: &Phase) -> String {
     match phase {
         Phase::Preflight(p) => match p.stage {

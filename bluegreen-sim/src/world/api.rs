@@ -28,9 +28,10 @@ pub enum ApiCall {
     RegisterTaskDefinition,
     DescribeAlarms,
     GetMetricData,
+    AddTags,
 }
 
-pub const API_CALLS: usize = 19;
+pub const API_CALLS: usize = 20;
 
 impl ApiCall {
     pub const ALL: [ApiCall; API_CALLS] = [
@@ -53,6 +54,7 @@ impl ApiCall {
         ApiCall::RegisterTaskDefinition,
         ApiCall::DescribeAlarms,
         ApiCall::GetMetricData,
+        ApiCall::AddTags,
     ];
 
     fn bucket(self) -> usize {
@@ -70,7 +72,8 @@ impl ApiCall {
             | A::DescribeRules
             | A::DescribeTargetGroups
             | A::DescribeTargetHealth => 5,
-            A::ModifyListener | A::ModifyRule => 6,
+            // ELBv2's writes share one bucket here (AWS: AddTags has its own, larger one).
+            A::ModifyListener | A::ModifyRule | A::AddTags => 6,
             A::DescribeAlarms => 7,
             A::GetMetricData => 8,
         }
@@ -87,6 +90,7 @@ impl ApiCall {
                 | ApiCall::DeleteTaskSet
                 | ApiCall::UpdateServicePrimaryTaskSet
                 | ApiCall::RegisterTaskDefinition
+                | ApiCall::AddTags
         )
     }
 }

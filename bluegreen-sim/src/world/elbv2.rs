@@ -45,6 +45,8 @@ pub struct TargetGroup {
     pub health: TargetHealth,
     /// (since, quality of what the group serves).
     pub quality_history: VecDeque<(Timestamp, Quality)>,
+    /// Tags written by `TagSlots` (nothing else in the world reads them).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -102,6 +102,27 @@ impl World {
                 });
                 Ok(CommandResult::PrimarySet)
             }
+            CommandKind::TagSlots {
+                target_groups,
+                live_slot,
+                deployment,
+                outcome,
+            } => {
+                let tgs = [
+                    self.lookup_tg(&target_groups[0])?,
+                    self.lookup_tg(&target_groups[1])?,
+                ];
+                for (slot, tg) in tgs.into_iter().enumerate() {
+                    self.call(ApiCall::AddTags)?;
+                    let tags = &mut self.elb.target_groups[tg as usize].tags;
+                    let live = if slot == *live_slot { "true" } else { "false" };
+                    tags.insert("bluegreen:live".into(), live.into());
+                    tags.insert("bluegreen:slot".into(), ["a", "b"][slot.min(1)].into());
+                    tags.insert("bluegreen:deployment".into(), deployment.clone());
+                    tags.insert("bluegreen:outcome".into(), outcome.clone());
+                }
+                Ok(CommandResult::Tagged)
+            }
             CommandKind::Observe(o) => self.observe(o).map(CommandResult::Observed),
             CommandKind::CallHook(call) => match self.hooks.answer(call) {
                 HookOutcome::Answer { verdict, .. } => Ok(CommandResult::Hook(verdict)),

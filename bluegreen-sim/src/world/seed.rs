@@ -135,6 +135,7 @@ impl World {
             targets: Vec::new(),
             health: Default::default(),
             quality_history: VecDeque::new(),
+            tags: Default::default(),
         });
         self.elb.tg_by_arn.insert(arn.to_string(), ix);
         self.elb.tg_by_dimension.insert(dimension, ix);

@@ -7,8 +7,8 @@
 //! restarted executor) the listener is read first, one call more.
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, ForwardActionConfig, TargetGroupStickinessConfig, TargetGroupTuple,
-    TargetHealthStateEnum,
+    Action, ActionTypeEnum, ForwardActionConfig, Tag, TargetGroupStickinessConfig,
+    TargetGroupTuple, TargetHealthStateEnum,
 };
 use bluegreen_core::{
     CommandError, CommandResult, ListenerRef, ListenerState, Observation, TargetHealth,
@@ -234,6 +234,37 @@ pub(crate) async fn set_weights(
         );
     }
     Ok(CommandResult::WeightsSet(held))
+}
+
+/// `AddTags` on each slot's target group: which one is live after the outcome. Tags are
+/// desired state (writing them twice is harmless).
+pub(crate) async fn tag_slots(
+    cloud: &AwsCloud,
+    target_groups: &[String; 2],
+    live_slot: usize,
+    deployment: &str,
+    outcome: &str,
+) -> Result<CommandResult, CommandError> {
+    for (slot, tg) in target_groups.iter().enumerate() {
+        let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
+        let live = if slot == live_slot { "true" } else { "false" };
+        cloud
+            .call(
+                "AddTags",
+                Effect::IdempotentWrite,
+                cloud
+                    .elb
+                    .add_tags()
+                    .resource_arns(tg)
+                    .tags(tag("bluegreen:live", live))
+                    .tags(tag("bluegreen:slot", ["a", "b"][slot.min(1)]))
+                    .tags(tag("bluegreen:deployment", deployment))
+                    .tags(tag("bluegreen:outcome", outcome))
+                    .send(),
+            )
+            .await?;
+    }
+    Ok(CommandResult::Tagged)
 }
 
 pub(crate) async fn target_health(

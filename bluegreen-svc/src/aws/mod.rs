@@ -258,6 +258,12 @@ impl AwsCloud {
             CommandKind::SetListenerWeights { listener, weights } => {
                 elbv2::set_weights(self, listener, weights).await
             }
+            CommandKind::TagSlots {
+                target_groups,
+                live_slot,
+                deployment,
+                outcome,
+            } => elbv2::tag_slots(self, target_groups, *live_slot, deployment, outcome).await,
             CommandKind::Observe(Observe::Listener(listener)) => {
                 elbv2::observe_listener(self, listener).await
             }

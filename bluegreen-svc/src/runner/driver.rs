@@ -184,6 +184,7 @@ pub(crate) async fn run<C: Cloud + 'static>(
             if terminal {
                 outcome(&d);
                 flights.abort_all();
+                tag_outcome(runner, &d).await;
                 return End::Finished(d.phase_name());
             }
             if !stopping && !commands.is_empty() {
@@ -417,6 +418,36 @@ pub(crate) async fn contain_panic<C: Cloud + 'static>(
         }
         Err(PersistFailed::Fenced) => End::Fenced,
         Err(PersistFailed::GaveUp) => End::Detached,
+    }
+}
+
+/// Attempts and per-attempt bound for the outcome's tags (informational: a failure is
+/// logged, never retried further, never changes the outcome).
+const TAG_ATTEMPTS_MAX: u32 = 3;
+const TAG_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Write which slot is live on the slots' target groups (`Deployment::outcome_tags`).
+async fn tag_outcome<C: Cloud + 'static>(runner: &Runner<C>, d: &Deployment) {
+    let Some(kind) = d.outcome_tags() else { return };
+    let command = Command {
+        id: bluegreen_core::CommandId::new(d.id(), "tag-slots"),
+        attempt: 1,
+        kind,
+    };
+    let cloud = runner.inner().cloud.clone();
+    for attempt in 1..=TAG_ATTEMPTS_MAX {
+        let result = tokio::time::timeout(TAG_ATTEMPT_TIMEOUT, cloud.execute(&command)).await;
+        match result {
+            Ok(Ok(_)) => return,
+            Ok(Err(e)) if attempt < TAG_ATTEMPTS_MAX => {
+                tracing::debug!(error = %e, attempt, "tagging the slots failed; retrying");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not tag the slots with the outcome (the listener is the truth)");
+            }
+            Err(_) => tracing::warn!(attempt, "tagging the slots timed out"),
+        }
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
     }
 }
 

@@ -521,6 +521,21 @@ impl Fixture {
             .clone()
     }
 
+    /// A target group's tags as moto holds them.
+    pub async fn tags(&self, arn: &str) -> std::collections::BTreeMap<String, String> {
+        self.elb
+            .describe_tags()
+            .resource_arns(arn)
+            .send()
+            .await
+            .expect("describe tags")
+            .tag_descriptions()
+            .iter()
+            .flat_map(|d| d.tags())
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect()
+    }
+
     pub async fn targets(&self, tg: &str) -> Vec<String> {
         self.elb
             .describe_target_health()
