@@ -9,6 +9,7 @@
 
 mod example;
 mod ideal;
+mod timings;
 
 use core::fmt;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use example::{example_draft, example_spec};
 pub use ideal::{Drive, IDEAL_BLUE_TASKS, IdealCloud, drive};
+pub use timings::{PhaseEstimate, Timings};
 
 use crate::command::Weights;
 use crate::ids::DeploymentId;

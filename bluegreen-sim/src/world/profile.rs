@@ -169,6 +169,20 @@ impl WorldProfile {
         }
     }
 
+    /// The same account as the plan's duration model sees it.
+    pub fn plan_timings(&self) -> bluegreen_core::plan::Timings {
+        bluegreen_core::plan::Timings {
+            task_start_ms: (self.task_start_ms.lo, self.task_start_ms.hi),
+            health_interval_ms: self.health_interval_ms,
+            healthy_threshold: self.healthy_threshold,
+            deregistration_delay_ms: (self.deregistration_delay_ms.lo
+                + self.deregistration_delay_ms.hi)
+                / 2,
+            // Two network legs of 5–50 ms (the harness's default latency).
+            api_ms: 55,
+        }
+    }
+
     /// Longest a listener change takes to reach traffic.
     pub fn listener_visible_max_ms(&self) -> u64 {
         self.listener_visible_ms.hi

@@ -433,6 +433,25 @@ fn plan(
         );
     } else {
         print!("{plan}");
+        // What the phases take on a real account, not an ideal one (checked against the
+        // simulated world in bluegreen-sim/tests/plan_durations.rs).
+        let t = bluegreen_core::plan::Timings::AWS;
+        let (phases, total) = plan.expected(&spec, &t);
+        let human = bluegreen_core::time::format_duration_human;
+        let parts: Vec<String> = phases
+            .iter()
+            .map(|p| format!("{} {}", p.phase, human(p.expected_ms)))
+            .collect();
+        println!(
+            "expected on AWS timings (tasks start in {}–{}, health checks every {} × {}, {} deregistration delay): {}; about {} in all",
+            human(t.task_start_ms.0),
+            human(t.task_start_ms.1),
+            human(t.health_interval_ms),
+            t.healthy_threshold,
+            human(t.deregistration_delay_ms),
+            parts.join(" · "),
+            human(total)
+        );
     }
     Ok(0)
 }
