@@ -608,3 +608,39 @@ fn retry_delays_grow_between_attempts() {
     assert!((200..400).contains(&gaps[1]), "{gaps:?}");
     assert!((400..800).contains(&gaps[2]), "{gaps:?}");
 }
+
+/// A green that never empties after the rollback: at the scale-down deadline the machine
+/// takes one last look at once — even when the deadline falls between two ticks of its
+/// poll grid and no look is out (found by replaying an emulator journal in the simulated
+/// world: it used to ask to wait until "now") — and then fails with what is left.
+#[test]
+fn a_green_that_never_empties_fails_the_rollback_with_a_last_look_at_the_deadline() {
+    for scale_down_ms in [30_000, 30_500, 31_700, 45_123] {
+        let mut r = Run::new(spec(|d| {
+            d.timeouts.scale_down_ms = scale_down_ms;
+            d.pacing.poll_interval_ms = 7_000;
+        }));
+        advance_to(&mut r, PhaseName::HealthCheck);
+        r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+        r.w.green_stuck = Some(2);
+        r.finish();
+        assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+        let reason = r.d.outcome_reason().unwrap();
+        assert!(
+            reason.detail.contains("green still holds"),
+            "{scale_down_ms}: {reason}"
+        );
+        // The last look went out no later than the deadline's instant.
+        let failed_at = r.d.history().last().unwrap().at;
+        let last_look = r
+            .outs
+            .iter()
+            .rev()
+            .find(
+                |o| matches!(&o.out, Output::Command(c) if c.id.as_str().contains("verify-green")),
+            )
+            .map(|o| o.at)
+            .unwrap();
+        assert!(last_look <= failed_at);
+    }
+}

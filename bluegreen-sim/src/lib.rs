@@ -16,6 +16,7 @@ pub mod faults;
 pub mod harness;
 pub mod measure;
 pub mod replay;
+pub mod replay_world;
 pub mod rng;
 pub mod trace;
 pub mod world;

@@ -3,7 +3,7 @@
 //! ```text
 //! bluegreen-sim run --seed 42 [--profile aws] [--trace] [--journal out.jsonl]
 //! bluegreen-sim run --seeds 10000 [--from 0] [--profile all] [--jobs 2]
-//! bluegreen-sim replay journal.jsonl
+//! bluegreen-sim replay journal.jsonl [--world [--seeds 10] [--timings aws|fast]]
 //! bluegreen-sim alarm-latency [--seeds 10000]
 //! ```
 
@@ -60,7 +60,19 @@ enum Cmd {
         no_plans: bool,
     },
     /// Re-drive the core from a journal and report the first decision that differs.
-    Replay { file: std::path::PathBuf },
+    Replay {
+        file: std::path::PathBuf,
+        /// Rebuild a simulated world from the journal and run this build's machine in it
+        /// (instead of re-driving the machine from the recorded answers).
+        #[arg(long)]
+        world: bool,
+        /// With `--world`: seeds to run (varied timings around the recording).
+        #[arg(long, default_value_t = 10)]
+        seeds: u64,
+        /// With `--world`: the world's timings, `aws` or `fast`.
+        #[arg(long, default_value = "aws")]
+        timings: String,
+    },
     /// Alarm → production back on 100 % blue (virtual time), with alarm events delivered
     /// (EventBridge's 0.1–1.5 s) and with polling alone, over the same seeds.
     AlarmLatency {
@@ -105,7 +117,15 @@ fn main() -> ExitCode {
             eprintln!("bluegreen-sim run: give --seed S or --seeds N");
             ExitCode::from(2)
         }
-        Cmd::Replay { file } => replay(&file),
+        Cmd::Replay {
+            file, world: false, ..
+        } => replay(&file),
+        Cmd::Replay {
+            file,
+            world: true,
+            seeds,
+            timings,
+        } => replay_in_world(&file, seeds, &timings),
         Cmd::AlarmLatency { seeds, from } => alarm_latency(from, seeds),
     }
 }
@@ -339,6 +359,42 @@ fn panic_text(e: &Box<dyn std::any::Any + Send>) -> String {
         .cloned()
         .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic".into())
+}
+
+fn replay_in_world(file: &std::path::Path, seeds: u64, timings: &str) -> ExitCode {
+    let profile = match timings {
+        "aws" => bluegreen_sim::WorldProfile::aws(),
+        "fast" => bluegreen_sim::WorldProfile::fast(),
+        other => {
+            eprintln!("--timings {other:?}: aws or fast");
+            return ExitCode::from(2);
+        }
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("cannot read {}: {e}", file.display());
+            return ExitCode::from(2);
+        }
+    };
+    match bluegreen_sim::replay_world::replay_file(&text, seeds, &profile) {
+        Ok(replays) => {
+            let mut same = true;
+            for r in &replays {
+                print!("{r}");
+                same &= r.same_everywhere();
+            }
+            if same {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn replay(file: &std::path::Path) -> ExitCode {

@@ -176,6 +176,7 @@ pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_m
 
     // 1. With the event.
     let id = deploy(&http, &base, &format!("{image}:v2")).await;
+    let first_id = id.clone();
     let url = format!("{base}/v1/deployments/{id}");
     wait_deployment(&http, &url, "the bake", |v| v["phase"] == "bake").await;
     assert_eq!(fx.production_weights().await, (0, 100), "green is live");
@@ -239,6 +240,52 @@ pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_m
         reason.contains("is in ALARM") && !reason.contains("(event)"),
         "polling found it: {reason}"
     );
+    // Both journals (the binary's own, from the API) replayed in the simulated world by
+    // this build: every seed decides as the emulator run did — rolled back by the alarm.
+    for id in [&first_id, &id] {
+        let journal = http
+            .get(format!("{base}/v1/deployments/{id}/journal"))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        // The emulator's timings are seconds (tasks start at once, targets drain at
+        // once): the world's fast profile is the like of it.
+        let replays = bluegreen_sim::replay_world::replay_file(
+            &journal,
+            5,
+            &bluegreen_sim::WorldProfile::fast(),
+        )
+        .expect("the journal replays in the world");
+        assert_eq!(replays.len(), 1);
+        let r = &replays[0];
+        eprint!("{r}");
+        assert_eq!(
+            r.facts.recorded.outcome,
+            Some(bluegreen_core::PhaseName::RolledBack)
+        );
+        assert!(r.same_everywhere(), "{r}");
+        // On AWS timings (green healthy after ~160 s) this config's 2 m health timeout
+        // would have rolled back at health-check: the replay says so.
+        let on_aws = bluegreen_sim::replay_world::replay_file(
+            &journal,
+            2,
+            &bluegreen_sim::WorldProfile::aws(),
+        )
+        .unwrap();
+        eprint!("{}", on_aws[0]);
+        assert!(
+            on_aws[0].runs.iter().all(|run| run
+                .difference
+                .as_deref()
+                .is_some_and(|d| d.starts_with("after health-check"))),
+            "{}",
+            on_aws[0]
+        );
+    }
     eprintln!(
         "emulator, real binary, 5 s poll: alarm → production on 100 % blue: event-driven {} ms, poll-only {} ms",
         evented.as_millis(),

@@ -305,7 +305,8 @@ impl Deployment {
             Step::WaitUntil(at) => {
                 debug_assert!(
                     at > now,
-                    "a phase asked to wait until {at}, not after {now}"
+                    "{} asked to wait until {at}, not after {now}",
+                    self.phase.name()
                 );
                 self.exec.wait_until = Some(at.max(now.plus_ms(1)));
             }

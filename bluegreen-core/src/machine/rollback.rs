@@ -239,6 +239,24 @@ impl Rollback {
         }
     }
 
+    fn green_did_not_empty<L: std::fmt::Display>(&self, cx: &Cx<'_>, left: &L) -> Step {
+        Step::Goto(
+            Phase::Failed {
+                at: cx.now,
+                reason: Reason::new(
+                    crate::io::ReasonKind::Timeout,
+                    format!(
+                        "rolled back ({}), but green still holds {left} after {}",
+                        self.reason,
+                        crate::time::format_duration_ms(cx.spec.timeouts.scale_down_ms)
+                    ),
+                ),
+                action_required: self.action_required(cx.id, cx.spec, Some(cx.sides)),
+            },
+            "green did not empty in time".into(),
+        )
+    }
+
     fn start_verify(&mut self, cx: &mut Cx<'_>) -> Step {
         let deadline = cx.now.plus_ms(cx.spec.timeouts.scale_down_ms);
         self.stage = RollbackStage::Verifying { deadline };
@@ -270,24 +288,12 @@ impl Rollback {
                 }
             }
             if cx.now >= deadline {
-                return Step::Goto(
-                    Phase::Failed {
-                        at: cx.now,
-                        reason: Reason::new(
-                            crate::io::ReasonKind::Timeout,
-                            format!(
-                                "rolled back ({}), but green still holds {left} after {}",
-                                self.reason,
-                                crate::time::format_duration_ms(spec.timeouts.scale_down_ms)
-                            ),
-                        ),
-                        action_required: self.action_required(cx.id, cx.spec, Some(cx.sides)),
-                    },
-                    "green did not empty in time".into(),
-                );
+                return self.green_did_not_empty(cx, &left);
             }
         }
-        if self.monitor.due(cx.now) {
+        // At the deadline with no look out: one last look now (the grid's next tick may
+        // be later than the deadline), judged above when it is back.
+        if self.monitor.due(cx.now) || cx.now >= deadline {
             let n = self.monitor.begin(cx);
             cx.issue(
                 &format!("verify-green-{n}"),

@@ -26,6 +26,9 @@ pub struct World {
     pub green_unhealthy: u32,
     /// Override the running count green's service (or task set) reports.
     pub green_running: Option<u32>,
+    /// Green's service keeps reporting this many running tasks whatever its desired
+    /// count (tasks that will not stop).
+    pub green_stuck: Option<u32>,
     pub failed_tasks: u32,
     pub alarms_in_alarm: Vec<String>,
     pub missing_alarms: Vec<String>,
@@ -47,6 +50,7 @@ impl World {
             green_healthy: None,
             green_unhealthy: 0,
             green_running: None,
+            green_stuck: None,
             failed_tasks: 0,
             alarms_in_alarm: vec![],
             missing_alarms: vec![],
@@ -100,6 +104,11 @@ impl World {
             ) => {
                 if failures.is_some() {
                     s.failed_tasks = self.failed_tasks;
+                }
+                if let Some(n) = self.green_stuck
+                    && s.target_groups.contains(&self.spec.target_groups[1])
+                {
+                    s.running_count = s.running_count.max(n);
                 }
                 if let Some(n) = self.green_running {
                     let green_tg = &self.spec.target_groups[1];

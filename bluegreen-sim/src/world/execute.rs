@@ -200,7 +200,7 @@ impl World {
         })
     }
 
-    fn lookup_tg(&self, arn: &str) -> Result<u32, CommandError> {
+    pub(crate) fn lookup_tg(&self, arn: &str) -> Result<u32, CommandError> {
         self.elb.target_group(arn).ok_or_else(|| {
             err::fatal(
                 "TargetGroupNotFound",
