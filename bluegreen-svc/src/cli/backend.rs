@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
 use super::Remote;
-use super::display::{print_view, strip_plan, summary, summary_of};
+use super::display::{View, print_view, strip_plan, summary, transition_line};
 use crate::api::error::ErrorBody;
 use crate::config::{CloudKind, Config};
 use crate::runner::{Runner, Source, Submit};
@@ -337,61 +337,50 @@ impl Backend {
             pb
         });
         let mut seen_transitions = 0usize;
-        let mut last = Value::Null;
+        let mut last_summary: Option<String> = None;
         let stop = shutdown_signal();
         tokio::pin!(stop);
         // Bounded by the deployment's own deadlines; Ctrl-C stops following.
         loop {
-            let view = self.get(id).await?;
-            let transitions = view["transitions"].as_array().cloned().unwrap_or_default();
-            for t in transitions.iter().skip(seen_transitions) {
-                let line = format!(
-                    "{}  {} → {}: {}",
-                    t["at"]
-                        .as_u64()
-                        .map(|ms| bluegreen_core::Timestamp::from_millis(ms).to_string())
-                        .unwrap_or_default(),
-                    t["from"].as_str().unwrap_or("?"),
-                    t["to"].as_str().unwrap_or("?"),
-                    t["reason"].as_str().unwrap_or("")
-                );
+            let raw = self.get(id).await?;
+            let view = View::of(&raw).ok_or_else(|| format!("not a deployment: {raw}"))?;
+            for t in view.transitions.iter().skip(seen_transitions) {
+                let line = transition_line(t);
                 if let Some(pb) = &bar {
                     pb.println(line);
                 } else if plain {
                     println!("{line}");
                 }
             }
-            seen_transitions = transitions.len();
+            seen_transitions = view.transitions.len();
             let summary = summary(&view);
-            if plain && summary != summary_of(&last) {
-                println!("{:<13} {summary}", view["phase"].as_str().unwrap_or("?"));
+            let changed = last_summary.as_deref() != Some(summary.as_str());
+            if plain && changed {
+                println!("{:<13} {summary}", view.phase);
             }
-            if json && summary != summary_of(&last) {
+            if json && changed {
                 println!(
                     "{}",
-                    serde_json::to_string(&strip_plan(&view)).expect("json")
+                    serde_json::to_string(&strip_plan(&raw)).expect("json")
                 );
             }
             if let Some(pb) = &bar {
-                pb.set_prefix(view["phase"].as_str().unwrap_or("?").to_string());
-                pb.set_position(view["weights"]["green"].as_u64().unwrap_or(0));
+                pb.set_prefix(view.phase.clone());
+                pb.set_position(u64::from(view.weights.green));
                 pb.set_message(summary.clone());
             }
-            last = view.clone();
-            let phase = view["phase"].as_str().unwrap_or("");
-            let state = view["state"].as_str().unwrap_or("");
-            let done = matches!(state, "finished" | "superseded" | "cancelled");
-            if done {
+            last_summary = Some(summary);
+            if view.is_over() {
                 if let Some(pb) = &bar {
                     pb.finish_and_clear();
                 }
                 if !json {
-                    print_view(&view, false);
+                    print_view(&raw, false);
                 }
                 if let Some(local) = LOCAL.take() {
                     local.stop().await;
                 }
-                return Ok(if phase == PhaseName::Completed.as_str() {
+                return Ok(if view.phase == PhaseName::Completed.as_str() {
                     0
                 } else {
                     1
@@ -401,7 +390,7 @@ impl Backend {
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = &mut stop => {
                     if let Some(pb) = &bar { pb.finish_and_clear(); }
-                    eprintln!("bluegreen: stopped following {id} (phase {phase})");
+                    eprintln!("bluegreen: stopped following {id} (phase {})", view.phase);
                     if let Some(local) = LOCAL.take() {
                         eprintln!("bluegreen: persisting; `bluegreen serve` resumes it");
                         local.stop().await;
