@@ -238,8 +238,19 @@ fn percentages(forwards: &[bluegreen_core::TargetWeight]) -> Vec<(String, u32)> 
 fn account_after(ideal: &IdealCloud, spec: &DeploymentSpec) -> AccountView {
     let (a, b) = ideal.weights_of_listener();
     let total = (a + b).max(1);
+    let names: Vec<&String> = match &spec.environment {
+        bluegreen_core::EnvironmentModel::ServicePair { services } => services.iter().collect(),
+        bluegreen_core::EnvironmentModel::TaskSet { .. } => Vec::new(),
+    };
     AccountView {
-        services: Vec::new(),
+        services: names
+            .into_iter()
+            .filter_map(|n| {
+                ideal
+                    .service_state(n)
+                    .map(|(desired, td)| (n.clone(), desired, short_name(td).to_string()))
+            })
+            .collect(),
         production: vec![
             (
                 short_name(&spec.target_groups[0]).to_string(),
@@ -357,6 +368,12 @@ impl fmt::Display for LivePlan {
         }
         if !self.after.production.is_empty() {
             writeln!(f, "  production after: {}", split(&self.after.production))?;
+        }
+        for (service, desired, td) in &self.after.services {
+            writeln!(
+                f,
+                "  service {service} after: {td}, desired count {desired}"
+            )?;
         }
         for (tg, tags) in &self.tags_after {
             let tags: Vec<String> = tags

@@ -93,6 +93,8 @@ drain = "1m"
         "[shift] production listener: web-a 0 % / web-b 100 %",
         "[drain-blue] service web-a: desired count 0",
         "outcome: completed",
+        "service web-a after: web:1, desired count 0",
+        "service web-b after: web:2, desired count 2",
         "then tags target group web-b: bluegreen:live=true bluegreen:slot=b bluegreen:outcome=completed",
         "nothing written",
     ] {

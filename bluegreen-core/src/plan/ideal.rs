@@ -111,6 +111,14 @@ impl IdealCloud {
         (w(&self.target_groups[0]), w(&self.target_groups[1]))
     }
 
+    /// A service's desired count and task definition (service-pair model), as the ideal
+    /// world holds them now.
+    pub fn service_state(&self, name: &str) -> Option<(u32, &str)> {
+        self.services
+            .get(name)
+            .map(|s| (s.desired, s.task_definition.as_str()))
+    }
+
     /// Tasks the environment behind a target group runs.
     pub fn tasks_behind(&self, target_group: &str) -> u32 {
         self.services
