@@ -1,7 +1,8 @@
 //! Drive one deployment to its outcome from your own program — a CI step, a platform
 //! CLI — with any [`Cloud`] (the AWS adapter, [`crate::aws::AwsCloud`], in production):
-//! timers, the core's retries and error policy, an optional snapshot file to resume from
-//! after a crash, a progress callback, and cancellation. No server, no database.
+//! timers, the core's retries and error policy, optional persistence to resume from after
+//! a crash (a snapshot file, or any [`SnapshotStore`] of yours), a progress callback, and
+//! cancellation. No server, no database of ours.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -21,9 +22,10 @@
 //! What it does is what the service's runner does for one deployment: `handle(now,
 //! input)`, drain `poll(now)`, execute each command concurrently (answers to attempts the
 //! machine no longer waits for are dropped), sleep until the machine's next wake-up or the
-//! next answer. With a snapshot path, the deployment is written there (atomically: a
-//! temporary file, then a rename) after every turn and before any command of that turn is
-//! sent, and a run that finds the file resumes it — the machine resolves whatever was in
+//! next answer. With a snapshot (a path, or a [`SnapshotStore`] given to
+//! [`Deploy::persist`]), the deployment is saved after every turn and before any command
+//! of that turn is sent (a file atomically: a temporary file, then a rename), and a run
+//! that finds a snapshot resumes it — the machine resolves whatever was in
 //! flight by observation before it does anything else. Cancelling (the future given to
 //! [`Deploy::cancel_on`] resolves) asks the machine to abort: it rolls back if the phase
 //! allows it (an abort is refused once blue is being removed; the deployment then
@@ -77,16 +79,54 @@ impl Outcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
-    #[error("snapshot {path}: {message}")]
-    Snapshot { path: PathBuf, message: String },
-    #[error("snapshot {path} holds deployment {found}, not {wanted}")]
+    #[error("snapshot {place}: {message}")]
+    Snapshot { place: String, message: String },
+    #[error("snapshot {place} holds deployment {found}, not {wanted}")]
     OtherDeployment {
-        path: PathBuf,
+        place: String,
         found: String,
         wanted: String,
     },
     #[error("the deployment took more than {STEPS_MAX} machine steps")]
     Runaway,
+}
+
+/// Where the deployment's state is kept between turns, to resume from after a crash:
+/// a file ([`FileSnapshot`], what [`Deploy::snapshot`] uses), or your own store (a
+/// database row, an object in S3) — anything that can keep one string.
+pub trait SnapshotStore: Send {
+    /// Names it in errors (`web-v2.json`, `s3://…`).
+    fn describe(&self) -> String;
+    /// The snapshot saved last, if any.
+    fn load(&self) -> Result<Option<String>, String>;
+    /// Keep `json`; after this returns, a crash resumes from it. Called after every turn,
+    /// before any command of that turn is sent.
+    fn save(&self, json: &str) -> Result<(), String>;
+}
+
+/// A snapshot file, replaced atomically (a temporary file beside it, then a rename).
+#[derive(Clone, Debug)]
+pub struct FileSnapshot(pub PathBuf);
+
+impl SnapshotStore for FileSnapshot {
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+
+    fn load(&self) -> Result<Option<String>, String> {
+        match std::fs::read_to_string(&self.0) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn save(&self, json: &str) -> Result<(), String> {
+        let tmp = self.0.with_extension("tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, &self.0))
+            .map_err(|e| e.to_string())
+    }
 }
 
 type Callback<'a> = Box<dyn FnMut(&Progress<'_>) + Send + 'a>;
@@ -98,7 +138,7 @@ pub struct Deploy<'a, C> {
     spec: DeploymentSpec,
     id: Option<DeploymentId>,
     clock: Arc<dyn Clock>,
-    snapshot: Option<PathBuf>,
+    snapshot: Option<Box<dyn SnapshotStore + 'a>>,
     progress: Option<Callback<'a>>,
     cancel: Option<Cancel>,
 }
@@ -130,9 +170,14 @@ impl<'a, C: Cloud + 'static> Deploy<'a, C> {
         self
     }
 
-    /// Persist after every turn to `path`, and resume from it when it exists.
-    pub fn snapshot(mut self, path: impl AsRef<Path>) -> Self {
-        self.snapshot = Some(path.as_ref().to_path_buf());
+    /// Persist after every turn to the file `path`, and resume from it when it exists.
+    pub fn snapshot(self, path: impl AsRef<Path>) -> Self {
+        self.persist(FileSnapshot(path.as_ref().to_path_buf()))
+    }
+
+    /// Persist after every turn to `store`, and resume from what it holds.
+    pub fn persist(mut self, store: impl SnapshotStore + 'a) -> Self {
+        self.snapshot = Some(Box::new(store));
         self
     }
 
@@ -190,7 +235,7 @@ impl<'a, C: Cloud + 'static> Deploy<'a, C> {
                 }
             };
             // Written before anything of this turn reaches the cloud (write-ahead).
-            self.persist(&d)?;
+            self.persist_turn(&d)?;
             self.report(&d, None);
             if d.is_terminal() {
                 flights.abort_all();
@@ -252,21 +297,19 @@ impl<'a, C: Cloud + 'static> Deploy<'a, C> {
     }
 
     fn resume(&self) -> Result<Option<Deployment>, EmbedError> {
-        let Some(path) = &self.snapshot else {
+        let Some(store) = &self.snapshot else {
             return Ok(None);
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(snapshot_error(path, e.to_string())),
+        let Some(text) = store.load().map_err(|e| snapshot_error(&**store, e))? else {
+            return Ok(None);
         };
         let d: Deployment =
-            serde_json::from_str(&text).map_err(|e| snapshot_error(path, e.to_string()))?;
+            serde_json::from_str(&text).map_err(|e| snapshot_error(&**store, e.to_string()))?;
         if let Some(wanted) = &self.id
             && wanted != d.id()
         {
             return Err(EmbedError::OtherDeployment {
-                path: path.clone(),
+                place: store.describe(),
                 found: d.id().to_string(),
                 wanted: wanted.to_string(),
             });
@@ -274,21 +317,18 @@ impl<'a, C: Cloud + 'static> Deploy<'a, C> {
         Ok(Some(d))
     }
 
-    fn persist(&self, d: &Deployment) -> Result<(), EmbedError> {
-        let Some(path) = &self.snapshot else {
+    fn persist_turn(&self, d: &Deployment) -> Result<(), EmbedError> {
+        let Some(store) = &self.snapshot else {
             return Ok(());
         };
-        let text = serde_json::to_string(d).map_err(|e| snapshot_error(path, e.to_string()))?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| snapshot_error(path, e.to_string()))
+        let text = serde_json::to_string(d).map_err(|e| snapshot_error(&**store, e.to_string()))?;
+        store.save(&text).map_err(|e| snapshot_error(&**store, e))
     }
 }
 
-fn snapshot_error(path: &Path, message: String) -> EmbedError {
+fn snapshot_error(store: &dyn SnapshotStore, message: String) -> EmbedError {
     EmbedError::Snapshot {
-        path: path.to_path_buf(),
+        place: store.describe(),
         message,
     }
 }

@@ -100,3 +100,69 @@ async fn cancelling_aborts_and_the_run_returns_with_the_rollback_done() {
     assert_eq!(reason.kind, ReasonKind::Aborted);
     assert_eq!(reason.detail, "cancelled by the embedding program");
 }
+
+/// Persistence to a store of the program's own (here a string in memory; a database row
+/// or an S3 object the same way): every turn is saved there, and a run given a store that
+/// holds a deployment resumes it instead of starting another.
+#[tokio::test]
+async fn a_store_of_the_programs_own_keeps_every_turn_and_resumes() {
+    use bluegreen_svc::embed::SnapshotStore;
+    #[derive(Clone, Default)]
+    struct Memory(Arc<std::sync::Mutex<(Option<String>, usize)>>);
+    impl SnapshotStore for Memory {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn load(&self) -> Result<Option<String>, String> {
+            Ok(self.0.lock().unwrap().0.clone())
+        }
+        fn save(&self, json: &str) -> Result<(), String> {
+            let mut m = self.0.lock().unwrap();
+            m.0 = Some(json.to_string());
+            m.1 += 1;
+            Ok(())
+        }
+    }
+    let (config, cloud) = setup();
+    let spec = config.app("web").unwrap().spec("web:v2").unwrap();
+    let store = Memory::default();
+    let first = Deploy::new(cloud, spec.clone())
+        .clock(fast())
+        .persist(store.clone())
+        .run()
+        .await
+        .unwrap();
+    assert!(first.succeeded());
+    let saves = store.0.lock().unwrap().1;
+    assert!(saves > 10, "saved after every turn ({saves})");
+    let (_, cloud) = setup();
+    let again = Deploy::new(cloud, spec)
+        .clock(fast())
+        .persist(store.clone())
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(again.deployment.id(), first.deployment.id());
+    // A store that cannot be read stops the run with a typed error naming it.
+    struct Broken;
+    impl SnapshotStore for Broken {
+        fn describe(&self) -> String {
+            "broken-store".into()
+        }
+        fn load(&self) -> Result<Option<String>, String> {
+            Err("connection refused".into())
+        }
+        fn save(&self, _: &str) -> Result<(), String> {
+            Err("connection refused".into())
+        }
+    }
+    let (config, cloud) = setup();
+    let spec = config.app("web").unwrap().spec("web:v2").unwrap();
+    let err = Deploy::new(cloud, spec)
+        .clock(fast())
+        .persist(Broken)
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "snapshot broken-store: connection refused");
+}
