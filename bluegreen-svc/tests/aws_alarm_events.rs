@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,63 +15,10 @@ use serde_json::Value;
 use support::cbor_bridge::CborBridge;
 use support::fixture::{ALARM, CLUSTER, CONTAINER, Fixture, WEB_SERVICES};
 use support::moto::Moto;
+use support::serve::{API_TOKEN, WEBHOOK_TOKEN, free_port, spawn_serve, until_up, wait_deployment};
 
-const API_TOKEN: &str = "alarm-api-token-0123456789";
-const WEBHOOK_TOKEN: &str = "alarm-webhook-token-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn spawn(config: &std::path::Path, dir: &std::path::Path, moto: &str, cw: &str) -> Child {
-    let out = std::fs::File::create(dir.join("serve.log")).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .current_dir(dir)
-        .env("AWS_ENDPOINT_URL", moto)
-        // CloudWatch through the test's CBOR bridge (the emulator speaks only Query).
-        .env("AWS_ENDPOINT_URL_CLOUDWATCH", cw)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("BLUEGREEN_API_TOKEN", API_TOKEN)
-        .env("BLUEGREEN_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(out)
-        .spawn()
-        .expect("the bluegreen binary starts")
-}
-
-async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let resp = http.get(url).bearer_auth(API_TOKEN).send().await.ok()?;
-    resp.json().await.ok()
-}
-
-async fn wait_deployment(
-    http: &reqwest::Client,
-    url: &str,
-    what: &str,
-    cond: impl Fn(&Value) -> bool,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = get(http, url).await
-            && cond(&v)
-        {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// The wait for a deployment: three minutes.
+const WAIT: Duration = Duration::from_secs(180);
 
 async fn deploy(http: &reqwest::Client, base: &str, image: &str) -> String {
     let resp = http
@@ -163,22 +109,22 @@ pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_m
     .unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
-    let mut serve = spawn(&config, &dir, &moto.endpoint, &bridge.endpoint);
-    let start = Instant::now();
-    while get(&http, &format!("{base}/healthz")).await.is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the service did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // CloudWatch through the test's CBOR bridge (the emulator speaks only Query).
+    let mut serve = spawn_serve(
+        &config,
+        &dir,
+        &moto.endpoint,
+        &[("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.endpoint)],
+        "serve.log",
+    );
+    until_up(&http, &base).await;
     let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web";
 
     // 1. With the event.
     let id = deploy(&http, &base, &format!("{image}:v2")).await;
     let first_id = id.clone();
     let url = format!("{base}/v1/deployments/{id}");
-    wait_deployment(&http, &url, "the bake", |v| v["phase"] == "bake").await;
+    wait_deployment(&http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
     assert_eq!(fx.production_weights().await, (0, 100), "green is live");
     fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
         .await;
@@ -194,7 +140,10 @@ pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_m
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["deployments"], serde_json::json!([id]), "{answer}");
     let evented = until_all_blue(&fx, fired).await;
-    let done = wait_deployment(&http, &url, "the rollback", |v| v["state"] == "finished").await;
+    let done = wait_deployment(&http, &url, "the rollback", WAIT, |v| {
+        v["state"] == "finished"
+    })
+    .await;
     assert_eq!(done["phase"], "rolled-back", "{done}");
     let reason = done["reason"]["detail"].as_str().unwrap_or_default();
     assert!(
@@ -228,12 +177,15 @@ pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_m
     fx.set_alarm_state(ALARM, "OK", "back to normal").await;
     let id = deploy(&http, &base, &format!("{image}:v3")).await;
     let url = format!("{base}/v1/deployments/{id}");
-    wait_deployment(&http, &url, "the bake", |v| v["phase"] == "bake").await;
+    wait_deployment(&http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
     fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
         .await;
     let fired = Instant::now();
     let polled = until_all_blue(&fx, fired).await;
-    let done = wait_deployment(&http, &url, "the rollback", |v| v["state"] == "finished").await;
+    let done = wait_deployment(&http, &url, "the rollback", WAIT, |v| {
+        v["state"] == "finished"
+    })
+    .await;
     assert_eq!(done["phase"], "rolled-back", "{done}");
     let reason = done["reason"]["detail"].as_str().unwrap_or_default();
     assert!(

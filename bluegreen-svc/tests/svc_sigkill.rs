@@ -5,71 +5,17 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
 use support::fixture::{CLUSTER, CONTAINER, Fixture, WEB_SERVICES};
 use support::moto::Moto;
+use support::serve::{API_TOKEN, free_port, spawn_serve, until_up, wait_deployment};
 
-const API_TOKEN: &str = "sigkill-api-token-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn spawn(config: &std::path::Path, dir: &std::path::Path, endpoint: &str, log: &str) -> Child {
-    let out = std::fs::File::create(dir.join(log)).expect("log file");
-    Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .current_dir(dir)
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("BLUEGREEN_API_TOKEN", API_TOKEN)
-        .env(
-            "BLUEGREEN_WEBHOOK_TOKEN",
-            "sigkill-webhook-token-0123456789",
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(out)
-        .spawn()
-        .expect("the bluegreen binary starts")
-}
-
-async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
-    let resp = http.get(url).bearer_auth(API_TOKEN).send().await.ok()?;
-    resp.json().await.ok()
-}
-
-/// Poll until `cond` holds for the deployment (bounded).
-async fn wait_deployment(
-    http: &reqwest::Client,
-    url: &str,
-    what: &str,
-    cond: impl Fn(&Value) -> bool,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = get(http, url).await
-            && cond(&v)
-        {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+/// The sigkill test's wait for a deployment: two minutes.
+const WAIT: Duration = Duration::from_secs(120);
 
 #[tokio::test]
 async fn the_binary_killed_with_sigkill_mid_shift_resumes_against_the_emulator() {
@@ -120,15 +66,8 @@ pacing = {{ poll_interval = "500ms", attempts_max = 6, retry_min = "200ms", retr
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
 
-    let mut first = spawn(&config, &dir, &moto.endpoint, "first.log");
-    let start = Instant::now();
-    while get(&http, &format!("{base}/healthz")).await.is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the service did not come up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let mut first = spawn_serve(&config, &dir, &moto.endpoint, &[], "first.log");
+    until_up(&http, &base).await;
     let resp = http
         .post(format!("{base}/v1/deployments"))
         .bearer_auth(API_TOKEN)
@@ -142,7 +81,7 @@ pacing = {{ poll_interval = "500ms", attempts_max = 6, retry_min = "200ms", retr
         .unwrap()
         .to_string();
     let url = format!("{base}/v1/deployments/{id}");
-    wait_deployment(&http, &url, "the canary step", |v| {
+    wait_deployment(&http, &url, "the canary step", WAIT, |v| {
         v["phase"] == "shift" && v["weights"]["green"] == 10
     })
     .await;
@@ -155,8 +94,8 @@ pacing = {{ poll_interval = "500ms", attempts_max = 6, retry_min = "200ms", retr
     first.kill().expect("SIGKILL");
     first.wait().unwrap();
 
-    let mut second = spawn(&config, &dir, &moto.endpoint, "second.log");
-    let done = wait_deployment(&http, &url, "the resumed deployment to finish", |v| {
+    let mut second = spawn_serve(&config, &dir, &moto.endpoint, &[], "second.log");
+    let done = wait_deployment(&http, &url, "the resumed deployment to finish", WAIT, |v| {
         v["state"] == "finished"
     })
     .await;

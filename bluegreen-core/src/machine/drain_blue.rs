@@ -204,9 +204,8 @@ impl DrainBlue {
                 Some(_) => {}
             }
         }
-        // At the deadline with no look out: one last look now (the grid's next tick may
-        // be later than the deadline), judged above when it is back.
-        if self.monitor.due(cx.now) || cx.now >= deadline {
+        // At the deadline: one last look now, judged above when it is back.
+        if self.monitor.due_by(cx.now, deadline) {
             let n = self.monitor.begin(cx);
             cx.issue(
                 &format!("verify-blue-{n}"),

@@ -96,6 +96,12 @@ impl Monitor {
         !self.observing && now >= self.next_tick_at
     }
 
+    /// Due, or `deadline` has come with no look out: a wait bounded by a deadline takes
+    /// one last look at it rather than wait for a later grid tick (or until "now").
+    pub fn due_by(&self, now: Timestamp, deadline: Timestamp) -> bool {
+        !self.observing && (now >= self.next_tick_at || now >= deadline)
+    }
+
     /// Push every future time by `ms` (resume after a pause).
     pub fn extend(&mut self, ms: u64) {
         self.epoch = self.epoch.plus_ms(ms);

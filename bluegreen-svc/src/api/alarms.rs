@@ -51,22 +51,16 @@ pub enum Parsed {
 const NAME_BYTES_MAX: usize = 255;
 const REASON_BYTES_MAX: usize = 1023;
 
+/// A required non-empty, printable string (the push webhook's rule) of at most `max` bytes.
 fn string<'a>(v: &'a Value, path: &str, key: &str, max: usize) -> Result<&'a str, ApiError> {
-    match v.get(key) {
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= max => {
-            ApiError::check_printable(path, s)?;
-            Ok(s)
-        }
-        Some(Value::String(s)) if !s.is_empty() => Err(ApiError::invalid(
+    let s = super::webhook::text(v, path, key)?;
+    if s.len() > max {
+        return Err(ApiError::invalid(
             path,
             format!("{path} is longer than {max} bytes"),
-        )),
-        Some(_) => Err(ApiError::invalid(
-            path,
-            format!("{path} must be a non-empty string"),
-        )),
-        None => Err(ApiError::invalid(path, format!("{path} is missing"))),
+        ));
     }
+    Ok(s)
 }
 
 /// Read the event. Bad shapes are 422 naming the field.

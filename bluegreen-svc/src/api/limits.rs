@@ -39,15 +39,11 @@ impl RateLimit {
 
     fn check_at(&self, now: Instant) -> Result<(), Duration> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (tokens, last) = *state;
-        let elapsed = now.saturating_duration_since(last).as_secs_f64() * 1000.0;
-        let tokens = (tokens + elapsed * self.per_ms).min(self.burst);
+        let tokens = self.refilled(*state, now);
         if tokens >= 1.0 {
             Ok(())
         } else {
-            Err(Duration::from_millis(
-                ((1.0 - tokens) / self.per_ms).ceil() as u64
-            ))
+            Err(self.wait_for_one(tokens))
         }
     }
 
@@ -58,17 +54,25 @@ impl RateLimit {
 
     fn take_at(&self, now: Instant) -> Result<(), Duration> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let (tokens, last) = *state;
-        let elapsed = now.saturating_duration_since(last).as_secs_f64() * 1000.0;
-        let tokens = (tokens + elapsed * self.per_ms).min(self.burst);
+        let tokens = self.refilled(*state, now);
         if tokens >= 1.0 {
             *state = (tokens - 1.0, now);
             Ok(())
         } else {
             *state = (tokens, now);
-            let wait_ms = ((1.0 - tokens) / self.per_ms).ceil();
-            Err(Duration::from_millis(wait_ms as u64))
+            Err(self.wait_for_one(tokens))
         }
+    }
+
+    /// The tokens a bucket last at `(tokens, last)` holds at `now` (never above the burst).
+    fn refilled(&self, (tokens, last): (f64, Instant), now: Instant) -> f64 {
+        let elapsed_ms = now.saturating_duration_since(last).as_secs_f64() * 1000.0;
+        (tokens + elapsed_ms * self.per_ms).min(self.burst)
+    }
+
+    /// How long until a bucket holding `tokens` (< 1) holds one.
+    fn wait_for_one(&self, tokens: f64) -> Duration {
+        Duration::from_millis(((1.0 - tokens) / self.per_ms).ceil() as u64)
     }
 }
 

@@ -76,7 +76,8 @@ pub enum Event {
     Ignored(IgnoreReason, String),
 }
 
-fn text<'a>(v: &'a Value, path: &str, field: &str) -> Result<&'a str, ApiError> {
+/// A required non-empty string, printable (a control character is refused).
+pub(super) fn text<'a>(v: &'a Value, path: &str, field: &str) -> Result<&'a str, ApiError> {
     match v.get(field) {
         Some(Value::String(s)) if !s.is_empty() => {
             ApiError::check_printable(path, s)?;

@@ -9,6 +9,7 @@
 //!   moto (Query protocol), so alarm-triggered rollbacks run through the real adapter.
 //! - [`query`]: a minimal Query-protocol client (EC2 default-VPC lookups, alarms).
 //! - [`drive`]: a deployment driven through the core machine against any `Cloud`.
+//! - [`serve`]: the real `bluegreen serve` binary against the emulator, bounded waits.
 #![allow(dead_code)]
 
 pub mod cbor_bridge;
@@ -20,3 +21,4 @@ pub mod mock;
 pub mod moto;
 pub mod query;
 pub mod recorder;
+pub mod serve;

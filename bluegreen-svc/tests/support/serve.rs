@@ -1,0 +1,86 @@
+//! The real `bluegreen serve` binary against the emulator (out-of-process tests): spawn
+//! it with AWS endpoints and tokens, wait for it to answer, poll a deployment until a
+//! condition holds — every wait bounded.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const API_TOKEN: &str = "emulator-api-token-0123456789";
+pub const WEBHOOK_TOKEN: &str = "emulator-webhook-token-0123456789";
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `bluegreen serve --config <config>` in `dir` on the AWS adapter, every AWS call to
+/// `endpoint` (`AWS_ENDPOINT_URL`) plus `env` (e.g. `AWS_ENDPOINT_URL_CLOUDWATCH`), its
+/// log in `dir/<log>`.
+pub fn spawn_serve(
+    config: &Path,
+    dir: &Path,
+    endpoint: &str,
+    env: &[(&str, &str)],
+    log: &str,
+) -> Child {
+    let out = std::fs::File::create(dir.join(log)).expect("log file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bluegreen"));
+    cmd.args(["serve", "--config"])
+        .arg(config)
+        .current_dir(dir)
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("BLUEGREEN_API_TOKEN", API_TOKEN)
+        .env("BLUEGREEN_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(out);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the bluegreen binary starts")
+}
+
+pub async fn get(http: &reqwest::Client, url: &str) -> Option<Value> {
+    let resp = http.get(url).bearer_auth(API_TOKEN).send().await.ok()?;
+    resp.json().await.ok()
+}
+
+/// Wait (at most 30 s) until the service at `base` answers `/healthz`.
+pub async fn until_up(http: &reqwest::Client, base: &str) {
+    let start = Instant::now();
+    while get(http, &format!("{base}/healthz")).await.is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the service did not come up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Poll the deployment at `url` until `cond` holds, at most `limit`.
+pub async fn wait_deployment(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    limit: Duration,
+    cond: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = get(http, url).await
+            && cond(&v)
+        {
+            return v;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
