@@ -507,6 +507,9 @@ impl CommandError {
     pub fn retryable(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(ErrorClass::Retryable, code, message)
     }
+    pub fn throttled(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Throttled, code, message)
+    }
     pub fn fatal(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(ErrorClass::Fatal, code, message)
     }
@@ -533,6 +536,10 @@ pub enum ErrorClass {
     /// A write whose outcome is unknown (response lost, timed out after sending): the
     /// machine observes before it decides anything else.
     Ambiguous,
+    /// Not applied: the account's API rate was spent (AWS throttled the call, or the
+    /// service's own API budget held it and answered it unsent). Retried like
+    /// `Retryable`, on a longer leash: a busy account is not a broken deployment.
+    Throttled,
 }
 
 impl CommandKind {

@@ -62,6 +62,7 @@
 
 pub mod admission;
 pub mod arn;
+pub mod budget;
 pub mod cloud;
 pub mod command;
 pub mod ids;

@@ -126,7 +126,7 @@ impl Rules {
                 continue;
             }
             let verdict = match rule.effect {
-                Effect::Throttle => Verdict::Fail(CommandError::retryable(
+                Effect::Throttle => Verdict::Fail(CommandError::throttled(
                     "ThrottlingException",
                     "Rate exceeded (injected)",
                 )),

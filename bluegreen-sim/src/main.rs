@@ -81,6 +81,18 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         from: u64,
     },
+    /// Many deployments at once in one account on AWS's real token buckets, with the
+    /// service's API budget and without it: throttled calls, calls against the plans'
+    /// lower bound, and how long rollbacks waited for budget.
+    ApiStorm {
+        #[arg(long, default_value_t = 1_000)]
+        deployments: u32,
+        /// Every push lands within this many seconds.
+        #[arg(long, default_value_t = 60)]
+        window_s: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 fn profile_for(name: &str, seed: u64) -> Result<Profile, String> {
@@ -127,7 +139,68 @@ fn main() -> ExitCode {
             timings,
         } => replay_in_world(&file, seeds, &timings),
         Cmd::AlarmLatency { seeds, from } => alarm_latency(from, seeds),
+        Cmd::ApiStorm {
+            deployments,
+            window_s,
+            seed,
+        } => api_storm(seed, deployments, window_s),
     }
+}
+
+fn api_storm(seed: u64, deployments: u32, window_s: u64) -> ExitCode {
+    use bluegreen_core::budget::BudgetShape;
+    use bluegreen_sim::measure::{api_storm, percentile};
+    println!(
+        "{deployments} deployments in one account within {window_s} s, AWS timings and buckets, seed {seed}:"
+    );
+    let mut bad = false;
+    for (name, budget) in [
+        ("no budget", None),
+        ("budget 80 %, reserve 20 %", Some(BudgetShape::DEFAULT)),
+    ] {
+        let started = Instant::now();
+        let r = api_storm(seed, deployments, window_s * 1_000, budget);
+        println!(
+            "  {name:<26} throttled {:>6}  calls/plan {:.2}x ({} / {})  outcomes {} completed, {} rolled back, {} failed",
+            r.throttled,
+            r.calls_per_plan(),
+            r.calls,
+            r.plan_calls_min,
+            r.completed,
+            r.rolled_back,
+            r.failed
+        );
+        println!(
+            "  {:<26} rollbacks that waited for budget {} of {} (p99 {} ms, max {} ms); all waits p50 {} ms p99 {} ms; last outcome after {:.1} min; violations {} ({:.1} s of CPU)",
+            "",
+            r.rollback_waits_ms.iter().filter(|&&w| w > 0).count(),
+            r.rollback_waits_ms.len(),
+            percentile(&r.rollback_waits_ms, 99),
+            r.rollback_waits_ms.last().copied().unwrap_or(0),
+            percentile(&r.waits_ms, 50),
+            percentile(&r.waits_ms, 99),
+            r.span_ms as f64 / 60_000.0,
+            r.violations,
+            started.elapsed().as_secs_f64()
+        );
+        let reasons: Vec<String> = r
+            .reasons
+            .iter()
+            .map(|((o, why), n)| format!("{n} {o} ({why})"))
+            .collect();
+        println!("  {:<26} {}", "", reasons.join(", "));
+        for v in &r.violation_samples {
+            println!("    violation: {v}");
+        }
+        bad |= r.violations > 0;
+    }
+    if bad {
+        eprintln!(
+            "violations: run `bluegreen-sim api-storm` with the same arguments under a debugger"
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 fn alarm_latency(from: u64, seeds: u64) -> ExitCode {

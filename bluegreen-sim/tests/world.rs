@@ -395,7 +395,7 @@ fn the_token_buckets_throttle_and_refill() {
     let e = run(&mut w, register(20)).unwrap_err();
     assert_eq!(
         (e.class, e.code.as_str()),
-        (ErrorClass::Retryable, "ThrottlingException")
+        (ErrorClass::Throttled, "ThrottlingException")
     );
     advance(&mut w, 1_000);
     assert!(run(&mut w, register(21)).is_ok(), "one token a second");

@@ -181,7 +181,7 @@ impl<C: Cloud + 'static> Server<C> {
             store,
             clock,
             config.templates(),
-            config.runner.limits(),
+            config.runner_limits(),
         )
         .await
         .map_err(|e| match e {

@@ -140,6 +140,7 @@ pub fn command(name: &'static str, result: &Result<CommandResult, CommandError>,
             ErrorClass::Retryable => "retryable",
             ErrorClass::Fatal => "fatal",
             ErrorClass::Ambiguous => "ambiguous",
+            ErrorClass::Throttled => "throttled",
         },
     };
     metrics::counter!(COMMANDS_TOTAL, "command" => name, "result" => label).increment(1);

@@ -1,5 +1,5 @@
 //! Error classification: every failure an AWS call can meet becomes the right
-//! `ErrorClass` (Retryable, Ambiguous, Fatal), keeping AWS's code and message; and every
+//! `ErrorClass` (Retryable, Throttled, Ambiguous, Fatal), keeping AWS's code and message; and every
 //! call is counted in `bluegreen_aws_calls_total`.
 
 mod support;
@@ -13,7 +13,7 @@ use bluegreen_svc::aws::AwsCloud;
 use support::mock::*;
 
 #[tokio::test]
-async fn throttling_is_retryable_whatever_the_call() {
+async fn throttling_is_classed_throttled_whatever_the_call() {
     let ecs_rule = mock!(aws_sdk_ecs::Client::update_service).then_http_response(|| {
         http(
             400,
@@ -45,7 +45,7 @@ async fn throttling_is_retryable_whatever_the_call() {
         }),
     ] {
         let err = run(&c, kind).await.unwrap_err();
-        assert_eq!(err.class, ErrorClass::Retryable, "{err}");
+        assert_eq!(err.class, ErrorClass::Throttled, "{err}");
         assert!(err.code.starts_with("Throttling"), "{err}");
         assert!(err.message.contains("Rate exceeded"), "{err}");
     }

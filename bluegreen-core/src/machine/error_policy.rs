@@ -10,6 +10,7 @@
 //! | Fatal | give up ([`ErrorAction::Fail`]) | give up |
 //! | Ambiguous | observe first ([`ErrorAction::Resolve`]) | retry |
 //! | Retryable | retry | retry |
+//! | Throttled | retry, [`THROTTLED_ATTEMPTS_FACTOR`]× the attempts | same |
 //!
 //! A retry past the attempt limit gives up ([`ErrorAction::Exhausted`]). The limit is the
 //! spec's `attempts_max`, doubled in rollback and drain-blue: neither has a safer way out
@@ -61,6 +62,11 @@ pub enum ErrorAction {
     Exhausted { attempts: u32 },
 }
 
+/// A throttled command gets this many times the phase's attempts: the account being
+/// busy (many deployments, other callers) says nothing about this deployment, and the
+/// backoff between attempts already spreads them out.
+pub const THROTTLED_ATTEMPTS_FACTOR: u32 = 4;
+
 /// Attempts allowed for one command in `phase`.
 pub fn attempts_max(pacing: &Pacing, phase: PhaseName) -> u32 {
     match phase {
@@ -83,6 +89,22 @@ pub fn on_failure(
     match f.class {
         ErrorClass::Fatal => return ErrorAction::Fail,
         ErrorClass::Ambiguous if own_write => return ErrorAction::Resolve,
+        ErrorClass::Throttled => {
+            // Counted against the longer leash: attempt n of a throttled command is
+            // worth 1/FACTOR of an attempt of a failing one.
+            let limit = attempts_max(pacing, f.phase).saturating_mul(THROTTLED_ATTEMPTS_FACTOR);
+            if f.attempt >= limit {
+                return ErrorAction::Exhausted {
+                    attempts: f.attempt,
+                };
+            }
+            let delay_ms = if immediately {
+                0
+            } else {
+                retry_delay_ms(pacing, seed, key, f.attempt)
+            };
+            return ErrorAction::Retry { delay_ms };
+        }
         ErrorClass::Retryable | ErrorClass::Ambiguous => {}
     }
     retry(f.attempt, f.phase, pacing, seed, key, immediately)
@@ -242,6 +264,27 @@ mod tests {
             ),
             // ...which rollback and drain-blue double.
             (Retryable, 4, Plain, true, P::Rollback, R),
+            // Throttled: a busy account, not a broken deployment — four times the leash.
+            (Throttled, 4, Plain, true, P::Preflight, R),
+            (Throttled, 8, Plain, false, P::HealthCheck, R),
+            (Throttled, 15, Plain, true, P::Shift, R),
+            (
+                Throttled,
+                16,
+                Plain,
+                true,
+                P::Shift,
+                Exhausted { attempts: 16 },
+            ),
+            (Throttled, 31, Plain, true, P::Rollback, R),
+            (
+                Throttled,
+                32,
+                Resolves,
+                false,
+                P::Rollback,
+                Exhausted { attempts: 32 },
+            ),
             (Retryable, 7, Plain, true, P::DrainBlue, R),
             (
                 Retryable,

@@ -192,6 +192,10 @@ impl Sim {
             alarm_fired_at: None,
             alarm_to_blue_ms: None,
             alarm_event_at: None,
+            budget_wait_ms: 0,
+            rollback_budget_wait_ms: 0,
+            budget_waits: 0,
+            budget_refused: 0,
         });
         self.apps[a].current = Some(dep);
         self.watch_alarms(dep);

@@ -5,8 +5,10 @@
 use bluegreen_core::ids::stable_hash64_with;
 use std::collections::BTreeMap;
 
+use bluegreen_core::budget::{Cost, Role};
 use bluegreen_core::{
-    Command, CommandError, CommandKind, CommandResult, Input, Observation, Observe, Timestamp,
+    Command, CommandError, CommandKind, CommandResult, Input, Observation, Observe, PhaseName,
+    Timestamp,
 };
 
 use super::alarms::after_rollback_listener_write;
@@ -16,6 +18,13 @@ use crate::world::HookOutcome;
 
 /// A lost answer surfaces as a client-side timeout this long after the request.
 pub(crate) const LOST_ANSWER_MS: u64 = 5_000;
+/// The longest the API budget holds a command: half the machine's wait for its
+/// answer, so one that goes out still arrives (a network leg later) well before the
+/// machine would give up on it.
+pub(crate) fn budget_hold_ms_max(command_ms: u64) -> u64 {
+    command_ms / 2
+}
+
 /// Stale answers remembered (one per read key).
 const STALE_KEYS_MAX: usize = 4_096;
 
@@ -68,7 +77,14 @@ impl Sim {
             });
         }
         self.after_alarm_event_send(dep);
-        let leg = self.leg_ms();
+        let role = match self.deps[dep as usize]
+            .machine
+            .as_ref()
+            .map(|m| m.phase_name())
+        {
+            Some(PhaseName::Rollback) => Role::Rollback,
+            _ => Role::Forward,
+        };
         let slot = self.alloc(Pending {
             dep,
             incarnation,
@@ -76,9 +92,167 @@ impl Sim {
             verdict,
             order,
             result: None,
+            gated: None,
         });
-        self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+        self.gate_or_go(slot, role);
         true
+    }
+
+    /// Take the command's cost from the API budget and put it on the wire, or queue it
+    /// until the budget can give it (a rollback's ahead of forward progress).
+    fn gate_or_go(&mut self, slot: u32, role: Role) {
+        let Some(p) = self.pending[slot as usize].as_mut() else {
+            return;
+        };
+        let Some(budget) = self.budget.as_mut() else {
+            let leg = self.leg_ms();
+            self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+            return;
+        };
+        let cost = Cost::of_command(&p.command.kind);
+        // Forward commands queue behind earlier ones (first come, first served); a
+        // rollback's go ahead of them.
+        let behind = role == Role::Forward && !self.budget_queue.is_empty();
+        let ready_at = if cost.total() == 0 {
+            None
+        } else if behind {
+            Some(self.now)
+        } else {
+            budget.try_take(self.now, cost, role).err()
+        };
+        let Some(ready_at) = ready_at else {
+            let leg = self.leg_ms();
+            self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+            return;
+        };
+        p.gated = Some((self.now, role));
+        let hold_until = self.now.plus_ms(budget_hold_ms_max(
+            self.deps[p.dep as usize].spec.timeouts.command_ms,
+        ));
+        self.trace
+            .mix(&[13, u64::from(p.dep), ready_at.as_millis()]);
+        match role {
+            Role::Rollback => self.budget_queue.push_front(slot),
+            Role::Forward => self.budget_queue.push_back(slot),
+        }
+        // Its own deadline: answered unsent if still queued then.
+        self.queue_push(hold_until, Ev::Gate { slot });
+        self.schedule_budget_scan(ready_at);
+    }
+
+    fn schedule_budget_scan(&mut self, at: Timestamp) {
+        let at = at.max(self.now);
+        if self.budget_scan_at.is_none_or(|t| at < t) {
+            self.budget_scan_at = Some(at);
+            self.queue_push(at, Ev::BudgetScan { at });
+        }
+    }
+
+    /// Let queued commands go while the budget gives: rollbacks first, then in order.
+    /// A command whose bucket is still short does not hold up one that needs another
+    /// bucket; the scan stops after a few such misses (bounded work per event).
+    pub(crate) fn budget_scan(&mut self, at: Timestamp) {
+        if self.budget_scan_at != Some(at) {
+            return; // superseded by an earlier scan
+        }
+        self.budget_scan_at = None;
+        const MISSES_MAX: usize = 16;
+        let mut misses = 0;
+        let mut next: Option<Timestamp> = None;
+        let mut i = 0;
+        while i < self.budget_queue.len() && misses < MISSES_MAX {
+            let slot = self.budget_queue[i];
+            let Some(p) = self.pending[slot as usize].as_ref() else {
+                self.budget_queue.remove(i);
+                continue;
+            };
+            let d = &self.deps[p.dep as usize];
+            if d.incarnation != p.incarnation || d.machine.is_none() {
+                // A crashed controller never sent it; the restarted one resolves it.
+                self.budget_queue.remove(i);
+                self.pending[slot as usize] = None;
+                self.free_slots.push(slot);
+                continue;
+            }
+            // A rollback that began while the command waited makes it the rollback's.
+            let role = match (d.machine.as_ref().map(|m| m.phase_name()), p.gated) {
+                (Some(PhaseName::Rollback), _) => Role::Rollback,
+                (_, Some((_, role))) => role,
+                _ => Role::Forward,
+            };
+            let cost = Cost::of_command(&p.command.kind);
+            let budget = self.budget.as_mut().expect("a queue implies a budget");
+            match budget.try_take(self.now, cost, role) {
+                Ok(()) => {
+                    self.budget_queue.remove(i);
+                    self.went_after_wait(slot);
+                    let leg = self.leg_ms();
+                    self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+                }
+                Err(ready_at) => {
+                    next = Some(next.map_or(ready_at, |n| n.min(ready_at)));
+                    misses += 1;
+                    i += 1;
+                }
+            }
+        }
+        if !self.budget_queue.is_empty() {
+            // Misses set the time; past the scan's bound, try again at once.
+            self.schedule_budget_scan(next.unwrap_or(self.now.plus_ms(1)));
+        }
+    }
+
+    fn went_after_wait(&mut self, slot: u32) {
+        let Some(p) = self.pending[slot as usize].as_mut() else {
+            return;
+        };
+        if let Some((since, role)) = p.gated.take() {
+            let waited = self.now.ms_since(since);
+            let d = &mut self.deps[p.dep as usize];
+            d.budget_wait_ms += waited;
+            d.budget_waits += 1;
+            if role == Role::Rollback {
+                d.rollback_budget_wait_ms += waited;
+            }
+        }
+    }
+
+    /// The budget held a command as long as it may: it is answered, unsent, with a
+    /// throttled error while the machine still waits for it — never sent late, after
+    /// the machine may have given up on it and moved on (a write arriving then could
+    /// undo what a rollback did).
+    pub(crate) fn gate(&mut self, slot: u32) {
+        let Some(p) = self.pending[slot as usize].as_mut() else {
+            return;
+        };
+        let Some((since, role)) = p.gated else {
+            return; // it went
+        };
+        let hold_until = since.plus_ms(budget_hold_ms_max(
+            self.deps[p.dep as usize].spec.timeouts.command_ms,
+        ));
+        if self.now < hold_until {
+            return; // the slot now holds a later command
+        }
+        p.gated = None;
+        let waited = self.now.ms_since(since);
+        p.result = Some(Err(CommandError::throttled(
+            "BudgetExhausted",
+            format!("not sent: the API budget held it for {waited} ms"),
+        )));
+        let dep = p.dep;
+        if let Some(i) = self.budget_queue.iter().position(|&s| s == slot) {
+            self.budget_queue.remove(i);
+        }
+        let d = &mut self.deps[dep as usize];
+        d.budget_wait_ms += waited;
+        d.budget_waits += 1;
+        d.budget_refused += 1;
+        if role == Role::Rollback {
+            d.rollback_budget_wait_ms += waited;
+        }
+        self.trace.mix(&[14, u64::from(dep)]);
+        self.queue_push(self.now, Ev::Respond { slot });
     }
 
     /// The request reaches AWS (or the hook's endpoint). Works on the pending command

@@ -85,6 +85,14 @@ pub(crate) enum Ev {
         state: u8,
         changed: Timestamp,
     },
+    /// A command queued by the client's API budget reaches its hold limit.
+    Gate {
+        slot: u32,
+    },
+    /// Queued commands try the budget again.
+    BudgetScan {
+        at: Timestamp,
+    },
 }
 
 /// How much a run records.
@@ -145,6 +153,13 @@ pub struct Dep {
     pub alarm_to_blue_ms: Option<u64>,
     /// An accepted alarm event whose rollback command has not gone out yet.
     pub(crate) alarm_event_at: Option<Timestamp>,
+    /// Time this deployment's commands waited for the client's API budget, in all and
+    /// while rolling back; commands that waited at all.
+    pub budget_wait_ms: u64,
+    pub rollback_budget_wait_ms: u64,
+    pub budget_waits: u32,
+    /// Commands the budget held past `budget_hold_ms_max` and answered unsent.
+    pub budget_refused: u32,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -172,6 +187,8 @@ pub(crate) struct Pending {
     pub verdict: crate::faults::Verdict,
     pub order: u64,
     pub result: Option<Result<CommandResult, bluegreen_core::CommandError>>,
+    /// Held by the API budget since then, for this role.
+    pub gated: Option<(Timestamp, bluegreen_core::budget::Role)>,
 }
 
 /// A simulation run: the world, the deployments, the auditor and the event heap.
@@ -215,6 +232,11 @@ pub struct Sim {
     pub alarm_events_delivered: u64,
     pub alarm_events_lost: u64,
     pub alarm_events_acted: u64,
+    /// The service's own API budget for the account (`Scenario::budget`).
+    pub budget: Option<bluegreen_core::budget::Budget>,
+    /// Commands waiting for the budget (pending slots), rollbacks first.
+    pub(crate) budget_queue: std::collections::VecDeque<u32>,
+    pub(crate) budget_scan_at: Option<Timestamp>,
 }
 
 impl Sim {
@@ -262,6 +284,11 @@ impl Sim {
             alarm_events_delivered: 0,
             alarm_events_lost: 0,
             alarm_events_acted: 0,
+            budget: scenario.budget.map(|shape| {
+                bluegreen_core::budget::Budget::new(scenario.world.limits.rates(), shape, start)
+            }),
+            budget_queue: std::collections::VecDeque::new(),
+            budget_scan_at: None,
             scenario,
         };
         let firsts: Vec<(usize, u64)> = sim
@@ -435,6 +462,8 @@ impl Sim {
             }
             Ev::Arrive { slot } => self.arrive(slot),
             Ev::Respond { slot } => self.respond(slot),
+            Ev::Gate { slot } => self.gate(slot),
+            Ev::BudgetScan { at } => self.budget_scan(at),
             Ev::Operator { dep, req } => self.on_operator(dep, req),
             Ev::Crash { dep } => self.on_crash_event(dep),
             Ev::Restart { dep } => self.restart(dep),

@@ -31,6 +31,10 @@ pub struct DepReport {
     /// From CloudWatch finding a watched alarm in ALARM to the rollback's listener write
     /// reaching the world (production back on blue), for a rollback because of an alarm.
     pub alarm_to_blue_ms: Option<u64>,
+    /// Time its commands waited for the service's API budget, in all and while rolling
+    /// back.
+    pub budget_wait_ms: u64,
+    pub rollback_budget_wait_ms: u64,
 }
 
 impl DepReport {
@@ -91,6 +95,8 @@ impl RunReport {
                 plan_calls_min: d.plan_calls_min,
                 crashes: d.crashes,
                 alarm_to_blue_ms: d.alarm_to_blue_ms,
+                budget_wait_ms: d.budget_wait_ms,
+                rollback_budget_wait_ms: d.rollback_budget_wait_ms,
             })
             .collect();
         let journals = sim

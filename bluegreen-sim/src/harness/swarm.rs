@@ -135,6 +135,9 @@ pub struct Scenario {
     /// CloudWatch alarm state changes delivered through EventBridge to the service's
     /// webhook (`Input::Alarm`), with their delay, loss and duplication.
     pub alarm_events: AlarmEvents,
+    /// The service's own API budget (DESIGN §5): `None` sends every command at once
+    /// and lets AWS's buckets throttle what they must.
+    pub budget: Option<bluegreen_core::budget::BudgetShape>,
 }
 
 /// How alarm events reach deployments. Off: polling alone reads alarms.
@@ -200,6 +203,22 @@ impl AlarmEvents {
             late_ms: SpanMs::new(60_000, 600_000),
         }
     }
+}
+
+/// The service's API budget for a swarm seed, from a stream of its own: on for most
+/// seeds on AWS timings (where the buckets bite), with shares from a tenth of the
+/// account to all of it and reserves up to a half; off for the fast world (whose tests
+/// of other behaviour assume no client-side pacing) and for a fifth of the rest, so
+/// both ways stay swept.
+fn draw_budget(seed: u64, profile: Profile) -> Option<bluegreen_core::budget::BudgetShape> {
+    let mut r = Rng::derive(seed, 0xb0d9_e7ed);
+    if profile == Profile::Fast || r.chance(0.2) {
+        return None;
+    }
+    Some(bluegreen_core::budget::BudgetShape {
+        share_permille: r.range(100, 1000) as u32,
+        reserve_permille: r.range(0, 500) as u32,
+    })
 }
 
 impl AppPlan {
@@ -268,6 +287,7 @@ impl Scenario {
             latency_ms: SpanMs::new(5, 50),
             start: Timestamp::from_millis(START_MS),
             alarm_events: AlarmEvents::OFF,
+            budget: None,
         }
     }
 
@@ -283,6 +303,7 @@ impl Scenario {
         let mut s = Scenario::quiet(seed, world);
         s.profile = profile;
         s.alarm_events = AlarmEvents::draw(seed, profile);
+        s.budget = draw_budget(seed, profile);
         let apps = match profile {
             Profile::Calm => r.range(1, 3),
             Profile::Fast | Profile::Aws => r.range(1, 4),

@@ -216,7 +216,7 @@ pub mod err {
     }
 
     pub fn throttled(call: super::ApiCall) -> CommandError {
-        CommandError::retryable("ThrottlingException", format!("{call:?}: Rate exceeded"))
+        CommandError::throttled("ThrottlingException", format!("{call:?}: Rate exceeded"))
     }
 
     /// A write went through but a later call of the same command was throttled: the

@@ -51,6 +51,25 @@ pub struct ApiLimits {
 }
 
 impl ApiLimits {
+    /// The same limits as the service's budget sees them (core's bucket order).
+    pub fn rates(&self) -> bluegreen_core::budget::Rates {
+        let r = |b: BucketSpec| bluegreen_core::budget::Rate {
+            burst: b.burst,
+            per_s: b.per_s,
+        };
+        bluegreen_core::budget::Rates([
+            r(self.ecs_describe),
+            r(self.ecs_mutate),
+            r(self.ecs_tasks),
+            r(self.ecs_register),
+            r(self.ecs_task_definitions),
+            r(self.elb_describe),
+            r(self.elb_modify),
+            r(self.cw_describe_alarms),
+            r(self.cw_get_metric_data),
+        ])
+    }
+
     /// DESIGN §4a's figures, plus our assumptions where it is silent.
     pub const fn aws() -> Self {
         ApiLimits {

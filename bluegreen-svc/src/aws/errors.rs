@@ -126,7 +126,7 @@ where
                 .unwrap_or_else(|| format!("HTTP {status} without a message"));
             let message = format!("{op}: {message}");
             if is_throttling(&code) || status == 429 {
-                CommandError::retryable(code, message)
+                CommandError::throttled(code, message)
             } else if status >= 500 || TRANSIENT_CODES.contains(&code.as_str()) {
                 let class = if effect == Effect::Write {
                     ErrorClass::Ambiguous

@@ -444,7 +444,7 @@ impl Local {
         let store = Backend::store(config).await?;
         // Another controller on the same store (a server) keeps driving its apps: this
         // process only drives the apps whose leases are free.
-        let limits = config.runner.limits();
+        let limits = config.runner_limits();
         let runner = Runner::start(
             crate::hooks::HookedCloud::new(cloud, hook_secret.clone()),
             store,

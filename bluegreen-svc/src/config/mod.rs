@@ -185,6 +185,12 @@ pub struct RunnerConfig {
     /// lets it go (ms; it is resumed once the store answers).
     #[serde(with = "duration")]
     pub store_retry: u64,
+    /// Percent of AWS's published API rates this service may spend in the account
+    /// (split across live replicas); the rest is left to other callers. 0 turns the
+    /// budget off (AWS's own throttling alone).
+    pub api_share: u32,
+    /// Percent of every API bucket kept for rollbacks (0–50).
+    pub api_reserve: u32,
 }
 
 impl Default for RunnerConfig {
@@ -198,6 +204,8 @@ impl Default for RunnerConfig {
             lease_ttl: ms(l.lease_ttl),
             scan: ms(l.scan_every),
             store_retry: ms(l.store_retry_max),
+            api_share: l.api_budget.map_or(0, |b| b.share_permille.div_ceil(10)),
+            api_reserve: l.api_budget.map_or(20, |b| b.reserve_permille / 10),
         }
     }
 }
@@ -211,6 +219,10 @@ impl RunnerConfig {
             lease_ttl: std::time::Duration::from_millis(self.lease_ttl),
             scan_every: std::time::Duration::from_millis(self.scan),
             store_retry_max: std::time::Duration::from_millis(self.store_retry),
+            api_budget: (self.api_share > 0).then_some(bluegreen_core::budget::BudgetShape {
+                share_permille: self.api_share * 10,
+                reserve_permille: self.api_reserve * 10,
+            }),
             ..crate::runner::Limits::default()
         }
     }
@@ -352,6 +364,8 @@ const OVERRIDABLE: [(&str, &[&str]); 4] = [
             "lease_ttl",
             "scan",
             "store_retry",
+            "api_share",
+            "api_reserve",
         ],
     ),
     ("log", &["format"]),
@@ -522,6 +536,18 @@ impl Config {
                 "only the simulated cloud can run faster than real time".into(),
             ));
         }
+        if raw.runner.api_share > 100 {
+            return Err(config_err(
+                "runner.api_share",
+                "is a percent of AWS's API rates: 0 (no budget) to 100".into(),
+            ));
+        }
+        if raw.runner.api_reserve > 50 {
+            return Err(config_err(
+                "runner.api_reserve",
+                "is the percent of each API bucket kept for rollbacks: 0 to 50".into(),
+            ));
+        }
         if !(1..=100_000).contains(&raw.runner.commands_in_flight_max) {
             return Err(config_err(
                 "runner.commands_in_flight_max",
@@ -590,6 +616,16 @@ impl Config {
     }
 
     /// Each app's template, by name (what the runner deploys from).
+    /// The runner's limits; a simulated account without API limits (`throttle = false`)
+    /// needs no budget either.
+    pub fn runner_limits(&self) -> crate::runner::Limits {
+        let mut limits = self.runner.limits();
+        if self.cloud.kind == CloudKind::Sim && !self.cloud.throttle {
+            limits.api_budget = None;
+        }
+        limits
+    }
+
     pub fn templates(&self) -> BTreeMap<String, SpecDraft> {
         self.apps
             .iter()

@@ -20,7 +20,7 @@ use bluegreen_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::{Control, Runner};
+use super::{Control, Runner, budget};
 use crate::store::{Fence, RowState, StoreError, Turn};
 use crate::telemetry;
 use bluegreen_core::machine::AlarmVerdict;
@@ -466,7 +466,32 @@ fn dispatch<C: Cloud + 'static>(
         .clock
         .until(d.updated_at().plus_ms(d.spec().timeouts.command_ms))
         + Duration::from_secs(5);
+    let role = budget::role_of(d.phase_name());
+    let gate = runner.clone();
+    // The budget holds a command at most half the machine's wait for its answer: one
+    // held longer is answered unsent (never sent late, after the machine may have given
+    // up on it and moved on — a late write could undo a rollback).
+    let hold = inner
+        .clock
+        .until(d.updated_at().plus_ms(d.spec().timeouts.command_ms / 2));
     flights.spawn(async move {
+        // The budget first: a command waiting for it holds no command slot.
+        if let Some(b) = gate.inner().budget.as_ref()
+            && tokio::time::timeout(hold, b.acquire(&command.kind, role))
+                .await
+                .is_err()
+        {
+            metrics::counter!("bluegreen_api_budget_refused_total", "role" => role.name())
+                .increment(1);
+            let error = CommandError::throttled(
+                "BudgetExhausted",
+                format!(
+                    "not sent: the account's API budget held it for {} ms",
+                    hold.as_millis()
+                ),
+            );
+            return (command, Err(error));
+        }
         let _permit = permits
             .acquire_owned()
             .await

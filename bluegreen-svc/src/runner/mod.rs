@@ -16,6 +16,7 @@
 //!   open deployments, each driver's control channel, the store's write queue, store
 //!   retries during an outage.
 
+pub mod budget;
 pub mod clock;
 mod driver;
 mod replica;
@@ -58,6 +59,9 @@ pub struct Limits {
     /// How long an operator request for a deployment another replica drives waits for
     /// that replica's answer.
     pub request_wait: Duration,
+    /// The account's API budget this service spends (split across live replicas);
+    /// `None`: no client-side pacing (AWS's own throttling alone).
+    pub api_budget: Option<bluegreen_core::budget::BudgetShape>,
 }
 
 impl Default for Limits {
@@ -70,6 +74,7 @@ impl Default for Limits {
             scan_every: Duration::from_secs(1),
             store_retry_max: Duration::from_secs(300),
             request_wait: Duration::from_secs(10),
+            api_budget: Some(bluegreen_core::budget::BudgetShape::DEFAULT),
         }
     }
 }
@@ -217,6 +222,8 @@ pub(crate) struct Inner<C> {
     pub(crate) started_at: Timestamp,
     /// Notifications: set once by `serve`; each driver reports its persisted turns to it.
     pub(crate) notify: std::sync::OnceLock<crate::notify::Notifier>,
+    /// The account's API budget as this replica spends it.
+    pub(crate) budget: Option<budget::SharedBudget>,
 }
 
 /// The runner (cheap to clone).
@@ -291,6 +298,9 @@ impl<C: Cloud + 'static> Runner<C> {
             "lease TTL too short to renew"
         );
         let (alive, gone) = mpsc::channel(1);
+        let budget = limits
+            .api_budget
+            .map(|shape| budget::SharedBudget::new(shape, clock.clone()));
         let inner = Arc::new(Inner {
             cloud: Arc::new(cloud),
             store,
@@ -312,6 +322,7 @@ impl<C: Cloud + 'static> Runner<C> {
             },
             started_at: SystemClock.now(),
             notify: std::sync::OnceLock::new(),
+            budget,
         });
         let runner = Runner { inner };
         runner.beat().await?;

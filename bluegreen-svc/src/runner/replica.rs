@@ -148,7 +148,12 @@ impl<C: Cloud + 'static> Runner<C> {
             inner.store.claims(&inner.me).await,
             inner.store.live_replicas().await,
         ) {
-            (Ok(c), Ok(l)) => (c, l),
+            (Ok(c), Ok(l)) => {
+                if let Some(b) = inner.budget.as_ref() {
+                    b.set_replicas(l.len());
+                }
+                (c, l)
+            }
             (Err(e), _) | (_, Err(e)) => {
                 tracing::warn!(error = %e, "scan failed");
                 return;
