@@ -81,6 +81,13 @@ enum Cmd {
         #[arg(long, default_value_t = 0)]
         from: u64,
     },
+    /// What a hold costs: AWS calls per minute of a ten-minute bake, every signal read at
+    /// every poll vs the slow ones only every `signal_poll` (alarm events wired) — and
+    /// alarm → blue for each.
+    HoldCost {
+        #[arg(long, default_value_t = 1_000)]
+        seeds: u64,
+    },
     /// Many deployments at once in one account on AWS's real token buckets, with the
     /// service's API budget and without it: throttled calls, calls against the plans'
     /// lower bound, and how long rollbacks waited for budget.
@@ -139,12 +146,42 @@ fn main() -> ExitCode {
             timings,
         } => replay_in_world(&file, seeds, &timings),
         Cmd::AlarmLatency { seeds, from } => alarm_latency(from, seeds),
+        Cmd::HoldCost { seeds } => hold_cost(seeds),
         Cmd::ApiStorm {
             deployments,
             window_s,
             seed,
         } => api_storm(seed, deployments, window_s),
     }
+}
+
+fn hold_cost(seeds: u64) -> ExitCode {
+    use bluegreen_sim::harness::AlarmEvents;
+    use bluegreen_sim::measure::{alarm_to_blue_ms_with, bake_calls_per_minute, percentile};
+    println!("one all-at-once deployment, AWS timings, 10 s poll, 10-minute bake, {seeds} seeds:");
+    for (name, alarm_poll) in [
+        ("every signal every poll", None),
+        ("signal_poll 60 s + events", Some(60_000)),
+        ("signal_poll 5 min + events", Some(300_000)),
+    ] {
+        let mut per_min: Vec<f64> = (1..=seeds)
+            .filter_map(|seed| bake_calls_per_minute(seed, alarm_poll))
+            .collect();
+        per_min.sort_by(f64::total_cmp);
+        let mut blue: Vec<u64> = (1..=seeds)
+            .filter_map(|seed| alarm_to_blue_ms_with(seed, AlarmEvents::PROMPT, alarm_poll))
+            .collect();
+        blue.sort_unstable();
+        println!(
+            "  {name:<28} calls/min of bake p50 {:.1}  alarm → blue p50 {} ms p99 {} ms ({} and {} runs)",
+            per_min.get(per_min.len() / 2).copied().unwrap_or(0.0),
+            percentile(&blue, 50),
+            percentile(&blue, 99),
+            per_min.len(),
+            blue.len()
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn api_storm(seed: u64, deployments: u32, window_s: u64) -> ExitCode {

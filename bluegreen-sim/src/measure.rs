@@ -17,6 +17,16 @@ use crate::{Scenario, Sim, SimOptions, WorldProfile};
 /// once green has production traffic (anywhere in the next three poll intervals), and
 /// through the world, every network leg; the app polls every 10 s (the default).
 pub fn alarm_to_blue_ms(seed: u64, events: AlarmEvents) -> Option<u64> {
+    alarm_to_blue_ms_with(seed, events, None)
+}
+
+/// [`alarm_to_blue_ms`] with the app polling alarms only every `signal_poll_ms`
+/// (`pacing.signal_poll`: events are wired, polling is the fallback).
+pub fn alarm_to_blue_ms_with(
+    seed: u64,
+    events: AlarmEvents,
+    signal_poll_ms: Option<u64>,
+) -> Option<u64> {
     let mut r = Rng::derive(seed, 0xa1a7_b1e0);
     let mut draft = app_draft("web");
     let minute = 60_000;
@@ -32,6 +42,7 @@ pub fn alarm_to_blue_ms(seed: u64, events: AlarmEvents) -> Option<u64> {
         },
     };
     draft.bake_ms = 60 * minute;
+    draft.pacing.signal_poll_ms = signal_poll_ms;
     let poll_ms = draft.pacing.poll_interval_ms;
     let mut s = Scenario::quiet(seed, WorldProfile::aws());
     s.apps
@@ -214,4 +225,36 @@ pub fn api_storm(
     out.waits_ms.sort_unstable();
     out.span_ms = last.ms_since(start);
     out
+}
+
+/// AWS calls per minute of bake for one all-at-once deployment on AWS timings (10 s
+/// poll, a ten-minute bake, one alarm, one metric check), with `signal_poll_ms` as its
+/// `pacing.signal_poll`: the cost of a hold. `None` when the run never baked.
+pub fn bake_calls_per_minute(seed: u64, signal_poll_ms: Option<u64>) -> Option<f64> {
+    let mut draft = app_draft("web");
+    draft.strategy = Strategy::AllAtOnce;
+    draft.bake_ms = 10 * 60_000;
+    draft.pacing.signal_poll_ms = signal_poll_ms;
+    draft.metrics = vec![bluegreen_core::MetricCheck {
+        name: "5xx".into(),
+        metric: bluegreen_core::MetricKind::ErrorRate5xx,
+        max: Some(5.0),
+        max_ratio_to_blue: None,
+        floor: 0.0,
+        window_ms: 300_000,
+    }];
+    let mut s = Scenario::quiet(seed, WorldProfile::aws());
+    s.apps
+        .push(AppPlan::new(draft, &[(0, "registry.example/web:v2")]));
+    s.alarm_events = AlarmEvents::PROMPT;
+    let mut sim = Sim::new(s, SimOptions::default());
+    let baking = |s: &Sim| s.phase_of(0) == Some(bluegreen_core::PhaseName::Bake);
+    if !sim.run_until(baking) {
+        return None;
+    }
+    let (t0, c0) = (sim.now(), sim.deps[0].aws_calls);
+    sim.run_until(|s| !baking(s));
+    let (t1, c1) = (sim.now(), sim.deps[0].aws_calls);
+    let minutes = t1.ms_since(t0) as f64 / 60_000.0;
+    (minutes > 0.0).then(|| (c1 - c0) as f64 / minutes)
 }

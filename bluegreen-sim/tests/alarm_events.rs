@@ -116,3 +116,41 @@ fn alarm_to_blue_is_bounded_by_the_delivery_with_events_and_by_a_poll_without() 
     );
     assert!(percentile(&evented, 50) * 3 < percentile(&polled, 50));
 }
+
+/// `pacing.signal_poll`: with alarm events wired, a hold reads green's health at every
+/// poll and the slow signals (alarms, metrics, task counts) once a minute — a third of
+/// the calls — and an alarm still puts production back on blue as fast.
+#[test]
+fn signal_poll_cuts_a_bakes_calls_to_a_third_and_alarm_rollbacks_stay_as_fast() {
+    use bluegreen_sim::measure::{alarm_to_blue_ms_with, bake_calls_per_minute, percentile};
+    const SEEDS: u64 = 40;
+    let median = |poll: Option<u64>| {
+        let mut v: Vec<f64> = (1..=SEEDS)
+            .map(|seed| bake_calls_per_minute(seed, poll).expect("the deployment baked"))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let p99 = |poll: Option<u64>| {
+        let mut v: Vec<u64> = (1..=SEEDS)
+            .map(|seed| {
+                alarm_to_blue_ms_with(seed, AlarmEvents::PROMPT, poll)
+                    .unwrap_or_else(|| panic!("seed {seed}: no alarm rollback measured"))
+            })
+            .collect();
+        v.sort_unstable();
+        percentile(&v, 99)
+    };
+    let (every, slow) = (median(None), median(Some(60_000)));
+    assert!(
+        slow <= every / 3.0 + 0.01,
+        "calls per minute of bake: {slow:.1} with signal_poll 60 s vs {every:.1}"
+    );
+    let (every_ms, slow_ms) = (p99(None), p99(Some(60_000)));
+    // Within the events' own delivery delay (0.1–1.5 s) plus the rollback's first call,
+    // and never slower than reading every signal at every poll.
+    assert!(
+        slow_ms <= 2_000.max(every_ms),
+        "alarm → blue p99: {slow_ms} ms with signal_poll vs {every_ms} ms"
+    );
+}

@@ -174,6 +174,7 @@ mod tests {
         attempts_max: 4,
         retry_min_ms: 1_000,
         retry_max_ms: 8_000,
+        signal_poll_ms: None,
     };
 
     fn act(

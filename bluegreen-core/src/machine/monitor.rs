@@ -78,6 +78,9 @@ pub struct Monitor {
     pub observing: bool,
     /// Consecutive samples with fewer healthy green targets than desired.
     pub degraded_streak: u32,
+    /// When this watch last read the slow signals (`pacing.signal_poll` spaces them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals_read_at: Option<Timestamp>,
 }
 
 impl Monitor {
@@ -89,6 +92,7 @@ impl Monitor {
             next_tick_at: now,
             observing: false,
             degraded_streak: 0,
+            signals_read_at: None,
         }
     }
 
@@ -121,7 +125,19 @@ impl Monitor {
     pub(crate) fn tick(&mut self, cx: &mut Cx<'_>, watch: Watch) {
         let tick = self.begin(cx);
         let spec = cx.spec;
-        if watch.green_service {
+        // `pacing.signal_poll`: in a hold (green healthy, judged on sustained health)
+        // the slow signals are read only this often — alarms arrive as events within a
+        // second, CloudWatch metrics move once a minute, and a failing task fails its
+        // health checks first. Health itself is read at every poll.
+        let slow_due = match (spec.pacing.signal_poll_ms, self.signals_read_at) {
+            (Some(every_ms), Some(last)) => cx.now >= last.plus_ms(every_ms),
+            _ => true,
+        };
+        if slow_due {
+            self.signals_read_at = Some(cx.now);
+        }
+        let holding = watch.green_health == HealthRule::Sustain;
+        if watch.green_service && (slow_due || !holding) {
             let service = cx.sides.green_service(spec);
             let failures = cx.k.green_task_definition.clone().map(|td| FailureFilter {
                 task_definition: td,
@@ -147,7 +163,7 @@ impl Monitor {
                 CommandKind::Observe(Observe::TargetHealth { target_group: tg }),
             );
         }
-        if watch.alarms && !spec.alarms.is_empty() {
+        if watch.alarms && !spec.alarms.is_empty() && slow_due {
             cx.issue_as(
                 CommandId::numbered(cx.id, "t", tick, "-alarms"),
                 CommandKind::Observe(Observe::Alarms {
@@ -155,7 +171,7 @@ impl Monitor {
                 }),
             );
         }
-        if watch.metrics && !spec.metrics.is_empty() {
+        if watch.metrics && !spec.metrics.is_empty() && slow_due {
             let request = super::metrics::request(spec, cx.blue_tg(), cx.green_tg(), cx.now);
             cx.issue_as(
                 CommandId::numbered(cx.id, "t", tick, "-metrics"),

@@ -54,6 +54,7 @@ mod tests {
             attempts_max: 8,
             retry_min_ms: 1_000,
             retry_max_ms: 8_000,
+            signal_poll_ms: None,
         };
         let ds: Vec<u64> = (1..=6).map(|a| retry_delay_ms(&p, 42, "d/x", a)).collect();
         // base 1s,2s,4s,8s,8s,8s plus jitter in [0, base)

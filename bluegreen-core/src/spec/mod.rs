@@ -172,6 +172,19 @@ pub struct Pacing {
     /// Cap on one retry delay (before jitter).
     #[serde(rename = "retry_max", alias = "retry_max_ms", with = "duration")]
     pub retry_max_ms: u64,
+    /// In holds (green healthy: test traffic, approval, shift waits, bake, the drain
+    /// wait), read the slow signals — alarms, metric checks, green's task counts — only
+    /// this often; green's target health is still read at every poll. Meant for apps
+    /// whose alarm events are wired to the service (`deploy/eventbridge.yaml`): an
+    /// alarm then arrives within a second and the polled read is the fallback for a
+    /// lost event. Unset: every observation reads everything.
+    #[serde(
+        rename = "signal_poll",
+        alias = "signal_poll_ms",
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub signal_poll_ms: Option<u64>,
 }
 
 impl Default for Pacing {
@@ -181,6 +194,7 @@ impl Default for Pacing {
             attempts_max: 8,
             retry_min_ms: 1_000,
             retry_max_ms: 30_000,
+            signal_poll_ms: None,
         }
     }
 }
@@ -566,6 +580,14 @@ impl SpecDraft {
             return Err(SpecError::new(
                 "pacing.poll_interval",
                 "must be between 100ms and 10m",
+            ));
+        }
+        if let Some(ms) = p.signal_poll_ms
+            && !(p.poll_interval_ms..=3_600_000).contains(&ms)
+        {
+            return Err(SpecError::new(
+                "pacing.signal_poll",
+                "must be between pacing.poll_interval and 1h",
             ));
         }
         if !(1..=100).contains(&p.attempts_max) {

@@ -304,6 +304,17 @@ impl Scenario {
         s.profile = profile;
         s.alarm_events = AlarmEvents::draw(seed, profile);
         s.budget = draw_budget(seed, profile);
+        if s.alarm_events.enabled {
+            // Apps that count on alarm events read the slow signals only now and then in
+            // holds (a stream of its own: every other draw keeps its meaning).
+            let mut r = Rng::derive(seed, 0xa1a7_f011);
+            for app in &mut s.apps {
+                if r.chance(0.5) {
+                    let poll = app.draft.pacing.poll_interval_ms;
+                    app.draft.pacing.signal_poll_ms = Some(poll * r.range(2, 12));
+                }
+            }
+        }
         let apps = match profile {
             Profile::Calm => r.range(1, 3),
             Profile::Fast | Profile::Aws => r.range(1, 4),
@@ -481,6 +492,7 @@ fn draw_app(r: &mut Rng, i: usize, profile: Profile, minute: u64) -> AppPlan {
         attempts_max: r.range(4, 10) as u32,
         retry_min_ms: r.range(500, 2_000),
         retry_max_ms: r.range(10, 60) * 1_000,
+        signal_poll_ms: None,
     };
     let timeouts = Timeouts {
         deploy_ms: if fast { 300_000 } else { 900_000 },

@@ -226,3 +226,34 @@ fn notify_entries_are_checked_with_their_keys() {
     let e = parse(&ok.replace("SLACK_URL", "https://hooks.slack.com/x")).unwrap_err();
     assert_eq!(e.key, "notify[0].url_env", "{e}");
 }
+
+#[test]
+fn the_api_budget_and_the_signal_poll_are_configured_and_checked() {
+    let c = parse(APP).unwrap();
+    let shape = c.runner_limits().api_budget.expect("on by default");
+    assert_eq!((shape.share_permille, shape.reserve_permille), (800, 200));
+    let text = format!("[runner]\napi_share = 50\napi_reserve = 10\n{APP}");
+    let shape = parse(&text).unwrap().runner_limits().api_budget.unwrap();
+    assert_eq!((shape.share_permille, shape.reserve_permille), (500, 100));
+    let off = format!("[runner]\napi_share = 0\n{APP}");
+    assert_eq!(parse(&off).unwrap().runner_limits().api_budget, None);
+    let unlimited = format!("[cloud]\nkind = \"sim\"\nthrottle = false\n{APP}");
+    assert_eq!(
+        parse(&unlimited).unwrap().runner_limits().api_budget,
+        None,
+        "a simulated account without API limits needs no budget"
+    );
+    for (bad, key) in [
+        ("api_share = 101", "runner.api_share"),
+        ("api_reserve = 60", "runner.api_reserve"),
+    ] {
+        let e = parse(&format!("[runner]\n{bad}\n{APP}")).unwrap_err();
+        assert_eq!(e.key, key, "{e}");
+    }
+    let slow = format!("{APP}pacing = {{ poll_interval = \"10s\", signal_poll = \"1m\" }}\n");
+    let c = parse(&slow).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.apps[0].draft.pacing.signal_poll_ms, Some(60_000));
+    let fast = slow.replace("signal_poll = \"1m\"", "signal_poll = \"1s\"");
+    let e = parse(&fast).unwrap_err();
+    assert!(e.key.ends_with("pacing.signal_poll"), "{e}");
+}

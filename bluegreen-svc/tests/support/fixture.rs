@@ -390,6 +390,7 @@ impl Fixture {
                 attempts_max: 3,
                 retry_min_ms: 100,
                 retry_max_ms: 1_000,
+                signal_poll_ms: None,
             },
         }
     }
