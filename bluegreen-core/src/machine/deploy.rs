@@ -65,7 +65,7 @@ impl Deploy {
             }
             if let Some((running, desired, pending, on_td)) = green_counts(cx) {
                 let wanted = match cx.spec.environment {
-                    EnvironmentModel::ServicePair { .. } => cx.sides().desired_count,
+                    EnvironmentModel::ServicePair { .. } => cx.green_desired(),
                     // A task set's size is a share of the service's; ECS computes it.
                     EnvironmentModel::TaskSet { .. } => desired,
                 };

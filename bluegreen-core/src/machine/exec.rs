@@ -191,6 +191,14 @@ impl Cx<'_> {
         self.sides
     }
 
+    /// Green's size now: its size at preflight, or blue's larger count once green
+    /// followed a scale-out. Health and steadiness are judged against it.
+    pub fn green_desired(&self) -> u32 {
+        self.k.green_desired.map_or(self.sides.desired_count, |n| {
+            n.max(self.sides.desired_count)
+        })
+    }
+
     pub fn blue_tg(&self) -> &str {
         &self.spec.target_groups[self.sides.blue]
     }

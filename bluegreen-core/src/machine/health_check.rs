@@ -40,7 +40,7 @@ impl HealthCheck {
 
     /// The guard: "2 of 3 healthy checks: not healthy yet".
     fn healthy_now(cx: &Cx<'_>) -> Result<(), String> {
-        let desired = cx.sides().desired_count;
+        let desired = cx.green_desired();
         match cx.k.green_health(cx.spec, cx.sides) {
             None => Err("green's target group not observed yet".into()),
             Some(s) if s.value.healthy >= desired && s.value.unhealthy == 0 => Ok(()),

@@ -94,6 +94,10 @@ pub struct Knowledge {
     pub hook_calls: BTreeMap<String, u32>,
     /// Observation batches issued so far (names command ids).
     pub ticks: u64,
+    /// Green's size once it followed blue's scale-out (service pair, no pinned
+    /// `desired_count`): blue's largest desired count seen before the shift completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub green_desired: Option<u32>,
 }
 
 impl Default for Knowledge {
@@ -116,6 +120,7 @@ impl Default for Knowledge {
             hook_verdicts: BTreeMap::new(),
             hook_calls: BTreeMap::new(),
             ticks: 0,
+            green_desired: None,
         }
     }
 }

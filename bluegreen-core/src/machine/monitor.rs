@@ -15,6 +15,16 @@ use crate::io::{Reason, ReasonKind};
 use crate::spec::EnvironmentModel;
 use crate::time::Timestamp;
 
+/// The largest size green follows blue to (ECS's own limit on a service's tasks).
+pub const FOLLOW_DESIRED_MAX: u32 = 5_000;
+
+/// Does green follow blue's scale in this spec? Service pair only (a task set's size is
+/// a share of its service's, which ECS applies itself), and only when the spec does not
+/// pin green's size.
+pub(crate) fn follows_blue(spec: &crate::spec::DeploymentSpec) -> bool {
+    matches!(spec.environment, EnvironmentModel::ServicePair { .. }) && spec.desired_count.is_none()
+}
+
 /// What a phase watches. A static description per phase, not state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watch {
@@ -24,6 +34,10 @@ pub struct Watch {
     pub alarms: bool,
     /// Metric checks: only once green has production traffic.
     pub metrics: bool,
+    /// Until the shift completes, green follows blue's scale-out: blue's desired count
+    /// is read with each batch and green is scaled up to it (service pair, when the
+    /// spec pins no `desired_count`).
+    pub follow_blue: bool,
 }
 
 /// How green's target health is judged.
@@ -43,12 +57,14 @@ impl Watch {
         green_health: HealthRule::Off,
         alarms: false,
         metrics: false,
+        follow_blue: true,
     };
     pub const HEALTH_CHECK: Watch = Watch {
         green_service: true,
         green_health: HealthRule::Observe,
         alarms: false,
         metrics: false,
+        follow_blue: true,
     };
     /// Green is healthy but has no production traffic (test traffic, approval, guards
     /// before the first shift).
@@ -57,13 +73,21 @@ impl Watch {
         green_health: HealthRule::Sustain,
         alarms: true,
         metrics: false,
+        follow_blue: true,
     };
-    /// Green has production traffic (shift, bake, drain wait).
+    /// Green has all production traffic (bake, drain wait): blue, idle, may scale in
+    /// and green no longer follows it.
     pub const LIVE: Watch = Watch {
         green_service: true,
         green_health: HealthRule::Sustain,
         alarms: true,
         metrics: true,
+        follow_blue: false,
+    };
+    /// Green has some production traffic (shift holds): still following blue.
+    pub const SHIFT: Watch = Watch {
+        follow_blue: true,
+        ..Watch::LIVE
     };
 }
 
@@ -156,6 +180,9 @@ impl Monitor {
                 }),
             );
         }
+        if watch.follow_blue && follows_blue(cx.spec) && (slow_due || !holding) {
+            self.follow_blue(cx, tick);
+        }
         if watch.green_health != HealthRule::Off {
             let tg = cx.green_tg().to_string();
             cx.issue_as(
@@ -178,6 +205,42 @@ impl Monitor {
                 CommandKind::Observe(Observe::Metrics(request)),
             );
         }
+    }
+
+    /// Scale green up to blue's desired count if blue grew (an autoscaler's scale-out
+    /// during the deployment) — never down: blue scales in as its traffic moves to
+    /// green, and green must end at least as large as blue was. Then read blue again.
+    fn follow_blue(&mut self, cx: &mut Cx<'_>, tick: u64) {
+        let spec = cx.spec;
+        let blue_service = cx.sides.blue_service(spec).to_string();
+        let blue_desired =
+            cx.k.services
+                .get(&blue_service)
+                .filter(|s| s.value.status == "ACTIVE")
+                .map(|s| s.value.desired_count);
+        if let Some(n) = blue_desired
+            && n > cx.green_desired()
+            && n <= FOLLOW_DESIRED_MAX
+        {
+            cx.k.green_desired = Some(n);
+            let green_service = cx.sides.green_service(spec).to_string();
+            cx.issue_as(
+                CommandId::numbered(cx.id, "t", tick, "-follow"),
+                CommandKind::ScaleEnvironment {
+                    cluster: spec.cluster.clone(),
+                    service: green_service,
+                    desired_count: n,
+                },
+            );
+        }
+        cx.issue_as(
+            CommandId::numbered(cx.id, "t", tick, "-blue"),
+            CommandKind::Observe(Observe::Service {
+                cluster: spec.cluster.clone(),
+                service: blue_service,
+                failures: None,
+            }),
+        );
     }
 
     fn schedule_next(&mut self, cx: &Cx<'_>) {
@@ -261,7 +324,7 @@ impl Monitor {
         if watch.green_health == HealthRule::Sustain
             && let Some(h) = k.green_health(spec, cx.sides)
         {
-            let desired = cx.sides.desired_count;
+            let desired = cx.green_desired();
             if h.value.healthy == 0 {
                 return Err(Reason::new(
                     ReasonKind::Unhealthy,

@@ -129,7 +129,8 @@ impl Phase {
             Phase::HealthCheck(_) => Some(Watch::HEALTH_CHECK),
             Phase::TestTraffic(_) | Phase::Approval(_) => Some(Watch::READY),
             Phase::Shift(_) if cx.k.prod_weights.green == 0 => Some(Watch::READY),
-            Phase::Shift(_) | Phase::Bake(_) | Phase::DrainBlue(_) => Some(Watch::LIVE),
+            Phase::Shift(_) => Some(Watch::SHIFT),
+            Phase::Bake(_) | Phase::DrainBlue(_) => Some(Watch::LIVE),
             _ => None,
         }
     }

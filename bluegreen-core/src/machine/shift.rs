@@ -86,7 +86,7 @@ impl Shift {
 
     pub(crate) fn decide(&mut self, cx: &mut Cx<'_>) -> Step {
         let watch = if cx.k.prod_weights.green > 0 {
-            Watch::LIVE
+            Watch::SHIFT
         } else {
             Watch::READY
         };
@@ -115,7 +115,7 @@ impl Shift {
                 self.stage = ShiftStage::Holding { until };
                 // Observe the effect of the new weights at once.
                 self.monitor.next_tick_at = cx.now;
-                tick_or_wait(&mut self.monitor, cx, Watch::LIVE, false, &[Some(until)])
+                tick_or_wait(&mut self.monitor, cx, Watch::SHIFT, false, &[Some(until)])
             }
             ShiftStage::Holding { until } => {
                 if cx.now >= until {
@@ -133,7 +133,7 @@ impl Shift {
         let ShiftStage::Guarding { since } = self.stage else {
             return Step::Broken(format!("shift guard in stage {:?}", self.stage));
         };
-        let desired = cx.sides.desired_count;
+        let desired = cx.green_desired();
         let fresh =
             cx.k.green_health(cx.spec, cx.sides)
                 .filter(|s| s.at >= since && !self.monitor.observing)

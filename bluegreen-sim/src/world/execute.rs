@@ -362,6 +362,38 @@ impl World {
         })
     }
 
+    /// Another caller sets a service's desired count — Application Auto Scaling scaling
+    /// it out or in. `false` when there is no such service.
+    pub fn autoscale(&mut self, cluster: &str, service: &str, desired: u32) -> bool {
+        let Some(s) = self
+            .ecs
+            .cluster(cluster)
+            .and_then(|c| self.ecs.service(c, service))
+        else {
+            return false;
+        };
+        self.update_service(s, None, Some(desired));
+        true
+    }
+
+    /// A service's desired and running task counts.
+    pub fn service_counts(&self, cluster: &str, service: &str) -> Option<(u32, u32)> {
+        let s = self
+            .ecs
+            .cluster(cluster)
+            .and_then(|c| self.ecs.service(c, service))?;
+        let s = &self.ecs.services[s as usize];
+        let running = s
+            .tasks
+            .iter()
+            .filter(|&&t| {
+                let t = &self.ecs.tasks[t as usize];
+                t.alive && t.status == super::ecs::TaskStatus::Running
+            })
+            .count() as u32;
+        Some((s.desired, running))
+    }
+
     fn apply_update(&mut self, service: u32, td: Option<u32>, desired: Option<u32>) {
         let (desired_before, td_before) = {
             let s = &self.ecs.services[service as usize];
