@@ -496,6 +496,16 @@ fn dispatch<C: Cloud + 'static>(
             .acquire_owned()
             .await
             .expect("the semaphore is never closed");
+        // The local lease check again, right before the call: a command that waited
+        // for the budget (or for a slot) while this replica was frozen past its lease
+        // must not go out after another replica took the app over.
+        if !gate.inner().standing.is_valid() {
+            let error = CommandError::retryable(
+                "LeaseLapsed",
+                "not sent: this replica's lease lapsed while the command waited to go out",
+            );
+            return (command, Err(error));
+        }
         let name = command.kind.name();
         let started = std::time::Instant::now();
         let result = match tokio::time::timeout(limit, cloud.execute(&command)).await {
