@@ -33,7 +33,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [app, image] = &args[..] else {
         return Err("usage: embed APP IMAGE".into());
     };
-    let cloud = bluegreen_svc::awscloud::build().await?;
+    let cloud = bluegreen_svc::cloud::aws::build().await?;
     let outcome = deploy(cloud, "bluegreen.toml".as_ref(), app, image).await?;
     println!("{}: {:?}", outcome.phase, outcome.reason);
     std::process::exit(if outcome.succeeded() { 0 } else { 1 })

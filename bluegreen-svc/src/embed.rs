@@ -1,5 +1,5 @@
 //! Drive one deployment to its outcome from your own program — a CI step, a platform
-//! CLI — with any [`Cloud`] (the AWS adapter, [`crate::aws::AwsCloud`], in production):
+//! CLI — with any [`Cloud`] (the AWS adapter, [`crate::cloud::aws::AwsCloud`], in production):
 //! timers, the core's retries and error policy, optional persistence to resume from after
 //! a crash (a snapshot file, or any [`SnapshotStore`] of yours), a progress callback, and
 //! cancellation. No server, no database of ours.
@@ -9,7 +9,7 @@
 //! use bluegreen_svc::embed::Deploy;
 //! let config = bluegreen_svc::config::Config::load(Some("bluegreen.toml".as_ref()), &Default::default())?;
 //! let spec = config.app("web").ok_or("no app web")?.spec("web:v2")?;
-//! let cloud = bluegreen_svc::awscloud::build().await?; // the standard AWS chain
+//! let cloud = bluegreen_svc::cloud::aws::build().await?; // the standard AWS chain
 //! let outcome = Deploy::new(cloud, spec)
 //!     .snapshot("web-v2.json") // resume from here if this process dies
 //!     .on_progress(|p| eprintln!("{} {}", p.status.phase, p.status.detail))

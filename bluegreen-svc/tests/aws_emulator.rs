@@ -10,7 +10,7 @@ use bluegreen_core::{
     ErrorClass, FailureFilter, ListenerRef, Mode, Observation, Observe, Preflight, TargetWeight,
     Timestamp,
 };
-use bluegreen_svc::aws::AwsCloud;
+use bluegreen_svc::cloud::aws::AwsCloud;
 use support::env::env;
 use support::fixture::{self, Fixture};
 

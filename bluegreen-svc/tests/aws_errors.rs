@@ -8,7 +8,7 @@ use aws_sdk_ecs::operation::update_service::UpdateServiceOutput;
 use aws_smithy_mocks::{Rule, mock, mock_client};
 use aws_smithy_types::error::ErrorMetadata;
 use bluegreen_core::{CommandKind, ErrorClass, Observe};
-use bluegreen_svc::aws::AwsCloud;
+use bluegreen_svc::cloud::aws::AwsCloud;
 
 use support::mock::*;
 

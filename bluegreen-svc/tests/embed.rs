@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bluegreen_core::{Notice, PhaseName, ReasonKind};
+use bluegreen_svc::cloud::dev::DevCloud;
 use bluegreen_svc::config::Config;
-use bluegreen_svc::devcloud::DevCloud;
 use bluegreen_svc::embed::Deploy;
 use bluegreen_svc::runner::ScaledClock;
 

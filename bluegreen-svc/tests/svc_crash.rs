@@ -45,7 +45,7 @@ fn the_runner_killed_mid_shift_on_the_simulated_world_resumes_from_sqlite_withou
     let config = config(&dir, &apps);
     // One clock and one world for both runs: the world outlives the "process".
     let clock = clock();
-    let cloud = bluegreen_svc::simcloud::build(&config, clock.clone()).expect("simulated world");
+    let cloud = bluegreen_svc::cloud::sim::build(&config, clock.clone()).expect("simulated world");
     let url = dir.store_url();
 
     let first = runtime();
@@ -182,8 +182,9 @@ async fn a_graceful_stop_persists_and_the_next_start_resumes() {
 async fn a_second_runner_on_the_same_store_drives_nothing_the_first_holds_until_it_stops() {
     let dir = TempDir::new("lease");
     let config = config(&dir, &app_toml("web", ""));
-    let cloud =
-        std::sync::Arc::new(bluegreen_svc::devcloud::DevCloud::new(&config.seed_drafts()).unwrap());
+    let cloud = std::sync::Arc::new(
+        bluegreen_svc::cloud::dev::DevCloud::new(&config.seed_drafts()).unwrap(),
+    );
     let store = Store::connect(&dir.store_url()).await.unwrap();
     let limits = config.runner.limits();
     let first = Runner::start(

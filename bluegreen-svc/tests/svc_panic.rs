@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bluegreen_core::journal::JournalEntry;
 use bluegreen_core::{Cloud, Command, CommandError, CommandKind, CommandResult, Output};
-use bluegreen_svc::devcloud::DevCloud;
+use bluegreen_svc::cloud::dev::DevCloud;
 use bluegreen_svc::runner::{Runner, Source, Submit, Submitted};
 use bluegreen_svc::store::{RowState, Store};
 use svc_util::{TempDir, app_toml, clock, config, wait_for};

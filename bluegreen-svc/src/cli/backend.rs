@@ -406,7 +406,7 @@ impl Backend {
 
 /// A runner started by this CLI process (no server is running).
 struct Local {
-    runner: Runner<crate::hooks::HookedCloud<crate::simcloud::AnyCloud>>,
+    runner: Runner<crate::hooks::HookedCloud<crate::cloud::AnyCloud>>,
 }
 
 /// The cloud `[cloud] kind` names, for a process of its own (the CLI's in-process
@@ -414,17 +414,21 @@ struct Local {
 pub(super) async fn build_cloud(
     config: &Config,
     clock: std::sync::Arc<dyn crate::runner::Clock>,
-) -> Result<crate::simcloud::AnyCloud, String> {
+) -> Result<crate::cloud::AnyCloud, String> {
     Ok(match config.cloud.kind {
-        CloudKind::Sim => crate::simcloud::AnyCloud::Sim(Box::new(
-            crate::simcloud::build(config, clock).map_err(|e| e.to_string())?,
+        CloudKind::Sim => crate::cloud::AnyCloud::Sim(Box::new(
+            crate::cloud::sim::build(config, clock).map_err(|e| e.to_string())?,
         )),
-        CloudKind::Aws => crate::simcloud::AnyCloud::Aws(Box::new(
-            crate::awscloud::build().await.map_err(|e| e.to_string())?,
+        CloudKind::Aws => crate::cloud::AnyCloud::Aws(Box::new(
+            crate::cloud::aws::build()
+                .await
+                .map_err(|e| e.to_string())?,
         )),
-        CloudKind::Remote => crate::simcloud::AnyCloud::Remote(Box::new(
-            crate::remote::RemoteCloud::new(config.cloud.url.as_deref().unwrap_or_default())?,
-        )),
+        CloudKind::Remote => {
+            crate::cloud::AnyCloud::Remote(Box::new(crate::cloud::remote::RemoteCloud::new(
+                config.cloud.url.as_deref().unwrap_or_default(),
+            )?))
+        }
     })
 }
 

@@ -322,7 +322,7 @@ async fn serve(config: Config) -> Result<i32, String> {
     match config.cloud.kind {
         CloudKind::Sim => {
             let cloud =
-                crate::simcloud::build(&config, clock.clone()).map_err(|e| e.to_string())?;
+                crate::cloud::sim::build(&config, clock.clone()).map_err(|e| e.to_string())?;
             let server = Server::start(&config, cloud, clock, secrets.clone(), listener)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -330,7 +330,9 @@ async fn serve(config: Config) -> Result<i32, String> {
             server.run_until(stop).await.map_err(|e| e.to_string())?;
         }
         CloudKind::Aws => {
-            let cloud = crate::awscloud::build().await.map_err(|e| e.to_string())?;
+            let cloud = crate::cloud::aws::build()
+                .await
+                .map_err(|e| e.to_string())?;
             let server = Server::start(&config, cloud, clock, secrets.clone(), listener)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -339,7 +341,7 @@ async fn serve(config: Config) -> Result<i32, String> {
         }
         CloudKind::Remote => {
             let url = config.cloud.url.as_deref().unwrap_or_default();
-            let cloud = crate::remote::RemoteCloud::new(url)?;
+            let cloud = crate::cloud::remote::RemoteCloud::new(url)?;
             let server = Server::start(&config, cloud, clock, secrets.clone(), listener)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -354,16 +356,19 @@ async fn serve(config: Config) -> Result<i32, String> {
 #[cfg(feature = "sim")]
 async fn sim_cloud(config: Config, listen: String) -> Result<i32, String> {
     let clock = clock_for(&config);
-    let cloud = crate::simcloud::build(&config, clock).map_err(|e| e.to_string())?;
+    let cloud = crate::cloud::sim::build(&config, clock).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("bluegreen sim-cloud: serving the simulated world at http://{addr}");
-    axum::serve(listener, crate::remote::SimServer::new(cloud).router())
-        .with_graceful_shutdown(crate::serve::shutdown_signal_installed())
-        .await
-        .map_err(|e| e.to_string())?;
+    axum::serve(
+        listener,
+        crate::cloud::remote::SimServer::new(cloud).router(),
+    )
+    .with_graceful_shutdown(crate::serve::shutdown_signal_installed())
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(0)
 }
 

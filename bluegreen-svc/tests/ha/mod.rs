@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bluegreen_core::Output;
 use bluegreen_core::Timestamp;
 use bluegreen_core::journal::{JournalEntry, JournalLine};
-use bluegreen_svc::remote::Call;
+use bluegreen_svc::cloud::remote::Call;
 use sqlx::Row;
 
 pub const API_TOKEN: &str = "ha-api-token-0123456789abcdef";

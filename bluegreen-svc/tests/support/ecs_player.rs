@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types as elb;
 use bluegreen_core::{Cloud, Command, CommandError, CommandKind, CommandResult};
-use bluegreen_svc::aws::AwsCloud;
+use bluegreen_svc::cloud::aws::AwsCloud;
 
 use super::fixture::{API_SERVICE, CLUSTER, Fixture, WEB_SERVICES};
 

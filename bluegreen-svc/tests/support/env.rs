@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bluegreen_svc::aws::AwsCloud;
+use bluegreen_svc::cloud::aws::AwsCloud;
 
 use super::cbor_bridge::CborBridge;
 use super::fixture::Fixture;

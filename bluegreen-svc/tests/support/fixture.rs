@@ -41,7 +41,7 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 use bluegreen_core::{
     Artifact, EnvironmentModel, HealthSpec, ListenerRef, Pacing, SpecDraft, Strategy, Timeouts,
 };
-use bluegreen_svc::aws::AwsCloud;
+use bluegreen_svc::cloud::aws::AwsCloud;
 
 use super::cbor_bridge::CborBridge;
 use super::moto::Moto;

@@ -14,7 +14,7 @@ use bluegreen_core::{
     Cloud, Command, CommandError, CommandId, CommandKind, CommandResult, DeploymentId, ListenerRef,
     Mode, Preflight,
 };
-use bluegreen_svc::aws::AwsCloud;
+use bluegreen_svc::cloud::aws::AwsCloud;
 
 pub const ACCOUNT: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012";
 pub const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2";

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bluegreen_svc::cloud::dev::DevCloud;
 use bluegreen_svc::config::{Config, Origin};
-use bluegreen_svc::devcloud::DevCloud;
 use bluegreen_svc::runner::{Clock, ScaledClock};
 use bluegreen_svc::serve::{Secrets, Server};
 use bluegreen_svc::store::{Store, Stored};

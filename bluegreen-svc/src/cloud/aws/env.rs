@@ -1,9 +1,9 @@
-//! Building the AWS cloud for `[cloud] kind = "aws"`: the AWS adapter (`crate::aws`)
+//! Building the AWS cloud for `[cloud] kind = "aws"`: the AWS adapter (`crate::cloud::aws`)
 //! over the standard `aws-config` chain — region, credentials (environment, profile,
 //! ECS task role, instance metadata) and `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`.
 
 /// The AWS adapter as the service drives it (hooks are added by `HookedCloud`).
-pub type AwsKind = crate::aws::AwsCloud;
+pub type AwsKind = crate::cloud::aws::AwsCloud;
 
 /// The AWS cloud from the standard chain; refuses to start without a region.
 pub async fn build() -> Result<AwsKind, String> {
@@ -16,5 +16,5 @@ pub async fn build() -> Result<AwsKind, String> {
                 .into(),
         );
     }
-    Ok(crate::aws::AwsCloud::new(&config))
+    Ok(crate::cloud::aws::AwsCloud::new(&config))
 }

@@ -23,8 +23,11 @@
 mod cloudwatch;
 mod ecs;
 mod elbv2;
+mod env;
 mod errors;
 mod preflight;
+
+pub use env::{AwsKind, build};
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;

@@ -107,7 +107,7 @@ impl Cloud for RemoteCloud {
 /// The shared world and its call log.
 #[derive(Clone)]
 pub struct SimServer {
-    cloud: Arc<crate::simcloud::SimKind>,
+    cloud: Arc<crate::cloud::sim::SimKind>,
     calls: Arc<Mutex<(u64, Vec<Call>)>>,
 }
 
@@ -116,7 +116,7 @@ fn kind_name(kind: &CommandKind) -> (String, bool) {
 }
 
 impl SimServer {
-    pub fn new(cloud: crate::simcloud::SimKind) -> Self {
+    pub fn new(cloud: crate::cloud::sim::SimKind) -> Self {
         SimServer {
             cloud: Arc::new(cloud),
             calls: Arc::new(Mutex::new((0, Vec::new()))),

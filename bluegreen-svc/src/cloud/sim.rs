@@ -1,20 +1,14 @@
-//! The clouds `serve` and the CLI can drive, chosen by `[cloud] kind`.
-//!
-//! `sim`: the simulated world (bluegreen-sim) seeded from the config's apps — each app's
+//! `[cloud] kind = "sim"`: the simulated world (bluegreen-sim) seeded from the config's apps — each app's
 //! cluster, services (or EXTERNAL service with one primary task set), target groups,
 //! listener and alarms exist, slot a live at 100 % — on the runner's clock, with the
 //! profile and seed from `[cloud]`. Without the `sim` feature, `kind = "sim"` runs on
 //! ideal in-process worlds ([`DevCloud`]) instead.
-//! `aws`: the AWS adapter over the standard credential chain.
 
 use std::sync::Arc;
 
-use bluegreen_core::{Cloud, Command, CommandError, CommandResult};
-
-use crate::awscloud::AwsKind;
-use crate::config::Config;
 #[cfg(not(feature = "sim"))]
-use crate::devcloud::DevCloud;
+use crate::cloud::dev::DevCloud;
+use crate::config::Config;
 use crate::runner::Clock;
 
 /// The simulated cloud the service runs on.
@@ -64,21 +58,4 @@ pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<SimKind, bluegree
 pub fn build(config: &Config, clock: Arc<dyn Clock>) -> Result<SimKind, bluegreen_core::SpecError> {
     let _ = clock;
     DevCloud::new(&config.seed_drafts())
-}
-
-/// Either cloud, for code that picks at run time (the CLI's in-process controller).
-pub enum AnyCloud {
-    Sim(Box<SimKind>),
-    Aws(Box<AwsKind>),
-    Remote(Box<crate::remote::RemoteCloud>),
-}
-
-impl Cloud for AnyCloud {
-    async fn execute(&self, command: &Command) -> Result<CommandResult, CommandError> {
-        match self {
-            AnyCloud::Sim(c) => c.execute(command).await,
-            AnyCloud::Aws(c) => c.execute(command).await,
-            AnyCloud::Remote(c) => c.execute(command).await,
-        }
-    }
 }
