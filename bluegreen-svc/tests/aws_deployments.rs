@@ -1,6 +1,7 @@
 //! Full deployments through the core machine against the local emulator (moto), the
 //! fixture playing ECS's part: all-at-once and canary complete, an alarm rolls a canary
-//! back, and the task-set model completes. Every command is checked to make exactly the
+//! back, the task-set model completes, and green follows an autoscaler's scale-out of
+//! blue during the canary. Every command is checked to make exactly the
 //! AWS calls the core budgets. Skipped with a message when the emulator is not installed
 //! (a failure under CI=true).
 
@@ -174,6 +175,51 @@ async fn task_set_deployment_completes_with_green_primary_and_blue_deleted() {
             .task_definition()
             .unwrap()
             .ends_with("task-definition/api:2")
+    );
+    assert_calls_at_budget(&d);
+}
+
+/// An autoscaler scales blue out (2 → 4 tasks) while the canary holds: green, which
+/// follows blue's scale until the shift completes, is scaled to 4 before it takes all
+/// traffic, and ends the deployment at 4.
+#[tokio::test]
+async fn green_follows_a_scale_out_of_blue_during_the_canary() {
+    let Some(env) = env("green_follows_a_scale_out_of_blue_during_the_canary").await else {
+        return;
+    };
+    let draft = env.fx.web_draft(Strategy::Canary {
+        percent: 10,
+        wait_ms: 5_000,
+    });
+    let cloud = PlaysEcs::new(env.aws.clone(), env.fx.clone());
+    let mut d = Driver::new("web-follow-1", draft);
+    let scaled_to = fixture::BLUE_TASKS + 2;
+    let mut scaled = false;
+    for _ in 0..2_000 {
+        if !scaled && d.phase() == PhaseName::Shift {
+            env.fx.set_desired("web-a", scaled_to).await;
+            scaled = true;
+        }
+        if !d.turn(&cloud, || env.aws.calls_total()).await {
+            break;
+        }
+    }
+    assert!(
+        scaled,
+        "the deployment never reached the shift: {}",
+        d.report()
+    );
+    assert_eq!(d.phase(), PhaseName::Completed, "{}", d.report());
+    let green = env.fx.service("web-b").await;
+    assert_eq!(green.desired_count(), scaled_to as i32, "{}", d.report());
+    let followed = d.executed.iter().any(|e| {
+        matches!(&e.command.kind, CommandKind::ScaleEnvironment { service, desired_count, .. }
+            if service == "web-b" && *desired_count == scaled_to)
+    });
+    assert!(
+        followed,
+        "green was scaled to blue's new size: {}",
+        d.report()
     );
     assert_calls_at_budget(&d);
 }

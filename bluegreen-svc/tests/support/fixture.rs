@@ -510,6 +510,18 @@ impl Fixture {
         )
     }
 
+    /// Another caller (an autoscaler) sets a service's desired count.
+    pub async fn set_desired(&self, name: &str, desired: u32) {
+        self.ecs
+            .update_service()
+            .cluster(CLUSTER)
+            .service(name)
+            .desired_count(desired as i32)
+            .send()
+            .await
+            .expect("update a service's desired count");
+    }
+
     pub async fn service(&self, name: &str) -> ecs::Service {
         self.ecs
             .describe_services()
