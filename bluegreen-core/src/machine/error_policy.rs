@@ -10,7 +10,7 @@
 //! | Fatal | give up ([`ErrorAction::Fail`]) | give up |
 //! | Ambiguous | observe first ([`ErrorAction::Resolve`]) | retry |
 //! | Retryable | retry | retry |
-//! | Throttled | retry, [`THROTTLED_ATTEMPTS_FACTOR`]× the attempts | same |
+//! | Throttled | retry, [`throttled_attempts_max`]: 4× the attempts (16× in preflight) | same |
 //!
 //! A retry past the attempt limit gives up ([`ErrorAction::Exhausted`]). The limit is the
 //! spec's `attempts_max`, doubled in rollback and drain-blue: neither has a safer way out
@@ -66,6 +66,18 @@ pub enum ErrorAction {
 /// busy (many deployments, other callers) says nothing about this deployment, and the
 /// backoff between attempts already spreads them out.
 pub const THROTTLED_ATTEMPTS_FACTOR: u32 = 4;
+/// In preflight nothing has changed yet: a deployment throttled there is waiting its
+/// turn in a busy account (queued, in effect), not failing — a longer leash still.
+pub const THROTTLED_PREFLIGHT_FACTOR: u32 = 16;
+
+/// Attempts a throttled command gets in `phase`.
+pub fn throttled_attempts_max(pacing: &Pacing, phase: PhaseName) -> u32 {
+    let factor = match phase {
+        PhaseName::Preflight => THROTTLED_PREFLIGHT_FACTOR,
+        _ => THROTTLED_ATTEMPTS_FACTOR,
+    };
+    attempts_max(pacing, phase).saturating_mul(factor)
+}
 
 /// Attempts allowed for one command in `phase`.
 pub fn attempts_max(pacing: &Pacing, phase: PhaseName) -> u32 {
@@ -92,7 +104,7 @@ pub fn on_failure(
         ErrorClass::Throttled => {
             // Counted against the longer leash: attempt n of a throttled command is
             // worth 1/FACTOR of an attempt of a failing one.
-            let limit = attempts_max(pacing, f.phase).saturating_mul(THROTTLED_ATTEMPTS_FACTOR);
+            let limit = throttled_attempts_max(pacing, f.phase);
             if f.attempt >= limit {
                 return ErrorAction::Exhausted {
                     attempts: f.attempt,
@@ -267,6 +279,15 @@ mod tests {
             (Retryable, 4, Plain, true, P::Rollback, R),
             // Throttled: a busy account, not a broken deployment — four times the leash.
             (Throttled, 4, Plain, true, P::Preflight, R),
+            (Throttled, 63, Plain, false, P::Preflight, R),
+            (
+                Throttled,
+                64,
+                Plain,
+                false,
+                P::Preflight,
+                Exhausted { attempts: 64 },
+            ),
             (Throttled, 8, Plain, false, P::HealthCheck, R),
             (Throttled, 15, Plain, true, P::Shift, R),
             (
