@@ -1068,3 +1068,107 @@ async fn tag_slots_tags_each_target_group_with_its_own_live_value() {
     assert_eq!(r, Ok(CommandResult::Tagged));
     assert_eq!(c.calls_total(), 2, "one AddTags per target group");
 }
+
+/// Many deployments reading services of one cluster at once share `DescribeServices`
+/// calls (ten services a call, AWS's limit), and each gets its own service's status.
+#[tokio::test]
+async fn concurrent_service_reads_in_one_cluster_share_describe_services_calls() {
+    let names: Vec<String> = (0..12).map(|i| format!("svc-{i:02}")).collect();
+    let all = names.clone();
+    let rule = mock!(aws_sdk_ecs::Client::describe_services).then_output(move || {
+        DescribeServicesOutput::builder()
+            .set_services(Some(
+                all.iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let mut s = service(n, None, ecs::DeploymentControllerType::Ecs);
+                        s.desired_count = i as i32;
+                        s
+                    })
+                    .collect(),
+            ))
+            .build()
+    });
+    let c = cloud(&[&rule], &[], &[]);
+    let mut reads = tokio::task::JoinSet::new();
+    for name in &names {
+        let (c, name) = (c.clone(), name.clone());
+        reads.spawn(async move {
+            let kind = CommandKind::Observe(Observe::Service {
+                cluster: "prod".into(),
+                service: name.clone(),
+                failures: None,
+            });
+            (name, run(&c, kind).await)
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = reads.join_next().await {
+        let (name, result) = done.unwrap();
+        let Ok(CommandResult::Observed(Observation::Service(s))) = result else {
+            panic!("{name}: {result:?}");
+        };
+        let i: u32 = name[4..].parse().unwrap();
+        assert_eq!((s.service.as_str(), s.desired_count), (name.as_str(), i));
+        answered += 1;
+    }
+    assert_eq!(answered, 12);
+    let calls = c.calls_by_operation()["DescribeServices"];
+    assert!(
+        (2..=3).contains(&calls),
+        "12 reads at once: {calls} DescribeServices calls (ten a call)"
+    );
+}
+
+/// Deployments reading their alarms at once share `DescribeAlarms` calls (a hundred
+/// names a call); each gets exactly its own alarms back, missing ones named.
+#[tokio::test]
+async fn concurrent_alarm_reads_share_describe_alarms_calls() {
+    let rules = [mock!(aws_sdk_cloudwatch::Client::describe_alarms)
+        .match_requests(|r| r.alarm_names().len() <= 100)
+        .then_compute_output(|r| {
+            let mut out = DescribeAlarmsOutput::builder();
+            // Every alarm exists except the fifth deployment's last one.
+            for name in r.alarm_names().iter().filter(|n| *n != "d4-alarm-29") {
+                out = out.metric_alarms(
+                    cw::MetricAlarm::builder()
+                        .alarm_name(name)
+                        .state_value(cw::StateValue::Ok)
+                        .build(),
+                );
+            }
+            out.build()
+        })];
+    let c = cloud(&[], &[], &refs(&rules));
+    let mut reads = tokio::task::JoinSet::new();
+    for d in 0..5 {
+        let c = c.clone();
+        reads.spawn(async move {
+            let names: Vec<String> = (0..30).map(|i| format!("d{d}-alarm-{i:02}")).collect();
+            let kind = CommandKind::Observe(Observe::Alarms {
+                names: names.clone(),
+            });
+            (d, names, run(&c, kind).await)
+        });
+    }
+    while let Some(done) = reads.join_next().await {
+        let (d, names, result) = done.unwrap();
+        let Ok(CommandResult::Observed(Observation::Alarms(a))) = result else {
+            panic!("deployment {d}: {result:?}");
+        };
+        let got: Vec<&String> = a.alarms.iter().map(|x| &x.name).collect();
+        if d == 4 {
+            assert_eq!(a.missing, vec!["d4-alarm-29".to_string()]);
+            assert!(got.iter().copied().eq(names[..29].iter()));
+        } else {
+            assert!(a.missing.is_empty(), "{:?}", a.missing);
+            assert!(
+                got.iter().copied().eq(names.iter()),
+                "only its own alarms, in order"
+            );
+        }
+    }
+    // 150 names: two calls at best, five (one per deployment) without batching.
+    let calls = c.calls_by_operation()["DescribeAlarms"];
+    assert!((2..=3).contains(&calls), "{calls} DescribeAlarms calls");
+}

@@ -36,6 +36,27 @@ pub(crate) async fn alarms(
     cloud: &AwsCloud,
     names: &[String],
 ) -> Result<CommandResult, CommandError> {
+    // A deployment's own names fit one call: share it with other deployments' reads.
+    let mut found = if names.len() <= ALARM_NAMES_PER_CALL {
+        super::alarm_batch::read(cloud, names).await?
+    } else {
+        fetch(cloud, names).await?
+    };
+    let mut states = AlarmStates::default();
+    for name in names {
+        match found.remove(name) {
+            Some(a) => states.alarms.push(a),
+            None => states.missing.push(name.clone()),
+        }
+    }
+    Ok(CommandResult::Observed(Observation::Alarms(states)))
+}
+
+/// The named alarms' states, a hundred names a call (the ones that exist).
+pub(crate) async fn fetch(
+    cloud: &AwsCloud,
+    names: &[String],
+) -> Result<BTreeMap<String, AlarmObservation>, CommandError> {
     let mut found: BTreeMap<String, AlarmObservation> = BTreeMap::new();
     for batch in names.chunks(ALARM_NAMES_PER_CALL) {
         let mut token: Option<String> = None;
@@ -82,14 +103,7 @@ pub(crate) async fn alarms(
             }
         }
     }
-    let mut states = AlarmStates::default();
-    for name in names {
-        match found.remove(name) {
-            Some(a) => states.alarms.push(a),
-            None => states.missing.push(name.clone()),
-        }
-    }
-    Ok(CommandResult::Observed(Observation::Alarms(states)))
+    Ok(found)
 }
 
 fn query(q: &bluegreen_core::MetricQuery) -> MetricDataQuery {

@@ -20,6 +20,7 @@
 //! `throttled` or `error`) and runs in a `aws_call` tracing span inside the command's
 //! `aws_command` span.
 
+mod alarm_batch;
 mod cloudwatch;
 mod ecs;
 mod elbv2;
@@ -71,6 +72,10 @@ struct Shared {
     /// What each listener action holds besides the forward weights (authentication
     /// actions, stickiness), learned from every read of it.
     templates: Mutex<HashMap<ListenerRef, elbv2::Template>>,
+    /// `DescribeServices` reads waiting to share a call, per cluster.
+    service_batches: ecs::batch::ServiceBatches,
+    /// `DescribeAlarms` reads waiting to share a call.
+    alarm_batches: alarm_batch::AlarmBatches,
 }
 
 impl std::fmt::Debug for AwsCloud {

@@ -1,6 +1,7 @@
 //! ECS: task-definition revisions, services (service pair), task sets (EXTERNAL model),
 //! and the observation of a service with its task sets and failed tasks.
 
+pub(crate) mod batch;
 mod stopped_tasks;
 mod task_definitions;
 
@@ -246,6 +247,21 @@ pub(crate) async fn describe_services(
     cluster: &str,
     names: &[String],
 ) -> Result<Vec<Service>, CommandError> {
+    describe_services_each(cloud, cluster, names)
+        .await?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// Each service asked for (one call, at most ten), or the Fatal error that names it
+/// as missing; `Err` when the call itself failed.
+#[allow(clippy::type_complexity)]
+pub(crate) async fn describe_services_each(
+    cloud: &AwsCloud,
+    cluster: &str,
+    names: &[String],
+) -> Result<Vec<(String, Result<Service, CommandError>)>, CommandError> {
     let out = cloud
         .call(
             "DescribeServices",
@@ -258,11 +274,12 @@ pub(crate) async fn describe_services(
                 .send(),
         )
         .await?;
-    names
+    Ok(names
         .iter()
         .map(|name| {
             let wanted = super::short_name(name);
-            out.services()
+            let found = out
+                .services()
                 .iter()
                 .find(|s| {
                     s.service_name() == Some(wanted) || s.service_arn() == Some(name.as_str())
@@ -279,9 +296,10 @@ pub(crate) async fn describe_services(
                         "ServiceNotFoundException",
                         format!("service {name} not found in cluster {cluster} ({reason})"),
                     )
-                })
+                });
+            (name.clone(), found)
         })
-        .collect()
+        .collect())
 }
 
 fn task_set_status(ts: &TaskSet) -> TaskSetStatus {
@@ -312,7 +330,8 @@ pub(crate) async fn observe_service(
     service: &str,
     failures: Option<&FailureFilter>,
 ) -> Result<CommandResult, CommandError> {
-    let s = describe_service(cloud, cluster, service).await?;
+    // Batched with other deployments' reads of this cluster's services.
+    let s = batch::describe_one(cloud, cluster, service).await?;
     let failed_tasks = match failures {
         Some(filter) => stopped_tasks::failed_tasks(cloud, cluster, service, filter).await?,
         None => 0,
