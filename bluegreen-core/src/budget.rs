@@ -218,6 +218,8 @@ impl Cost {
                 c.add(B::ElbModify, 1);
             }
             CommandKind::TagSlots { .. } => c.add(B::ElbModify, 2),
+            // Application Auto Scaling has buckets of its own, outside this budget.
+            CommandKind::PlaceScaling { .. } => {}
             CommandKind::Observe(o) => match o {
                 Observe::Listener(_) | Observe::TargetHealth { .. } => c.add(B::ElbDescribe, 1),
                 Observe::Service { failures, .. } => {

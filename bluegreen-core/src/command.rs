@@ -85,6 +85,18 @@ pub enum CommandKind {
         deployment: String,
         outcome: String,
     },
+    /// Service pair: put the app's Application Auto Scaling scalable target (namespace
+    /// `ecs`, dimension `ecs:service:DesiredCount`) and its scaling policies on
+    /// `services[live_slot]`, moving them from the other slot's service if they are
+    /// there; nothing registered on either slot is nothing to do. Desired state, so
+    /// sending it twice is harmless. Like `TagSlots`, the machine never issues it: the
+    /// service sends it when a shift completes (green live), when a rollback starts and
+    /// at the outcome ([`crate::Deployment::scaling_placement`]).
+    PlaceScaling {
+        cluster: String,
+        services: [String; 2],
+        live_slot: usize,
+    },
     /// Read some state. Reads never change anything and are retried freely.
     Observe(Observe),
     /// Call a user's HTTP hook.
@@ -264,6 +276,11 @@ pub enum CommandResult {
     WeightsSet(ListenerState),
     PrimarySet,
     Tagged,
+    /// The scalable target is on the live slot's service (`moved`: it was moved there
+    /// now; `false` also when no scalable target exists).
+    ScalingPlaced {
+        moved: bool,
+    },
     Observed(Observation),
     Hook(HookVerdict),
 }
@@ -568,6 +585,7 @@ impl CommandKind {
             CommandKind::SetListenerWeights { .. } => "set-listener-weights",
             CommandKind::SetPrimaryTaskSet { .. } => "set-primary-task-set",
             CommandKind::TagSlots { .. } => "tag-slots",
+            CommandKind::PlaceScaling { .. } => "place-scaling",
             CommandKind::Observe(Observe::Listener(_)) => "observe-listener",
             CommandKind::Observe(Observe::Service { .. }) => "observe-service",
             CommandKind::Observe(Observe::TargetHealth { .. }) => "observe-target-health",
@@ -607,6 +625,8 @@ impl CommandKind {
             CommandKind::SetPrimaryTaskSet { .. } => 1,
             // AddTags per target group (their tag values differ).
             CommandKind::TagSlots { .. } => 2,
+            // DescribeScalableTargets (both slots' services in one call).
+            CommandKind::PlaceScaling { .. } => 1,
             CommandKind::Observe(Observe::Listener(_)) => 1,
             // DescribeServices (+ ListTasks STOPPED for the breaker; DescribeTasks only
             // when there are stopped tasks).

@@ -61,6 +61,7 @@ pub(crate) fn resolver(write: &CommandKind) -> Option<CommandKind> {
         CommandKind::Preflight(_)
         | CommandKind::FindTaskDefinition { .. }
         | CommandKind::TagSlots { .. }
+        | CommandKind::PlaceScaling { .. }
         | CommandKind::Observe(_)
         | CommandKind::CallHook(_) => return None,
     })

@@ -130,6 +130,33 @@ impl Deployment {
     }
 }
 
+impl Deployment {
+    /// Where the app's Application Auto Scaling target belongs now (service pair only):
+    /// on green once it has all production traffic (bake, drain-blue, completed), on
+    /// blue while rolling back and after. `None` before the shift completes, and in the
+    /// task-set model (scale stays on the one service).
+    pub fn scaling_placement(&self) -> Option<crate::command::CommandKind> {
+        let sides = self.sides.as_ref()?;
+        let EnvironmentModel::ServicePair { services } = &self.spec.environment else {
+            return None;
+        };
+        let live_slot = match &self.phase {
+            Phase::Bake(_) | Phase::DrainBlue(_) | Phase::Completed { .. } => sides.green(),
+            Phase::Rollback(_) | Phase::RolledBack { .. } => sides.blue,
+            Phase::Paused(p) => match p.inner.as_ref() {
+                Phase::Bake(_) | Phase::DrainBlue(_) => sides.green(),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(crate::command::CommandKind::PlaceScaling {
+            cluster: self.spec.cluster.clone(),
+            services: services.clone(),
+            live_slot,
+        })
+    }
+}
+
 fn detail(phase: &Phase) -> String {
     match phase {
         Phase::Preflight(p) => match p.stage {

@@ -335,6 +335,7 @@ impl IdealCloud {
                 CommandResult::PrimarySet
             }
             CommandKind::TagSlots { .. } => CommandResult::Tagged,
+            CommandKind::PlaceScaling { .. } => CommandResult::ScalingPlaced { moved: false },
             CommandKind::Observe(Observe::Listener(l)) => {
                 CommandResult::Observed(Observation::Listener(ListenerState {
                     forwards: self.listeners.get(l).cloned().unwrap_or_default(),

@@ -123,6 +123,8 @@ impl World {
                 }
                 Ok(CommandResult::Tagged)
             }
+            // The simulated account has no Application Auto Scaling: nothing to move.
+            CommandKind::PlaceScaling { .. } => Ok(CommandResult::ScalingPlaced { moved: false }),
             CommandKind::Observe(o) => self.observe(o).map(CommandResult::Observed),
             CommandKind::CallHook(call) => match self.hooks.answer(call) {
                 HookOutcome::Answer { verdict, .. } => Ok(CommandResult::Hook(verdict)),

@@ -100,6 +100,7 @@ fn route_key(kind: &CommandKind) -> Option<&str> {
         | CommandKind::Observe(Observe::Listener(listener)) => &listener.listener_arn,
         CommandKind::Observe(Observe::TargetHealth { target_group }) => target_group,
         CommandKind::TagSlots { target_groups, .. } => &target_groups[0],
+        CommandKind::PlaceScaling { services, .. } => &services[0],
         CommandKind::Observe(Observe::Alarms { .. })
         | CommandKind::Observe(Observe::Metrics(_))
         | CommandKind::CallHook(_) => return None,

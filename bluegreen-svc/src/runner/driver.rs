@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bluegreen_core::journal::{JournalEntry, JournalLine, OUTPUTS_PER_INPUT_MAX};
 use bluegreen_core::{
-    Cloud, Command, CommandError, CommandResult, Deployment, DeploymentId, Input, Notice, Output,
-    Phase, PhaseName, Refused, Timestamp,
+    Cloud, Command, CommandError, CommandKind, CommandResult, Deployment, DeploymentId, Input,
+    Notice, Output, Phase, PhaseName, Refused, Timestamp,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -82,6 +82,11 @@ pub(crate) async fn run<C: Cloud + 'static>(
     let mut watch = Watch {
         phase_since: d.history().last().map(|t| t.at).unwrap_or(d.created_at()),
     };
+    // The app's Application Auto Scaling target follows the live slot, placed in the
+    // background (latest wins) so a rollback's first write never waits for it.
+    let (place_tx, place_rx) = tokio::sync::watch::channel(None::<CommandKind>);
+    let placer = tokio::spawn(place_scaling(runner.clone(), id.clone(), place_rx));
+    let placer = scopeguard_abort(placer);
     // Bounded by the deployment itself: every iteration handles at least one input or
     // waits for one, and the machine reaches a terminal phase within its timeouts.
     loop {
@@ -178,6 +183,14 @@ pub(crate) async fn run<C: Cloud + 'static>(
             for (reply, handled) in replies {
                 let _ = reply.send(handled);
             }
+            let placement = d.scaling_placement();
+            place_tx.send_if_modified(|current| {
+                let changed = *current != placement;
+                if changed {
+                    current.clone_from(&placement);
+                }
+                changed
+            });
             if let Some(n) = inner.notify.get() {
                 n.after_turn(&d);
             } // notifications, after the turn is on disk
@@ -185,6 +198,9 @@ pub(crate) async fn run<C: Cloud + 'static>(
                 outcome(&d);
                 flights.abort_all();
                 tag_outcome(runner, &d).await;
+                // Let the last placement (live slot at the outcome) finish, bounded.
+                drop(place_tx);
+                placer.finish(PLACE_FINISH_MAX).await;
                 return End::Finished(d.phase_name());
             }
             if !stopping && !commands.is_empty() {
@@ -418,6 +434,90 @@ pub(crate) async fn contain_panic<C: Cloud + 'static>(
         }
         Err(PersistFailed::Fenced) => End::Fenced,
         Err(PersistFailed::GaveUp) => End::Detached,
+    }
+}
+
+/// Attempts and per-attempt bound for placing the scalable target (best effort: a
+/// failure is logged and counted; the next placement, or the next driver of the app,
+/// tries again — the move is desired state).
+const PLACE_ATTEMPTS_MAX: u32 = 3;
+const PLACE_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a finished deployment's driver waits for its last placement.
+const PLACE_FINISH_MAX: Duration = Duration::from_secs(60);
+
+/// Put the app's scalable target where each new value says (`Deployment::
+/// scaling_placement`), one at a time, the latest value winning; ends when the driver
+/// drops the sender.
+async fn place_scaling<C: Cloud + 'static>(
+    runner: Runner<C>,
+    id: bluegreen_core::DeploymentId,
+    mut rx: watch::Receiver<Option<CommandKind>>,
+) {
+    let cloud = runner.inner().cloud.clone();
+    // Bounded by the driver: it drops the sender when it ends.
+    while rx.changed().await.is_ok() {
+        let Some(kind) = rx.borrow_and_update().clone() else {
+            continue;
+        };
+        for attempt in 1..=PLACE_ATTEMPTS_MAX {
+            // Never after this replica lost its lease: the app's new holder places it.
+            if !runner.inner().standing.is_valid() {
+                return;
+            }
+            let command = Command {
+                id: bluegreen_core::CommandId::new(&id, "place-scaling"),
+                attempt,
+                kind: kind.clone(),
+            };
+            match tokio::time::timeout(PLACE_ATTEMPT_TIMEOUT, cloud.execute(&command)).await {
+                Ok(Ok(CommandResult::ScalingPlaced { moved })) => {
+                    if moved {
+                        metrics::counter!("bluegreen_scaling_moves_total").increment(1);
+                    }
+                    break;
+                }
+                Ok(Ok(other)) => {
+                    tracing::warn!(?other, "placing the scalable target: unexpected answer");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, attempt, "could not move the app's scalable target to the live slot");
+                    metrics::counter!("bluegreen_scaling_move_errors_total").increment(1);
+                }
+                Err(_) => tracing::warn!(attempt, "moving the app's scalable target timed out"),
+            }
+            if attempt < PLACE_ATTEMPTS_MAX {
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            }
+        }
+    }
+}
+
+/// A background task aborted when its holder is dropped (a driver that ends fenced or
+/// detached must not keep placing: the app's new holder does), or awaited on purpose.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+fn scopeguard_abort(handle: tokio::task::JoinHandle<()>) -> AbortOnDrop {
+    AbortOnDrop(Some(handle))
+}
+
+impl AbortOnDrop {
+    async fn finish(mut self, within: Duration) {
+        if let Some(h) = self.0.take() {
+            let abort = h.abort_handle();
+            if tokio::time::timeout(within, h).await.is_err() {
+                abort.abort();
+                tracing::warn!("the last placement of the scalable target did not finish in time");
+            }
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
     }
 }
 

@@ -27,6 +27,7 @@ mod elbv2;
 mod env;
 mod errors;
 mod preflight;
+mod scaling;
 
 pub use env::{AwsKind, build};
 
@@ -62,6 +63,9 @@ pub struct AwsCloud {
     ecs: aws_sdk_ecs::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    /// Application Auto Scaling (`PlaceScaling`); `None` in adapters built from other
+    /// clients without one (`from_clients`), which then have no scaling to move.
+    autoscaling: Option<aws_sdk_applicationautoscaling::Client>,
     shared: Arc<Shared>,
 }
 
@@ -87,13 +91,33 @@ impl std::fmt::Debug for AwsCloud {
 }
 
 impl AwsCloud {
-    /// Clients for ECS, ELBv2 and CloudWatch from one SDK configuration (region,
+    /// Clients for ECS, ELBv2, CloudWatch and Application Auto Scaling from one SDK configuration (region,
     /// credentials, endpoint), with SDK retries off and bounded timeouts.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         let ecs = aws_sdk_ecs::config::Builder::from(config);
         let elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(config);
         let cw = aws_sdk_cloudwatch::config::Builder::from(config);
-        Self::from_configs(ecs, elb, cw)
+        let aas = aws_sdk_applicationautoscaling::config::Builder::from(config);
+        Self::from_configs(ecs, elb, cw).with_autoscaling_config(aas)
+    }
+
+    /// Add an Application Auto Scaling client (tests point it at the emulator); its
+    /// retry and timeout settings are replaced with the adapter's.
+    pub fn with_autoscaling(self, client: aws_sdk_applicationautoscaling::Client) -> Self {
+        self.with_autoscaling_config(client.config().to_builder())
+    }
+
+    fn with_autoscaling_config(mut self, aas: aws_sdk_applicationautoscaling::config::Builder) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .build();
+        self.autoscaling = Some(aws_sdk_applicationautoscaling::Client::from_conf(
+            aas.retry_config(RetryConfig::disabled())
+                .timeout_config(timeouts)
+                .build(),
+        ));
+        self
     }
 
     /// [`AwsCloud::new`] with the standard `aws-config` chain: region, credentials and
@@ -145,6 +169,7 @@ impl AwsCloud {
                     .timeout_config(timeouts)
                     .build(),
             ),
+            autoscaling: None,
             shared: Arc::default(),
         }
     }
@@ -272,6 +297,11 @@ impl AwsCloud {
                 deployment,
                 outcome,
             } => elbv2::tag_slots(self, target_groups, *live_slot, deployment, outcome).await,
+            CommandKind::PlaceScaling {
+                cluster,
+                services,
+                live_slot,
+            } => scaling::place(self, cluster, services, *live_slot).await,
             CommandKind::Observe(Observe::Listener(listener)) => {
                 elbv2::observe_listener(self, listener).await
             }
