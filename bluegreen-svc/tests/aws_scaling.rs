@@ -187,7 +187,10 @@ pacing = {{ poll_interval = "1s", attempts_max = 6, retry_min = "200ms", retry_m
     assert_eq!(done["phase"], "completed", "{done}");
     until_on(&aas, 1, "after completing").await;
     assert_eq!(targets(&aas).await, [None, Some((2, 10))]);
-    assert_eq!(policies(&aas, WEB_SERVICES[1]).await, vec![POLICY.to_string()]);
+    assert_eq!(
+        policies(&aas, WEB_SERVICES[1]).await,
+        vec![POLICY.to_string()]
+    );
 
     // 2. Green is slot a now: the target moves there once the shift completes (the
     // bake), and back to slot b when the alarm rolls the deployment back.
@@ -195,7 +198,10 @@ pacing = {{ poll_interval = "1s", attempts_max = 6, retry_min = "200ms", retry_m
     let url = format!("{base}/v1/deployments/{id}");
     wait_deployment(&http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
     until_on(&aas, 0, "in the bake").await;
-    assert_eq!(policies(&aas, WEB_SERVICES[0]).await, vec![POLICY.to_string()]);
+    assert_eq!(
+        policies(&aas, WEB_SERVICES[0]).await,
+        vec![POLICY.to_string()]
+    );
     fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
         .await;
     let done = wait_deployment(&http, &url, "the rollback", WAIT, |v| {
@@ -205,7 +211,10 @@ pacing = {{ poll_interval = "1s", attempts_max = 6, retry_min = "200ms", retry_m
     assert_eq!(done["phase"], "rolled-back", "{done}");
     until_on(&aas, 1, "after the rollback").await;
     assert_eq!(targets(&aas).await, [None, Some((2, 10))]);
-    assert_eq!(policies(&aas, WEB_SERVICES[1]).await, vec![POLICY.to_string()]);
+    assert_eq!(
+        policies(&aas, WEB_SERVICES[1]).await,
+        vec![POLICY.to_string()]
+    );
 
     let _ = serve.kill();
     let _ = serve.wait();

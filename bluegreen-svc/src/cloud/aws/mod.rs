@@ -107,7 +107,10 @@ impl AwsCloud {
         self.with_autoscaling_config(client.config().to_builder())
     }
 
-    fn with_autoscaling_config(mut self, aas: aws_sdk_applicationautoscaling::config::Builder) -> Self {
+    fn with_autoscaling_config(
+        mut self,
+        aas: aws_sdk_applicationautoscaling::config::Builder,
+    ) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
