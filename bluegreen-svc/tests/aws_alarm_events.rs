@@ -13,25 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cbor_bridge::CborBridge;
-use support::fixture::{ALARM, CLUSTER, CONTAINER, Fixture, WEB_SERVICES};
+use support::fixture::{ALARM, Fixture};
 use support::moto::Moto;
-use support::serve::{API_TOKEN, WEBHOOK_TOKEN, free_port, spawn_serve, until_up, wait_deployment};
+use support::serve::{
+    API_TOKEN, WEBHOOK_TOKEN, deploy, free_port, spawn_serve, until_up, wait_deployment,
+    write_web_config,
+};
 
 /// The wait for a deployment: three minutes.
 const WAIT: Duration = Duration::from_secs(180);
-
-async fn deploy(http: &reqwest::Client, base: &str, image: &str) -> String {
-    let resp = http
-        .post(format!("{base}/v1/deployments"))
-        .bearer_auth(API_TOKEN)
-        .body(format!(r#"{{"app":"web","image":"{image}"}}"#))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let v: Value = resp.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
 
 /// Wall time until the emulator's listener sends all production to blue (web-a).
 async fn until_all_blue(fx: &Fixture, since: Instant) -> Duration {
@@ -73,40 +63,7 @@ async fn an_alarm_event_rolls_back_through_the_real_binary_before_the_next_poll(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    let config = dir.join("bluegreen.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-store = "sqlite://{store}"
-[cloud]
-kind = "aws"
-[[apps]]
-name = "web"
-cluster = "{CLUSTER}"
-services = ["{a}", "{b}"]
-target_groups = ["{tg0}", "{tg1}"]
-listener = "{listener}"
-container = "{CONTAINER}"
-alarms = ["{ALARM}"]
-strategy = {{ kind = "all-at-once" }}
-bake = "10m"
-drain = "1s"
-health = {{ healthy_observations_min = 1, degraded_observations_max = 3 }}
-timeouts = {{ deploy = "2m", health = "2m", approval = "10m", command = "20s", scale_down = "2m" }}
-pacing = {{ poll_interval = "5s", attempts_max = 6, retry_min = "200ms", retry_max = "2s" }}
-"#,
-            store = dir.join("bluegreen.db").display(),
-            a = WEB_SERVICES[0],
-            b = WEB_SERVICES[1],
-            tg0 = fx.web_target_groups[0],
-            tg1 = fx.web_target_groups[1],
-            listener = fx.web_listener,
-        ),
-    )
-    .unwrap();
+    let config = write_web_config(&dir, port, &fx, "10m", "5s");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     // CloudWatch through the test's CBOR bridge (the emulator speaks only Query).

@@ -12,11 +12,10 @@ use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
     TargetTrackingScalingPolicyConfiguration,
 };
-use serde_json::Value;
 use support::cbor_bridge::CborBridge;
-use support::fixture::{ALARM, CLUSTER, CONTAINER, Fixture, WEB_SERVICES};
+use support::fixture::{ALARM, CLUSTER, Fixture, WEB_SERVICES};
 use support::moto::Moto;
-use support::serve::{API_TOKEN, free_port, spawn_serve, until_up, wait_deployment};
+use support::serve::{deploy, free_port, spawn_serve, until_up, wait_deployment, write_web_config};
 
 const WAIT: Duration = Duration::from_secs(180);
 const POLICY: &str = "web-cpu-60";
@@ -71,19 +70,6 @@ async fn until_on(aas: &aws_sdk_applicationautoscaling::Client, slot: usize, wha
     }
 }
 
-async fn deploy(http: &reqwest::Client, base: &str, image: &str) -> String {
-    let resp = http
-        .post(format!("{base}/v1/deployments"))
-        .bearer_auth(API_TOKEN)
-        .body(format!(r#"{{"app":"web","image":"{image}"}}"#))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 201);
-    let v: Value = resp.json().await.unwrap();
-    v["id"].as_str().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
     let Some(moto) = Moto::start_or_skip("aws_scaling").await else {
@@ -131,40 +117,7 @@ async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    let config = dir.join("bluegreen.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-store = "sqlite://{store}"
-[cloud]
-kind = "aws"
-[[apps]]
-name = "web"
-cluster = "{CLUSTER}"
-services = ["{a}", "{b}"]
-target_groups = ["{tg0}", "{tg1}"]
-listener = "{listener}"
-container = "{CONTAINER}"
-alarms = ["{ALARM}"]
-strategy = {{ kind = "all-at-once" }}
-bake = "8s"
-drain = "1s"
-health = {{ healthy_observations_min = 1, degraded_observations_max = 3 }}
-timeouts = {{ deploy = "2m", health = "2m", approval = "10m", command = "20s", scale_down = "2m" }}
-pacing = {{ poll_interval = "1s", attempts_max = 6, retry_min = "200ms", retry_max = "2s" }}
-"#,
-            store = dir.join("bluegreen.db").display(),
-            a = WEB_SERVICES[0],
-            b = WEB_SERVICES[1],
-            tg0 = fx.web_target_groups[0],
-            tg1 = fx.web_target_groups[1],
-            listener = fx.web_listener,
-        ),
-    )
-    .unwrap();
+    let config = write_web_config(&dir, port, &fx, "8s", "1s");
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let mut serve = spawn_serve(

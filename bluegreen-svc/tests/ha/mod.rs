@@ -451,7 +451,14 @@ pub fn audit(
 ) -> Audit {
     let mut problems = Vec::new();
     let mut by_dep: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
-    for c in calls {
+    // The outcome's tags and the scalable target's placement are sent by the runner
+    // beside the machine, not by it: informational and desired state (the same
+    // placement for the same persisted phase, whoever sends it), outside the journal by
+    // design — not the machine's commands this audit is about.
+    for c in calls
+        .iter()
+        .filter(|c| !c.command.ends_with("/tag-slots") && !c.command.ends_with("/place-scaling"))
+    {
         by_dep.entry(deployment_of(&c.command)).or_default().push(c);
     }
     // Spans per app.
@@ -510,11 +517,6 @@ pub fn audit(
             })
             .unwrap_or_default();
         for c in cs {
-            // The outcome's tags are sent by the runner after the deployment ended, not
-            // by the machine: informational, outside the journal by design.
-            if c.command.ends_with("/tag-slots") {
-                continue;
-            }
             if !journalled.contains(&(c.command.clone(), c.attempt)) {
                 problems.push(format!(
                     "{dep}: {} attempt {} reached the cloud but is not in the journal",

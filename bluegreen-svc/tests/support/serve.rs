@@ -2,7 +2,7 @@
 //! it with AWS endpoints and tokens, wait for it to answer, poll a deployment until a
 //! condition holds — every wait bounded.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -83,4 +83,66 @@ pub async fn wait_deployment(
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The fixture's `web` app as `bluegreen serve` runs it on the AWS adapter (SQLite in
+/// `dir`, listening on `port`): all-at-once, watching the fixture's alarm, with this bake
+/// and poll interval. Returns the config file's path.
+pub fn write_web_config(
+    dir: &Path,
+    port: u16,
+    fx: &super::fixture::Fixture,
+    bake: &str,
+    poll: &str,
+) -> PathBuf {
+    use super::fixture::{ALARM, CLUSTER, CONTAINER, WEB_SERVICES};
+    let config = dir.join("bluegreen.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+store = "sqlite://{store}"
+[cloud]
+kind = "aws"
+[[apps]]
+name = "web"
+cluster = "{CLUSTER}"
+services = ["{a}", "{b}"]
+target_groups = ["{tg0}", "{tg1}"]
+listener = "{listener}"
+container = "{CONTAINER}"
+alarms = ["{ALARM}"]
+strategy = {{ kind = "all-at-once" }}
+bake = "{bake}"
+drain = "1s"
+health = {{ healthy_observations_min = 1, degraded_observations_max = 3 }}
+timeouts = {{ deploy = "2m", health = "2m", approval = "10m", command = "20s", scale_down = "2m" }}
+pacing = {{ poll_interval = "{poll}", attempts_max = 6, retry_min = "200ms", retry_max = "2s" }}
+"#,
+            store = dir.join("bluegreen.db").display(),
+            a = WEB_SERVICES[0],
+            b = WEB_SERVICES[1],
+            tg0 = fx.web_target_groups[0],
+            tg1 = fx.web_target_groups[1],
+            listener = fx.web_listener,
+        ),
+    )
+    .expect("write the config");
+    config
+}
+
+/// Start a deployment of `web` at `image` through the API; its id.
+pub async fn deploy(http: &reqwest::Client, base: &str, image: &str) -> String {
+    let resp = http
+        .post(format!("{base}/v1/deployments"))
+        .bearer_auth(API_TOKEN)
+        .body(format!(r#"{{"app":"web","image":"{image}"}}"#))
+        .send()
+        .await
+        .expect("the API answers");
+    assert_eq!(resp.status().as_u16(), 201);
+    let v: Value = resp.json().await.expect("a JSON answer");
+    v["id"].as_str().expect("an id").to_string()
 }
