@@ -13,6 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandKind, EnsureGreen, Observe};
+use crate::io::PhaseName;
 use crate::time::Timestamp;
 
 /// AWS's rate classes, as the ECS, ELBv2 and CloudWatch APIs bucket their calls.
@@ -256,6 +257,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// A deployment's role in `phase`: a rollback's commands may use the reserve;
+    /// everything else is forward progress.
+    pub fn of_phase(phase: PhaseName) -> Role {
+        match phase {
+            PhaseName::Rollback => Role::Rollback,
+            _ => Role::Forward,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Role::Forward => "forward",
@@ -576,6 +586,18 @@ mod tests {
             weights: vec![],
         };
         assert_eq!(Cost::of_command(&weights).of(ApiBucket::ElbModify), 1);
+    }
+
+    #[test]
+    fn only_the_rollback_phase_draws_on_the_reserve() {
+        for phase in PhaseName::ALL {
+            let want = if phase == PhaseName::Rollback {
+                Role::Rollback
+            } else {
+                Role::Forward
+            };
+            assert_eq!(Role::of_phase(phase), want, "{phase:?}");
+        }
     }
 
     #[test]

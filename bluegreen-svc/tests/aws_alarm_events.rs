@@ -15,10 +15,7 @@ use serde_json::Value;
 use support::cbor_bridge::CborBridge;
 use support::fixture::{ALARM, Fixture};
 use support::moto::Moto;
-use support::serve::{
-    API_TOKEN, WEBHOOK_TOKEN, deploy, free_port, spawn_serve, until_up, wait_deployment,
-    write_web_config,
-};
+use support::serve::{API_TOKEN, WEBHOOK_TOKEN, WebServe, deploy, wait_deployment};
 
 /// The wait for a deployment: three minutes.
 const WAIT: Duration = Duration::from_secs(180);
@@ -59,29 +56,15 @@ async fn an_alarm_event_rolls_back_through_the_real_binary_before_the_next_poll(
     let bridge = CborBridge::start(&moto.endpoint).await;
     let _player = fx.spawn_ecs_player(Duration::from_millis(100));
 
-    let dir = std::env::temp_dir().join(format!("bluegreen-alarm-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let config = write_web_config(&dir, port, &fx, "10m", "5s");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    // CloudWatch through the test's CBOR bridge (the emulator speaks only Query).
-    let mut serve = spawn_serve(
-        &config,
-        &dir,
-        &moto.endpoint,
-        &[("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.endpoint)],
-        "serve.log",
-    );
-    until_up(&http, &base).await;
+    let served = WebServe::start("alarm", &moto, &fx, &bridge, "10m", "5s").await;
+    let (http, base) = (&served.http, served.base.as_str());
     let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web";
 
     // 1. With the event.
-    let id = deploy(&http, &base, &format!("{image}:v2")).await;
+    let id = deploy(http, base, &format!("{image}:v2")).await;
     let first_id = id.clone();
     let url = format!("{base}/v1/deployments/{id}");
-    wait_deployment(&http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
+    wait_deployment(http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
     assert_eq!(fx.production_weights().await, (0, 100), "green is live");
     fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
         .await;
@@ -97,7 +80,7 @@ async fn an_alarm_event_rolls_back_through_the_real_binary_before_the_next_poll(
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["deployments"], serde_json::json!([id]), "{answer}");
     let evented = until_all_blue(&fx, fired).await;
-    let done = wait_deployment(&http, &url, "the rollback", WAIT, |v| {
+    let done = wait_deployment(http, &url, "the rollback", WAIT, |v| {
         v["state"] == "finished"
     })
     .await;
@@ -132,14 +115,14 @@ async fn an_alarm_event_rolls_back_through_the_real_binary_before_the_next_poll(
 
     // 2. The same alarm without the event: the next poll finds it.
     fx.set_alarm_state(ALARM, "OK", "back to normal").await;
-    let id = deploy(&http, &base, &format!("{image}:v3")).await;
+    let id = deploy(http, base, &format!("{image}:v3")).await;
     let url = format!("{base}/v1/deployments/{id}");
-    wait_deployment(&http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
+    wait_deployment(http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
     fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
         .await;
     let fired = Instant::now();
     let polled = until_all_blue(&fx, fired).await;
-    let done = wait_deployment(&http, &url, "the rollback", WAIT, |v| {
+    let done = wait_deployment(http, &url, "the rollback", WAIT, |v| {
         v["state"] == "finished"
     })
     .await;
@@ -200,7 +183,4 @@ async fn an_alarm_event_rolls_back_through_the_real_binary_before_the_next_poll(
         evented.as_millis(),
         polled.as_millis()
     );
-    serve.kill().unwrap();
-    serve.wait().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }

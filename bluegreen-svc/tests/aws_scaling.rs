@@ -15,7 +15,7 @@ use aws_sdk_applicationautoscaling::types::{
 use support::cbor_bridge::CborBridge;
 use support::fixture::{ALARM, CLUSTER, Fixture, WEB_SERVICES};
 use support::moto::Moto;
-use support::serve::{deploy, free_port, spawn_serve, until_up, wait_deployment, write_web_config};
+use support::serve::{WebServe, deploy, wait_deployment};
 
 const WAIT: Duration = Duration::from_secs(180);
 const POLICY: &str = "web-cpu-60";
@@ -113,27 +113,14 @@ async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
         .expect("put the scaling policy");
     assert_eq!(targets(&aas).await, [Some((2, 10)), None]);
 
-    let dir = std::env::temp_dir().join(format!("bluegreen-scaling-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let config = write_web_config(&dir, port, &fx, "8s", "1s");
-    let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
-    let mut serve = spawn_serve(
-        &config,
-        &dir,
-        &moto.endpoint,
-        &[("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.endpoint)],
-        "serve.log",
-    );
-    until_up(&http, &base).await;
+    let served = WebServe::start("scaling", &moto, &fx, &bridge, "8s", "1s").await;
+    let (http, base) = (&served.http, served.base.as_str());
     let image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web";
 
     // 1. Completed: the target (range and policy) is on slot b, the new live slot.
-    let id = deploy(&http, &base, &format!("{image}:v2")).await;
+    let id = deploy(http, base, &format!("{image}:v2")).await;
     let url = format!("{base}/v1/deployments/{id}");
-    let done = wait_deployment(&http, &url, "the deployment", WAIT, |v| {
+    let done = wait_deployment(http, &url, "the deployment", WAIT, |v| {
         v["state"] == "finished"
     })
     .await;
@@ -147,9 +134,9 @@ async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
 
     // 2. Green is slot a now: the target moves there once the shift completes (the
     // bake), and back to slot b when the alarm rolls the deployment back.
-    let id = deploy(&http, &base, &format!("{image}:v3")).await;
+    let id = deploy(http, base, &format!("{image}:v3")).await;
     let url = format!("{base}/v1/deployments/{id}");
-    wait_deployment(&http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
+    wait_deployment(http, &url, "the bake", WAIT, |v| v["phase"] == "bake").await;
     until_on(&aas, 0, "in the bake").await;
     assert_eq!(
         policies(&aas, WEB_SERVICES[0]).await,
@@ -157,7 +144,7 @@ async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
     );
     fx.set_alarm_state(ALARM, "ALARM", "Threshold Crossed: 5xx above 10")
         .await;
-    let done = wait_deployment(&http, &url, "the rollback", WAIT, |v| {
+    let done = wait_deployment(http, &url, "the rollback", WAIT, |v| {
         v["state"] == "finished"
     })
     .await;
@@ -168,8 +155,4 @@ async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
         policies(&aas, WEB_SERVICES[1]).await,
         vec![POLICY.to_string()]
     );
-
-    let _ = serve.kill();
-    let _ = serve.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

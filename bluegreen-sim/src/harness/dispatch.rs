@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use bluegreen_core::budget::{Cost, Role};
 use bluegreen_core::{
-    Command, CommandError, CommandKind, CommandResult, Input, Observation, Observe, PhaseName,
-    Timestamp,
+    Command, CommandError, CommandKind, CommandResult, Input, Observation, Observe, Timestamp,
 };
 
 use super::alarms::after_rollback_listener_write;
@@ -77,14 +76,10 @@ impl Sim {
             });
         }
         self.after_alarm_event_send(dep);
-        let role = match self.deps[dep as usize]
+        let role = self.deps[dep as usize]
             .machine
             .as_ref()
-            .map(|m| m.phase_name())
-        {
-            Some(PhaseName::Rollback) => Role::Rollback,
-            _ => Role::Forward,
-        };
+            .map_or(Role::Forward, |m| Role::of_phase(m.phase_name()));
         let slot = self.alloc(Pending {
             dep,
             incarnation,
@@ -105,8 +100,7 @@ impl Sim {
             return;
         };
         let Some(budget) = self.budget.as_mut() else {
-            let leg = self.leg_ms();
-            self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+            self.put_on_wire(slot);
             return;
         };
         let cost = Cost::of_command(&p.command.kind);
@@ -121,8 +115,7 @@ impl Sim {
             budget.try_take(self.now, cost, role).err()
         };
         let Some(ready_at) = ready_at else {
-            let leg = self.leg_ms();
-            self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+            self.put_on_wire(slot);
             return;
         };
         p.gated = Some((self.now, role));
@@ -138,6 +131,12 @@ impl Sim {
         // Its own deadline: answered unsent if still queued then.
         self.queue_push(hold_until, Ev::Gate { slot });
         self.schedule_budget_scan(ready_at);
+    }
+
+    /// The request leaves: it reaches the world a network leg from now.
+    fn put_on_wire(&mut self, slot: u32) {
+        let leg = self.leg_ms();
+        self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
     }
 
     fn schedule_budget_scan(&mut self, at: Timestamp) {
@@ -175,19 +174,23 @@ impl Sim {
                 continue;
             }
             // A rollback that began while the command waited makes it the rollback's.
-            let role = match (d.machine.as_ref().map(|m| m.phase_name()), p.gated) {
-                (Some(PhaseName::Rollback), _) => Role::Rollback,
-                (_, Some((_, role))) => role,
-                _ => Role::Forward,
-            };
+            let queued_as = p.gated.map_or(Role::Forward, |(_, role)| role);
+            let role = d
+                .machine
+                .as_ref()
+                .map_or(queued_as, |m| Role::of_phase(m.phase_name()).max(queued_as));
             let cost = Cost::of_command(&p.command.kind);
             let budget = self.budget.as_mut().expect("a queue implies a budget");
             match budget.try_take(self.now, cost, role) {
                 Ok(()) => {
                     self.budget_queue.remove(i);
-                    self.went_after_wait(slot);
-                    let leg = self.leg_ms();
-                    self.queue_push(self.now.plus_ms(leg), Ev::Arrive { slot });
+                    if let Some(p) = self.pending[slot as usize].as_mut()
+                        && let Some((since, role)) = p.gated.take()
+                    {
+                        let dep = p.dep;
+                        self.count_wait(dep, since, role, false);
+                    }
+                    self.put_on_wire(slot);
                 }
                 Err(ready_at) => {
                     next = Some(next.map_or(ready_at, |n| n.min(ready_at)));
@@ -202,19 +205,18 @@ impl Sim {
         }
     }
 
-    fn went_after_wait(&mut self, slot: u32) {
-        let Some(p) = self.pending[slot as usize].as_mut() else {
-            return;
-        };
-        if let Some((since, role)) = p.gated.take() {
-            let waited = self.now.ms_since(since);
-            let d = &mut self.deps[p.dep as usize];
-            d.budget_wait_ms += waited;
-            d.budget_waits += 1;
-            if role == Role::Rollback {
-                d.rollback_budget_wait_ms += waited;
-            }
+    /// A command of `dep` queued since `since` left the queue: it went, or (`refused`)
+    /// was answered unsent. Returns the wait.
+    fn count_wait(&mut self, dep: u32, since: Timestamp, role: Role, refused: bool) -> u64 {
+        let waited = self.now.ms_since(since);
+        let d = &mut self.deps[dep as usize];
+        d.budget_wait_ms += waited;
+        d.budget_waits += 1;
+        d.budget_refused += u32::from(refused);
+        if role == Role::Rollback {
+            d.rollback_budget_wait_ms += waited;
         }
+        waited
     }
 
     /// The budget held a command as long as it may: it is answered, unsent, with a
@@ -235,21 +237,16 @@ impl Sim {
             return; // the slot now holds a later command
         }
         p.gated = None;
-        let waited = self.now.ms_since(since);
-        p.result = Some(Err(CommandError::throttled(
-            "BudgetExhausted",
-            format!("not sent: the API budget held it for {waited} ms"),
-        )));
         let dep = p.dep;
         if let Some(i) = self.budget_queue.iter().position(|&s| s == slot) {
             self.budget_queue.remove(i);
         }
-        let d = &mut self.deps[dep as usize];
-        d.budget_wait_ms += waited;
-        d.budget_waits += 1;
-        d.budget_refused += 1;
-        if role == Role::Rollback {
-            d.rollback_budget_wait_ms += waited;
+        let waited = self.count_wait(dep, since, role, true);
+        if let Some(p) = self.pending[slot as usize].as_mut() {
+            p.result = Some(Err(CommandError::throttled(
+                "BudgetExhausted",
+                format!("not sent: the API budget held it for {waited} ms"),
+            )));
         }
         self.trace.mix(&[14, u64::from(dep)]);
         self.queue_push(self.now, Ev::Respond { slot });

@@ -70,45 +70,25 @@ impl ApiLimits {
         ])
     }
 
-    /// DESIGN §4a's figures, plus our assumptions where it is silent.
+    /// DESIGN §4a's figures, plus our assumptions where it is silent: core's
+    /// `budget::Rates::AWS`, the one table of AWS's rates (the service's budget spends
+    /// the same numbers the simulated account enforces).
     pub const fn aws() -> Self {
+        use bluegreen_core::budget::{ApiBucket as B, Rate, Rates};
+        const fn spec(b: B) -> BucketSpec {
+            let Rate { burst, per_s } = Rates::AWS.0[b as usize];
+            BucketSpec { burst, per_s }
+        }
         ApiLimits {
-            ecs_describe: BucketSpec {
-                burst: 100,
-                per_s: 20,
-            },
-            ecs_mutate: BucketSpec {
-                burst: 50,
-                per_s: 5,
-            },
-            ecs_tasks: BucketSpec {
-                burst: 100,
-                per_s: 20,
-            },
-            ecs_register: BucketSpec {
-                burst: 20,
-                per_s: 1,
-            },
-            ecs_task_definitions: BucketSpec {
-                burst: 100,
-                per_s: 20,
-            },
-            elb_describe: BucketSpec {
-                burst: 40,
-                per_s: 10,
-            },
-            elb_modify: BucketSpec {
-                burst: 20,
-                per_s: 5,
-            },
-            cw_describe_alarms: BucketSpec {
-                burst: 20,
-                per_s: 9,
-            },
-            cw_get_metric_data: BucketSpec {
-                burst: 50,
-                per_s: 50,
-            },
+            ecs_describe: spec(B::EcsDescribe),
+            ecs_mutate: spec(B::EcsMutate),
+            ecs_tasks: spec(B::EcsTasks),
+            ecs_register: spec(B::EcsRegister),
+            ecs_task_definitions: spec(B::EcsTaskDefinitions),
+            elb_describe: spec(B::ElbDescribe),
+            elb_modify: spec(B::ElbModify),
+            cw_describe_alarms: spec(B::CwDescribeAlarms),
+            cw_get_metric_data: spec(B::CwGetMetricData),
         }
     }
 }

@@ -8,8 +8,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bluegreen_core::CommandKind;
 use bluegreen_core::budget::{Budget, BudgetShape, Cost, Rates, Role};
-use bluegreen_core::{CommandKind, PhaseName};
 
 use super::Clock;
 
@@ -25,14 +25,6 @@ pub struct SharedBudget {
 impl std::fmt::Debug for SharedBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedBudget").finish_non_exhaustive()
-    }
-}
-
-/// A rollback's commands may use the reserve; everything else is forward progress.
-pub fn role_of(phase: PhaseName) -> Role {
-    match phase {
-        PhaseName::Rollback => Role::Rollback,
-        _ => Role::Forward,
     }
 }
 
@@ -152,17 +144,5 @@ mod tests {
         let rollback = budget.acquire(&tag(), Role::Rollback).await;
         assert!(rollback.is_zero(), "the reserve serves a rollback at once");
         assert!(budget.tokens(ApiBucket::ElbModify) < 3);
-    }
-
-    #[test]
-    fn only_the_rollback_phase_draws_on_the_reserve() {
-        for phase in PhaseName::ALL {
-            let want = if phase == PhaseName::Rollback {
-                Role::Rollback
-            } else {
-                Role::Forward
-            };
-            assert_eq!(role_of(phase), want, "{phase:?}");
-        }
     }
 }

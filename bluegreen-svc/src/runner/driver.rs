@@ -20,7 +20,7 @@ use bluegreen_core::{
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::{Control, Runner, budget};
+use super::{Control, Runner};
 use crate::store::{Fence, RowState, StoreError, Turn};
 use crate::telemetry;
 use bluegreen_core::machine::AlarmVerdict;
@@ -86,7 +86,7 @@ pub(crate) async fn run<C: Cloud + 'static>(
     // background (latest wins) so a rollback's first write never waits for it.
     let (place_tx, place_rx) = tokio::sync::watch::channel(None::<CommandKind>);
     let placer = tokio::spawn(place_scaling(runner.clone(), id.clone(), place_rx));
-    let placer = scopeguard_abort(placer);
+    let placer = AbortOnDrop::new(placer);
     // Bounded by the deployment itself: every iteration handles at least one input or
     // waits for one, and the machine reaches a terminal phase within its timeouts.
     loop {
@@ -453,42 +453,35 @@ async fn place_scaling<C: Cloud + 'static>(
     id: bluegreen_core::DeploymentId,
     mut rx: watch::Receiver<Option<CommandKind>>,
 ) {
-    let cloud = runner.inner().cloud.clone();
     // Bounded by the driver: it drops the sender when it ends.
     while rx.changed().await.is_ok() {
         let Some(kind) = rx.borrow_and_update().clone() else {
             continue;
         };
-        for attempt in 1..=PLACE_ATTEMPTS_MAX {
-            // Never after this replica lost its lease: the app's new holder places it.
-            if !runner.inner().standing.is_valid() {
-                return;
-            }
-            let command = Command {
-                id: bluegreen_core::CommandId::new(&id, "place-scaling"),
-                attempt,
-                kind: kind.clone(),
-            };
-            match tokio::time::timeout(PLACE_ATTEMPT_TIMEOUT, cloud.execute(&command)).await {
-                Ok(Ok(CommandResult::ScalingPlaced { moved })) => {
-                    if moved {
-                        metrics::counter!("bluegreen_scaling_moves_total").increment(1);
-                    }
-                    break;
+        let step = bluegreen_core::CommandId::new(&id, "place-scaling");
+        // Never after this replica lost its lease: the app's new holder places it.
+        let tried = best_effort(
+            &runner,
+            step,
+            kind,
+            PLACE_ATTEMPTS_MAX,
+            PLACE_ATTEMPT_TIMEOUT,
+            true,
+        );
+        match tried.await {
+            Some(Ok(CommandResult::ScalingPlaced { moved })) => {
+                if moved {
+                    metrics::counter!("bluegreen_scaling_moves_total").increment(1);
                 }
-                Ok(Ok(other)) => {
-                    tracing::warn!(?other, "placing the scalable target: unexpected answer");
-                    break;
-                }
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, attempt, "could not move the app's scalable target to the live slot");
-                    metrics::counter!("bluegreen_scaling_move_errors_total").increment(1);
-                }
-                Err(_) => tracing::warn!(attempt, "moving the app's scalable target timed out"),
             }
-            if attempt < PLACE_ATTEMPTS_MAX {
-                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+            Some(Ok(other)) => {
+                tracing::warn!(?other, "placing the scalable target: unexpected answer");
             }
+            Some(Err(why)) => {
+                tracing::warn!(error = %why, "could not move the app's scalable target to the live slot");
+                metrics::counter!("bluegreen_scaling_move_errors_total").increment(1);
+            }
+            None => return,
         }
     }
 }
@@ -497,11 +490,11 @@ async fn place_scaling<C: Cloud + 'static>(
 /// detached must not keep placing: the app's new holder does), or awaited on purpose.
 struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
 
-fn scopeguard_abort(handle: tokio::task::JoinHandle<()>) -> AbortOnDrop {
-    AbortOnDrop(Some(handle))
-}
-
 impl AbortOnDrop {
+    fn new(handle: tokio::task::JoinHandle<()>) -> AbortOnDrop {
+        AbortOnDrop(Some(handle))
+    }
+
     async fn finish(mut self, within: Duration) {
         if let Some(h) = self.0.take() {
             let abort = h.abort_handle();
@@ -529,26 +522,54 @@ const TAG_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Write which slot is live on the slots' target groups (`Deployment::outcome_tags`).
 async fn tag_outcome<C: Cloud + 'static>(runner: &Runner<C>, d: &Deployment) {
     let Some(kind) = d.outcome_tags() else { return };
-    let command = Command {
-        id: bluegreen_core::CommandId::new(d.id(), "tag-slots"),
-        attempt: 1,
+    let step = bluegreen_core::CommandId::new(d.id(), "tag-slots");
+    let tried = best_effort(
+        runner,
+        step,
         kind,
-    };
-    let cloud = runner.inner().cloud.clone();
-    for attempt in 1..=TAG_ATTEMPTS_MAX {
-        let result = tokio::time::timeout(TAG_ATTEMPT_TIMEOUT, cloud.execute(&command)).await;
-        match result {
-            Ok(Ok(_)) => return,
-            Ok(Err(e)) if attempt < TAG_ATTEMPTS_MAX => {
-                tracing::debug!(error = %e, attempt, "tagging the slots failed; retrying");
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not tag the slots with the outcome (the listener is the truth)");
-            }
-            Err(_) => tracing::warn!(attempt, "tagging the slots timed out"),
-        }
-        tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+        TAG_ATTEMPTS_MAX,
+        TAG_ATTEMPT_TIMEOUT,
+        false,
+    );
+    if let Some(Err(why)) = tried.await {
+        tracing::warn!(error = %why, "could not tag the slots with the outcome (the listener is the truth)");
     }
+}
+
+/// Send one of the runner's informational commands (the machine never issues them):
+/// up to `attempts` tries of `timeout` each, 0.5 s × attempt apart. `Some(Err)`: the
+/// last try's failure; `None`: not sent further because this replica's lease lapsed
+/// (`check_lease`).
+async fn best_effort<C: Cloud + 'static>(
+    runner: &Runner<C>,
+    id: bluegreen_core::CommandId,
+    kind: CommandKind,
+    attempts: u32,
+    timeout: Duration,
+    check_lease: bool,
+) -> Option<Result<CommandResult, String>> {
+    let cloud = &runner.inner().cloud;
+    let mut failure = String::new();
+    for attempt in 1..=attempts {
+        if check_lease && !runner.inner().standing.is_valid() {
+            return None;
+        }
+        let command = Command {
+            id: id.clone(),
+            attempt,
+            kind: kind.clone(),
+        };
+        match tokio::time::timeout(timeout, cloud.execute(&command)).await {
+            Ok(Ok(result)) => return Some(Ok(result)),
+            Ok(Err(e)) => failure = e.to_string(),
+            Err(_) => failure = format!("no answer within {} s", timeout.as_secs()),
+        }
+        tracing::debug!(command = %command.id, attempt, error = %failure, "retrying");
+        if attempt < attempts {
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+        }
+    }
+    Some(Err(failure))
 }
 
 fn dispatch<C: Cloud + 'static>(
@@ -566,7 +587,7 @@ fn dispatch<C: Cloud + 'static>(
         .clock
         .until(d.updated_at().plus_ms(d.spec().timeouts.command_ms))
         + Duration::from_secs(5);
-    let role = budget::role_of(d.phase_name());
+    let role = bluegreen_core::budget::Role::of_phase(d.phase_name());
     let gate = runner.clone();
     // The budget holds a command at most half the machine's wait for its answer: one
     // held longer is answered unsent (never sent late, after the machine may have given

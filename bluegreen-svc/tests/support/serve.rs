@@ -85,10 +85,62 @@ pub async fn wait_deployment(
     }
 }
 
+/// `bluegreen serve` running the fixture's `web` app on the AWS adapter against the
+/// emulator (CloudWatch through `bridge`, the emulator speaking only Query), in a fresh
+/// temporary directory, answering at `base`. Stopped and its directory removed on drop.
+pub struct WebServe {
+    pub dir: PathBuf,
+    pub base: String,
+    pub http: reqwest::Client,
+    child: Child,
+}
+
+impl WebServe {
+    /// Start it (all-at-once, watching the fixture's alarm, with this bake and poll
+    /// interval) and wait until it answers.
+    pub async fn start(
+        tag: &str,
+        moto: &super::moto::Moto,
+        fx: &super::fixture::Fixture,
+        bridge: &super::cbor_bridge::CborBridge,
+        bake: &str,
+        poll: &str,
+    ) -> WebServe {
+        let dir = std::env::temp_dir().join(format!("bluegreen-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        let port = free_port();
+        let config = write_web_config(&dir, port, fx, bake, poll);
+        let child = spawn_serve(
+            &config,
+            &dir,
+            &moto.endpoint,
+            &[("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.endpoint)],
+            "serve.log",
+        );
+        let served = WebServe {
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            child,
+        };
+        until_up(&served.http, &served.base).await;
+        served
+    }
+}
+
+impl Drop for WebServe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The fixture's `web` app as `bluegreen serve` runs it on the AWS adapter (SQLite in
 /// `dir`, listening on `port`): all-at-once, watching the fixture's alarm, with this bake
 /// and poll interval. Returns the config file's path.
-pub fn write_web_config(
+fn write_web_config(
     dir: &Path,
     port: u16,
     fx: &super::fixture::Fixture,
