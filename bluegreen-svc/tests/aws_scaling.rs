@@ -1,7 +1,7 @@
 //! The real `bluegreen` binary on the AWS adapter against the local emulator (moto; the
 //! test plays ECS's part): the app's Application Auto Scaling target and its policy
 //! follow the live slot — moved to green once the shift completes, and back to blue when
-//! a rollback starts after the move.
+//! a rollback starts after the move; a move cut short is finished by the next one.
 
 mod support;
 
@@ -12,6 +12,7 @@ use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ServiceNamespace,
     TargetTrackingScalingPolicyConfiguration,
 };
+use bluegreen_core::{Cloud, Command, CommandId, CommandKind, CommandResult, DeploymentId};
 use support::cbor_bridge::CborBridge;
 use support::fixture::{ALARM, CLUSTER, Fixture, WEB_SERVICES};
 use support::moto::Moto;
@@ -70,30 +71,24 @@ async fn until_on(aas: &aws_sdk_applicationautoscaling::Client, slot: usize, wha
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
-    let Some(moto) = Moto::start_or_skip("aws_scaling").await else {
-        return;
-    };
-    moto.manual_task_transitions().await;
-    let fx = Arc::new(Fixture::build(&moto).await);
-    let bridge = CborBridge::start(&moto.endpoint).await;
-    let _player = fx.spawn_ecs_player(Duration::from_millis(100));
-    let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk_config().await);
-    // Blue (slot a) autoscales 2–10 tasks on CPU.
+/// Register a 2–10 task scalable target on `service`, with the CPU policy when `policy`.
+async fn autoscale(aas: &aws_sdk_applicationautoscaling::Client, service: &str, policy: bool) {
     aas.register_scalable_target()
         .service_namespace(ServiceNamespace::Ecs)
         .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .resource_id(resource(WEB_SERVICES[0]))
+        .resource_id(resource(service))
         .min_capacity(2)
         .max_capacity(10)
         .send()
         .await
         .expect("register the scalable target");
+    if !policy {
+        return;
+    }
     aas.put_scaling_policy()
         .service_namespace(ServiceNamespace::Ecs)
         .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .resource_id(resource(WEB_SERVICES[0]))
+        .resource_id(resource(service))
         .policy_name(POLICY)
         .policy_type(PolicyType::TargetTrackingScaling)
         .target_tracking_scaling_policy_configuration(
@@ -111,6 +106,63 @@ async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
         .send()
         .await
         .expect("put the scaling policy");
+}
+
+/// A move cut short after the target was registered on the live slot but before the
+/// idle slot's was deregistered (a crash, a lost lease): the next placement finishes
+/// it, and placing again changes nothing.
+#[tokio::test]
+async fn a_move_cut_short_is_finished_by_the_next_placement() {
+    let Some(moto) = Moto::start_or_skip("aws_scaling_cut_short").await else {
+        return;
+    };
+    let fx = Fixture::build(&moto).await;
+    let bridge = CborBridge::start(&moto.endpoint).await;
+    let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk_config().await);
+    let cloud = fx
+        .aws_cloud(&moto, &bridge)
+        .await
+        .with_autoscaling(aas.clone());
+    let place = |live_slot: usize| Command {
+        id: CommandId::new(&DeploymentId::new("web-1").unwrap(), "place-scaling"),
+        attempt: 1,
+        kind: CommandKind::PlaceScaling {
+            cluster: CLUSTER.into(),
+            services: [WEB_SERVICES[0].into(), WEB_SERVICES[1].into()],
+            live_slot,
+        },
+    };
+    // Nothing registered: nothing to move.
+    let r = cloud.execute(&place(1)).await.unwrap();
+    assert_eq!(r, CommandResult::ScalingPlaced { moved: false });
+    // The idle slot (a) still has the target and its policy; the live one (b) already
+    // has the target, not yet the policy.
+    autoscale(&aas, WEB_SERVICES[0], true).await;
+    autoscale(&aas, WEB_SERVICES[1], false).await;
+    let r = cloud.execute(&place(1)).await.unwrap();
+    assert_eq!(r, CommandResult::ScalingPlaced { moved: true });
+    assert_eq!(targets(&aas).await, [None, Some((2, 10))]);
+    assert_eq!(
+        policies(&aas, WEB_SERVICES[1]).await,
+        vec![POLICY.to_string()]
+    );
+    let r = cloud.execute(&place(1)).await.unwrap();
+    assert_eq!(r, CommandResult::ScalingPlaced { moved: false });
+    assert_eq!(targets(&aas).await, [None, Some((2, 10))]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scalable_target_follows_the_live_slot_and_goes_back_on_rollback() {
+    let Some(moto) = Moto::start_or_skip("aws_scaling").await else {
+        return;
+    };
+    moto.manual_task_transitions().await;
+    let fx = Arc::new(Fixture::build(&moto).await);
+    let bridge = CborBridge::start(&moto.endpoint).await;
+    let _player = fx.spawn_ecs_player(Duration::from_millis(100));
+    let aas = aws_sdk_applicationautoscaling::Client::new(&moto.sdk_config().await);
+    // Blue (slot a) autoscales 2–10 tasks on CPU.
+    autoscale(&aas, WEB_SERVICES[0], true).await;
     assert_eq!(targets(&aas).await, [Some((2, 10)), None]);
 
     let served = WebServe::start("scaling", &moto, &fx, &bridge, "8s", "1s").await;
