@@ -578,7 +578,7 @@ mod tests {
             (1, 2)
         );
         let alarms = CommandKind::Observe(Observe::Alarms {
-            names: (0..250).map(|i| format!("a{i}")).collect(),
+            names: (0..250).map(|i| format!("a{i}").into()).collect(),
         });
         assert_eq!(Cost::of_command(&alarms).of(ApiBucket::CwDescribeAlarms), 3);
         let weights = CommandKind::SetListenerWeights {

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::CommandId;
+use crate::name::Name;
 use crate::spec::{HookStage, ListenerRef, Mode};
 use crate::time::Timestamp;
 
@@ -37,30 +38,30 @@ pub enum CommandKind {
     /// crashes and deployments). Executors tag what they register with `bluegreen:base`
     /// and `bluegreen:image` and match on those tags within `base`'s family.
     FindTaskDefinition {
-        base: String,
-        container: String,
-        image: String,
+        base: Name,
+        container: Name,
+        image: Name,
     },
     /// Register a new revision copied from `base` with only `container`'s image replaced,
     /// tagged `bluegreen:base = base`, `bluegreen:image = image`.
     RegisterTaskDefinition {
-        base: String,
-        container: String,
-        image: String,
+        base: Name,
+        container: Name,
+        image: Name,
     },
     /// Bring green up on its target group running `task_definition`.
     EnsureGreen(EnsureGreen),
     /// Set a service's desired count (service-pair model).
     ScaleEnvironment {
-        cluster: String,
-        service: String,
+        cluster: Name,
+        service: Name,
         desired_count: u32,
     },
     /// Delete a task set (task-set model). Deleting one that is already gone succeeds.
     DeleteEnvironment {
-        cluster: String,
-        service: String,
-        task_set: String,
+        cluster: Name,
+        service: Name,
+        task_set: Name,
     },
     /// Make the listener (default action, or rule) forward with exactly these weights,
     /// then read it back and return what AWS holds.
@@ -70,9 +71,9 @@ pub enum CommandKind {
     },
     /// Task-set model: make `task_set` (an ARN) the service's primary.
     SetPrimaryTaskSet {
-        cluster: String,
-        service: String,
-        task_set: String,
+        cluster: Name,
+        service: Name,
+        task_set: Name,
     },
     /// After an outcome, say which slot is live on both slots' target groups (tags
     /// `bluegreen:live` = `true`/`false`, `bluegreen:slot` = `a`/`b`,
@@ -80,10 +81,10 @@ pub enum CommandKind {
     /// the service sends it once a deployment has ended, best effort; the machine never
     /// issues it and never reads tags back (the listener is the truth).
     TagSlots {
-        target_groups: [String; 2],
+        target_groups: [Name; 2],
         live_slot: usize,
-        deployment: String,
-        outcome: String,
+        deployment: Name,
+        outcome: Name,
     },
     /// Service pair: put the app's Application Auto Scaling scalable target (namespace
     /// `ecs`, dimension `ecs:service:DesiredCount`) and its scaling policies on
@@ -93,8 +94,8 @@ pub enum CommandKind {
     /// service sends it when a shift completes (green live), when a rollback starts and
     /// at the outcome ([`crate::Deployment::scaling_placement`]).
     PlaceScaling {
-        cluster: String,
-        services: [String; 2],
+        cluster: Name,
+        services: [Name; 2],
         live_slot: usize,
     },
     /// Read some state. Reads never change anything and are retried freely.
@@ -106,16 +107,16 @@ pub enum CommandKind {
 /// What preflight checks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preflight {
-    pub cluster: String,
+    pub cluster: Name,
     pub mode: Mode,
     /// Service-pair: both slots, `services[i]` must be bound to `target_groups[i]`.
     /// Task-set: the one service, which must use the `EXTERNAL` deployment controller.
-    pub services: Vec<String>,
-    pub target_groups: [String; 2],
+    pub services: Vec<Name>,
+    pub target_groups: [Name; 2],
     pub listener: ListenerRef,
     pub test_listener: Option<ListenerRef>,
     /// Must be a container of the live task definition.
-    pub container: String,
+    pub container: Name,
 }
 
 /// How green is brought up.
@@ -125,9 +126,9 @@ pub enum EnsureGreen {
     /// Update the idle slot's service to `task_definition` and `desired_count`
     /// (`UpdateService`; idempotent as desired state).
     Service {
-        cluster: String,
-        service: String,
-        task_definition: String,
+        cluster: Name,
+        service: Name,
+        task_definition: Name,
         desired_count: u32,
     },
     /// Create a task set at 100 % scale on `target_group`, copying network
@@ -135,19 +136,19 @@ pub enum EnsureGreen {
     /// `external_id` (the deployment id) marks it as ours; the command id's client token
     /// makes the create idempotent.
     TaskSet {
-        cluster: String,
-        service: String,
-        task_definition: String,
-        target_group: String,
-        like_task_set: String,
-        external_id: String,
+        cluster: Name,
+        service: Name,
+        task_definition: Name,
+        target_group: Name,
+        like_task_set: Name,
+        external_id: Name,
     },
 }
 
 /// One weighted forward target.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TargetWeight {
-    pub target_group: String,
+    pub target_group: Name,
     /// ALB weight, 0–999; the machine uses percentages (0–100).
     pub weight: u32,
 }
@@ -160,16 +161,16 @@ pub enum Observe {
     /// A service, its task sets, and (when `failures` is set) how many tasks of a
     /// task definition stopped by failure since a time — the circuit breaker's count.
     Service {
-        cluster: String,
-        service: String,
+        cluster: Name,
+        service: Name,
         failures: Option<FailureFilter>,
     },
     TargetHealth {
-        target_group: String,
+        target_group: Name,
     },
     /// Current state of these alarms (executors batch 100 names per call).
     Alarms {
-        names: Vec<String>,
+        names: Vec<Name>,
     },
     Metrics(MetricRequest),
 }
@@ -177,12 +178,12 @@ pub enum Observe {
 /// Which stopped tasks count as failures.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailureFilter {
-    pub task_definition: String,
+    pub task_definition: Name,
     /// Only tasks that stopped at or after this time.
     pub since: Timestamp,
     /// Task-set model: only tasks started by this task set (its id or ARN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub started_by: Option<String>,
+    pub started_by: Option<Name>,
 }
 
 /// A `GetMetricData` request over `[start, end)`.
@@ -198,18 +199,18 @@ pub struct MetricRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetricQuery {
     pub id: String,
-    pub namespace: String,
-    pub metric_name: String,
-    pub dimensions: Vec<(String, String)>,
-    pub stat: String,
+    pub namespace: Name,
+    pub metric_name: Name,
+    pub dimensions: Vec<(Name, Name)>,
+    pub stat: Name,
     pub period_s: u32,
 }
 
 /// A hook call.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookCall {
-    pub name: String,
-    pub url: String,
+    pub name: Name,
+    pub url: Name,
     pub timeout_ms: u64,
     pub payload: HookPayload,
 }
@@ -217,14 +218,14 @@ pub struct HookCall {
 /// The JSON body a hook receives (the executor signs it).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HookPayload {
-    pub deployment: String,
-    pub app: String,
+    pub deployment: Name,
+    pub app: Name,
     pub stage: HookStage,
-    pub image: Option<String>,
-    pub task_definition: Option<String>,
+    pub image: Option<Name>,
+    pub task_definition: Option<Name>,
     pub weights: Weights,
     /// Green's target group, so a hook can address green directly.
-    pub green_target_group: Option<String>,
+    pub green_target_group: Option<Name>,
     /// 1-based count of calls to this hook in this deployment.
     pub call: u32,
 }
@@ -261,14 +262,14 @@ impl Weights {
 pub enum CommandResult {
     PreflightPassed,
     TaskDefinitionFound {
-        arn: Option<String>,
+        arn: Option<Name>,
     },
     TaskDefinitionRegistered {
-        arn: String,
+        arn: Name,
     },
     /// The green environment; for task sets, the created (or found) task set's ARN.
     GreenEnsured {
-        task_set: Option<String>,
+        task_set: Option<Name>,
     },
     Scaled,
     Deleted,
@@ -321,16 +322,16 @@ impl ListenerState {
 /// An ECS service as observed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceStatus {
-    pub service: String,
+    pub service: Name,
     /// `ACTIVE`, `DRAINING` or `INACTIVE`.
-    pub status: String,
+    pub status: Name,
     pub desired_count: u32,
     pub running_count: u32,
     pub pending_count: u32,
     /// The service's task definition (service-pair model); empty for `EXTERNAL`.
-    pub task_definition: String,
+    pub task_definition: Name,
     /// Target groups the service is bound to.
-    pub target_groups: Vec<String>,
+    pub target_groups: Vec<Name>,
     pub task_sets: Vec<TaskSetStatus>,
     /// Tasks matching the request's `FailureFilter` that stopped by failure.
     pub failed_tasks: u32,
@@ -339,18 +340,18 @@ pub struct ServiceStatus {
 /// A task set as observed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskSetStatus {
-    pub id: String,
-    pub arn: String,
+    pub id: Name,
+    pub arn: Name,
     /// `PRIMARY`, `ACTIVE` or `DRAINING`.
-    pub status: String,
-    pub external_id: Option<String>,
-    pub task_definition: String,
-    pub target_groups: Vec<String>,
+    pub status: Name,
+    pub external_id: Option<Name>,
+    pub task_definition: Name,
+    pub target_groups: Vec<Name>,
     pub computed_desired_count: u32,
     pub running_count: u32,
     pub pending_count: u32,
     /// `STEADY_STATE` or `STABILIZING`.
-    pub stability_status: String,
+    pub stability_status: Name,
 }
 
 /// Target health of one target group: counts by state, and why the targets that are
@@ -467,12 +468,12 @@ impl TargetHealth {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmStates {
     pub alarms: Vec<AlarmObservation>,
-    pub missing: Vec<String>,
+    pub missing: Vec<Name>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlarmObservation {
-    pub name: String,
+    pub name: Name,
     pub state: AlarmState,
     pub reason: String,
 }

@@ -69,6 +69,7 @@ pub mod ids;
 pub mod io;
 pub mod journal;
 pub mod machine;
+pub mod name;
 pub mod plan;
 pub mod spec;
 pub mod time;
@@ -87,6 +88,7 @@ pub use io::{
     Transition,
 };
 pub use machine::{Deployment, Phase, Status};
+pub use name::Name;
 pub use plan::Plan;
 pub use spec::{
     Artifact, CircuitBreaker, DeploymentSpec, EnvironmentModel, HealthSpec, HookSpec, HookStage,

@@ -174,7 +174,7 @@ fn a_full_deployment_passes_every_phase_and_every_hook_stage_in_order() {
             PhaseName::Completed
         ]
     );
-    let hooks: Vec<String> = r
+    let hooks: Vec<Name> = r
         .commands()
         .filter_map(|c| match &c.kind {
             CommandKind::CallHook(h) => Some(h.name.clone()),
@@ -197,7 +197,7 @@ fn the_live_side_is_read_from_the_listener_so_a_second_deployment_goes_back_to_s
     let mut r = completes(spec1.clone());
     // Second deployment with a new image, against the same world.
     let mut d2 = spec1.into_draft();
-    d2.artifact = Artifact::Image(format!("web@sha256:{}", "cd".repeat(32)));
+    d2.artifact = Artifact::Image(format!("web@sha256:{}", "cd".repeat(32)).into());
     let spec2 = DeploymentSpec::new(d2).unwrap();
     r.d = Deployment::new(DeploymentId::new("web-2").unwrap(), spec2, r.now);
     r.inbox = vec![Input::Wake];

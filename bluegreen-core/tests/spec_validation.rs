@@ -132,7 +132,7 @@ fn each_rule_names_its_field() {
         ),
         (
             "alarms",
-            Box::new(|d| d.alarms = (0..501).map(|i| format!("a{i}")).collect()),
+            Box::new(|d| d.alarms = (0..501).map(|i| format!("a{i}").into()).collect()),
         ),
         (
             "metrics[0].window",

@@ -172,7 +172,7 @@ pub fn facts(lines: &[JournalLine]) -> Result<Facts, String> {
                     *sent.entry(c.kind.name()).or_default() += 1;
                     in_flight.insert(c.id.to_string(), c.kind.name());
                     if let CommandKind::CallHook(h) = &c.kind {
-                        hook_names.insert(c.id.to_string(), h.name.clone());
+                        hook_names.insert(c.id.to_string(), h.name.to_string());
                     }
                 }
                 Output::Notice(Notice::Operator { .. }) => operator_pending = None,
@@ -214,11 +214,11 @@ pub fn facts(lines: &[JournalLine]) -> Result<Facts, String> {
                             }
                             Ok(CommandResult::Observed(Observation::Alarms(a))) => {
                                 for x in a.alarms.iter().filter(|x| x.state == AlarmState::Alarm) {
-                                    if alarmed.insert(x.name.clone(), ()).is_none() {
+                                    if alarmed.insert(x.name.to_string(), ()).is_none() {
                                         anchors.push((
                                             visit,
                                             offset,
-                                            Moment::Alarm(x.name.clone()),
+                                            Moment::Alarm(x.name.to_string()),
                                         ));
                                     }
                                 }
@@ -375,7 +375,7 @@ fn run_seed(facts: &Facts, seed: u64, profile: &WorldProfile) -> SeedRun {
     let mut draft: bluegreen_core::SpecDraft = facts.spec.clone().into();
     let image = match &draft.artifact {
         Artifact::Image(i) if !facts.quality.is_empty() => {
-            Artifact::Image(format!("{i}-{}", facts.quality))
+            Artifact::Image(format!("{i}-{}", facts.quality).into())
         }
         other => other.clone(),
     };
@@ -394,7 +394,7 @@ fn run_seed(facts: &Facts, seed: u64, profile: &WorldProfile) -> SeedRun {
     app.hooks = facts
         .failing_hooks
         .iter()
-        .map(|h| (h.clone(), crate::world::HookBehaviour::Fail))
+        .map(|h| (h.into(), crate::world::HookBehaviour::Fail))
         .collect();
     s.apps.push(app);
     if !facts.rules.is_empty() {

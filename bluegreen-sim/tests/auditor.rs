@@ -77,7 +77,7 @@ impl Rig {
         self.a.check_deadlines(&self.w);
     }
 
-    fn tg(&self, app: usize, slot: usize) -> String {
+    fn tg(&self, app: usize, slot: usize) -> bluegreen_core::Name {
         self.w.elb.target_groups[self.w.apps[app].target_groups[slot] as usize]
             .arn
             .clone()
@@ -88,11 +88,11 @@ impl Rig {
             listener: draft_of(&self.w, app).listener,
             weights: vec![
                 TargetWeight {
-                    target_group: self.tg(app, 0),
+                    target_group: self.tg(app, 0).into(),
                     weight: blue,
                 },
                 TargetWeight {
-                    target_group: self.tg(app, 1),
+                    target_group: self.tg(app, 1).into(),
                     weight: green,
                 },
             ],
@@ -119,7 +119,7 @@ impl Rig {
             CommandKind::EnsureGreen(EnsureGreen::Service {
                 cluster: "prod".into(),
                 service: svc,
-                task_definition: td,
+                task_definition: td.into(),
                 desired_count: 3,
             }),
         )
@@ -133,7 +133,9 @@ impl Rig {
         let r = self.exec(
             dep,
             "look",
-            CommandKind::Observe(Observe::TargetHealth { target_group: tg }),
+            CommandKind::Observe(Observe::TargetHealth {
+                target_group: tg.into(),
+            }),
         );
         let Ok(CommandResult::Observed(bluegreen_core::Observation::TargetHealth(h))) = r else {
             panic!("{r:?}")
@@ -316,7 +318,7 @@ fn registering_one_image_twice_is_a_duplicate_revision() {
     let d = r.begin(0, 0);
     let base = r.w.ecs.task_def_arn(0).to_string();
     let register = CommandKind::RegisterTaskDefinition {
-        base,
+        base: base.into(),
         container: "app".into(),
         image: "registry.example/web:v2".into(),
     };
@@ -341,17 +343,17 @@ fn creating_a_second_green_task_set_is_a_duplicate() {
     let mut r = Rig::new(&[draft]);
     let d = r.begin(0, 0);
     let blue_ts = r.w.ecs.task_sets[0].arn.clone();
-    let create = |tg: String, td: String| {
+    let create = |tg: bluegreen_core::Name, td: bluegreen_core::Name| {
         CommandKind::EnsureGreen(EnsureGreen::TaskSet {
             cluster: "prod".into(),
             service: "web".into(),
-            task_definition: td,
-            target_group: tg,
+            task_definition: td.into(),
+            target_group: tg.into(),
             like_task_set: blue_ts.clone(),
             external_id: "web-1".into(),
         })
     };
-    let (tg, td) = (r.tg(0, 1), r.w.ecs.task_def_arn(0).to_string());
+    let (tg, td) = (r.tg(0, 1), r.w.ecs.task_def_arn(0).clone());
     // Same step twice: the client token makes it one task set.
     r.exec(d, "ensure-green", create(tg.clone(), td.clone()))
         .unwrap();

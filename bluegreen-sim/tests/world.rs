@@ -5,7 +5,7 @@
 
 use bluegreen_core::{
     AlarmState, Command, CommandId, CommandKind, CommandResult, DeploymentId, EnsureGreen,
-    EnvironmentModel, ErrorClass, FailureFilter, ListenerRef, MetricQuery, MetricRequest,
+    EnvironmentModel, ErrorClass, FailureFilter, ListenerRef, MetricQuery, MetricRequest, Name,
     Observation, Observe, TargetWeight, Timestamp,
 };
 use bluegreen_sim::harness::app_draft;
@@ -35,7 +35,7 @@ fn advance(w: &mut World, ms: u64) {
     w.advance_to(t, &mut ());
 }
 
-fn tg(w: &World, slot: usize) -> String {
+fn tg(w: &World, slot: usize) -> Name {
     w.elb.target_groups[w.apps[0].target_groups[slot] as usize]
         .arn
         .clone()
@@ -72,8 +72,8 @@ fn fatal_code(r: Result<CommandResult, bluegreen_core::CommandError>) -> String 
     e.code
 }
 
-fn green_up(w: &mut World, image: &str) -> String {
-    let base = w.ecs.task_def_arn(0).to_string();
+fn green_up(w: &mut World, image: &str) -> Name {
+    let base = w.ecs.task_def_arn(0).clone();
     let Ok(CommandResult::TaskDefinitionRegistered { arn }) = run(
         w,
         CommandKind::RegisterTaskDefinition {
@@ -126,7 +126,7 @@ fn unknown_resources_are_fatal_with_aws_error_codes() {
         "ClusterNotFoundException"
     );
     let mut l = listener();
-    l.listener_arn.push('9');
+    l.listener_arn = format!("{}9", l.listener_arn).into();
     assert_eq!(
         fatal_code(run(&mut w, CommandKind::Observe(Observe::Listener(l)))),
         "ListenerNotFound"
@@ -205,7 +205,7 @@ fn deleting_a_scaled_service_without_force_is_rejected() {
 #[test]
 fn find_task_definition_finds_what_register_made_and_the_base_itself() {
     let mut w = world(WorldProfile::fast());
-    let base = w.ecs.task_def_arn(0).to_string();
+    let base = w.ecs.task_def_arn(0).clone();
     let find = |image: &str| CommandKind::FindTaskDefinition {
         base: base.clone(),
         container: "app".into(),
@@ -347,7 +347,7 @@ fn task_sets_are_created_once_per_client_token_and_drain_when_deleted() {
     let create = CommandKind::EnsureGreen(EnsureGreen::TaskSet {
         cluster: "prod".into(),
         service: "web".into(),
-        task_definition: w.ecs.task_def_arn(0).to_string(),
+        task_definition: w.ecs.task_def_arn(0).to_string().into(),
         target_group: tg(&w, 1),
         like_task_set: w.ecs.task_sets[0].arn.clone(),
         external_id: "web-1".into(),
@@ -383,11 +383,11 @@ fn task_sets_are_created_once_per_client_token_and_drain_when_deleted() {
 #[test]
 fn the_token_buckets_throttle_and_refill() {
     let mut w = world(WorldProfile::fast());
-    let base = w.ecs.task_def_arn(0).to_string();
+    let base = w.ecs.task_def_arn(0).clone();
     let register = |i: u32| CommandKind::RegisterTaskDefinition {
         base: base.clone(),
         container: "app".into(),
-        image: format!("registry.example/web:v{i}"),
+        image: format!("registry.example/web:v{i}").into(),
     };
     for i in 0..20 {
         run(&mut w, register(i)).unwrap();

@@ -70,7 +70,7 @@ fn calls_table(rt: &tokio::runtime::Runtime, b: &Bench) {
         ("service pair, all-at-once + test listener", |fx| {
             let mut d = fx.web_draft(Strategy::AllAtOnce);
             d.test_listener = Some(bluegreen_core::ListenerRef {
-                listener_arn: fx.web_test_listener.clone(),
+                listener_arn: fx.web_test_listener.clone().into(),
                 rule_arn: None,
             });
             d
@@ -127,7 +127,7 @@ fn emulator(c: &mut Criterion) {
                 // Each deployment flips live and idle, with a new image (a new revision).
                 let i = n.fetch_add(1, Ordering::Relaxed);
                 let mut draft = fx.web_draft(Strategy::AllAtOnce);
-                draft.artifact = Artifact::Image(format!("web:bench-{i}"));
+                draft.artifact = Artifact::Image(format!("web:bench-{i}").into());
                 let started = Instant::now();
                 let d = rt.block_on(deploy(&cloud, &format!("bench-{i}"), draft));
                 total += started.elapsed();

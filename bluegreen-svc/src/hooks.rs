@@ -147,7 +147,7 @@ impl<C> HookedCloud<C> {
         let body = serde_json::to_vec(&call.payload).expect("payloads serialise");
         let mut request = self
             .client
-            .post(&call.url)
+            .post(call.url.as_str())
             .timeout(Duration::from_millis(call.timeout_ms))
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("x-bluegreen-hook", call.name.as_str())

@@ -146,8 +146,8 @@ pub async fn plan_live<C: Cloud>(cloud: &C, spec: &DeploymentSpec) -> LivePlan {
                     vec![
                         ("bluegreen:live".into(), (slot == live_slot).to_string()),
                         ("bluegreen:slot".into(), ["a", "b"][slot.min(1)].into()),
-                        ("bluegreen:deployment".into(), deployment.clone()),
-                        ("bluegreen:outcome".into(), outcome.clone()),
+                        ("bluegreen:deployment".into(), deployment.to_string()),
+                        ("bluegreen:outcome".into(), outcome.to_string()),
                     ],
                 )
             })
@@ -155,10 +155,10 @@ pub async fn plan_live<C: Cloud>(cloud: &C, spec: &DeploymentSpec) -> LivePlan {
         _ => Vec::new(),
     };
     LivePlan {
-        app: spec.app.clone(),
+        app: spec.app.to_string(),
         image: match &spec.artifact {
             bluegreen_core::Artifact::Image(i) | bluegreen_core::Artifact::TaskDefinition(i) => {
-                i.clone()
+                i.to_string()
             }
         },
         before,
@@ -194,7 +194,7 @@ fn note_before(view: &mut AccountView, c: &Command, result: &CommandResult, spec
             CommandResult::Observed(Observation::Service(s)),
         ) if !view.services.iter().any(|(n, _, _)| n == service) => {
             view.services.push((
-                service.clone(),
+                service.to_string(),
                 s.desired_count,
                 short_name(&s.task_definition).to_string(),
             ));
@@ -238,7 +238,7 @@ fn percentages(forwards: &[bluegreen_core::TargetWeight]) -> Vec<(String, u32)> 
 fn account_after(ideal: &IdealCloud, spec: &DeploymentSpec) -> AccountView {
     let (a, b) = ideal.weights_of_listener();
     let total = (a + b).max(1);
-    let names: Vec<&String> = match &spec.environment {
+    let names: Vec<&bluegreen_core::Name> = match &spec.environment {
         bluegreen_core::EnvironmentModel::ServicePair { services } => services.iter().collect(),
         bluegreen_core::EnvironmentModel::TaskSet { .. } => Vec::new(),
     };
@@ -248,7 +248,7 @@ fn account_after(ideal: &IdealCloud, spec: &DeploymentSpec) -> AccountView {
             .filter_map(|n| {
                 ideal
                     .service_state(n)
-                    .map(|(desired, td)| (n.clone(), desired, short_name(td).to_string()))
+                    .map(|(desired, td)| (n.to_string(), desired, short_name(td).to_string()))
             })
             .collect(),
         production: vec![

@@ -73,7 +73,7 @@ async fn canary_with_test_traffic_completes() {
         wait_ms: 5_000,
     });
     draft.test_listener = Some(ListenerRef {
-        listener_arn: env.fx.web_test_listener.clone(),
+        listener_arn: env.fx.web_test_listener.clone().into(),
         rule_arn: None,
     });
     let d = deploy(&env, "web-canary-1", draft).await;

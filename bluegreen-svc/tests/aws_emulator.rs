@@ -33,14 +33,16 @@ fn web_preflight(fx: &Fixture) -> Preflight {
     Preflight {
         cluster: fixture::CLUSTER.into(),
         mode: Mode::ServicePair,
-        services: fixture::WEB_SERVICES.map(String::from).to_vec(),
-        target_groups: fx.web_target_groups.clone(),
+        services: fixture::WEB_SERVICES
+            .map(bluegreen_core::Name::from)
+            .to_vec(),
+        target_groups: fx.web_target_groups.clone().map(bluegreen_core::Name::from),
         listener: ListenerRef {
-            listener_arn: fx.web_listener.clone(),
-            rule_arn: Some(fx.web_rule.clone()),
+            listener_arn: fx.web_listener.clone().into(),
+            rule_arn: Some(fx.web_rule.clone().into()),
         },
         test_listener: Some(ListenerRef {
-            listener_arn: fx.web_test_listener.clone(),
+            listener_arn: fx.web_test_listener.clone().into(),
             rule_arn: None,
         }),
         container: fixture::CONTAINER.into(),
@@ -66,9 +68,9 @@ async fn preflight_passes_on_the_fixture_and_names_what_is_wrong() {
     let task_sets = Preflight {
         mode: Mode::TaskSet,
         services: vec![fixture::API_SERVICE.into()],
-        target_groups: fx.api_target_groups.clone(),
+        target_groups: fx.api_target_groups.clone().map(bluegreen_core::Name::from),
         listener: ListenerRef {
-            listener_arn: fx.api_listener.clone(),
+            listener_arn: fx.api_listener.clone().into(),
             rule_arn: None,
         },
         test_listener: None,
@@ -108,7 +110,7 @@ async fn preflight_passes_on_the_fixture_and_names_what_is_wrong() {
     )
     .await;
     let mut listener = web_preflight(&fx);
-    listener.listener.listener_arn = format!("{}0", fx.web_listener);
+    listener.listener.listener_arn = format!("{}0", fx.web_listener).into();
     listener.listener.rule_arn = None;
     fails(listener, "listener arn:").await;
     let mut pair_on_external = task_sets.clone();
@@ -139,9 +141,9 @@ async fn task_definitions_are_copied_with_only_the_image_replaced_and_found_agai
     let image =
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:".to_string() + &"ab".repeat(32);
     let find = CommandKind::FindTaskDefinition {
-        base: fx.web_task_definition.clone(),
+        base: fx.web_task_definition.clone().into(),
         container: fixture::CONTAINER.into(),
-        image: image.clone(),
+        image: image.clone().into(),
     };
     let before = aws.calls_total();
     assert_eq!(
@@ -150,9 +152,9 @@ async fn task_definitions_are_copied_with_only_the_image_replaced_and_found_agai
     );
     assert_eq!(aws.calls_total() - before, u64::from(find.aws_calls_min()));
     let register = CommandKind::RegisterTaskDefinition {
-        base: fx.web_task_definition.clone(),
+        base: fx.web_task_definition.clone().into(),
         container: fixture::CONTAINER.into(),
-        image: image.clone(),
+        image: image.clone().into(),
     };
     let Ok(CommandResult::TaskDefinitionRegistered { arn }) = run(&aws, register).await else {
         panic!("registered")
@@ -171,7 +173,7 @@ async fn task_definitions_are_copied_with_only_the_image_replaced_and_found_agai
         }
     };
     let base = describe(fx.web_task_definition.clone()).await;
-    let copy = describe(arn.clone()).await;
+    let copy = describe(arn.to_string()).await;
     let (b, c) = (
         base.task_definition().unwrap(),
         copy.task_definition().unwrap(),
@@ -215,19 +217,19 @@ async fn task_definitions_are_copied_with_only_the_image_replaced_and_found_agai
         Ok(CommandResult::TaskDefinitionFound { arn: Some(arn) })
     );
     let redeploy = CommandKind::FindTaskDefinition {
-        base: fx.web_task_definition.clone(),
+        base: fx.web_task_definition.clone().into(),
         container: fixture::CONTAINER.into(),
         image: "web:initial".into(),
     };
     assert_eq!(
         run(&aws, redeploy).await,
         Ok(CommandResult::TaskDefinitionFound {
-            arn: Some(fx.web_task_definition.clone())
+            arn: Some(fx.web_task_definition.clone().into())
         }),
         "the base already runs that image"
     );
     let other = CommandKind::FindTaskDefinition {
-        base: fx.web_task_definition.clone(),
+        base: fx.web_task_definition.clone().into(),
         container: fixture::CONTAINER.into(),
         image: "web:v3".into(),
     };
@@ -236,9 +238,9 @@ async fn task_definitions_are_copied_with_only_the_image_replaced_and_found_agai
         Ok(CommandResult::TaskDefinitionFound { arn: None })
     );
     let wrong = CommandKind::RegisterTaskDefinition {
-        base: fx.web_task_definition.clone(),
+        base: fx.web_task_definition.clone().into(),
         container: "worker".into(),
-        image,
+        image: image.into(),
     };
     assert_eq!(
         run(&aws, wrong).await.unwrap_err().code,
@@ -255,7 +257,7 @@ async fn service_pair_commands_update_scale_and_observe_services() {
     let green = CommandKind::EnsureGreen(EnsureGreen::Service {
         cluster: fixture::CLUSTER.into(),
         service: "web-b".into(),
-        task_definition: fx.web_task_definition.clone(),
+        task_definition: fx.web_task_definition.clone().into(),
         desired_count: 3,
     });
     assert_eq!(
@@ -270,7 +272,7 @@ async fn service_pair_commands_update_scale_and_observe_services() {
         })
     };
     let filter = FailureFilter {
-        task_definition: fx.web_task_definition.clone(),
+        task_definition: fx.web_task_definition.clone().into(),
         since: Timestamp::from_millis(0),
         started_by: None,
     };
@@ -318,9 +320,9 @@ async fn task_set_commands_create_once_promote_by_arn_and_delete() {
         CommandKind::EnsureGreen(EnsureGreen::TaskSet {
             cluster: fixture::CLUSTER.into(),
             service: fixture::API_SERVICE.into(),
-            task_definition: fx.api_task_definition.clone(),
-            target_group: fx.api_target_groups[1].clone(),
-            like_task_set: fx.api_task_set.clone(),
+            task_definition: fx.api_task_definition.clone().into(),
+            target_group: fx.api_target_groups[1].clone().into(),
+            like_task_set: fx.api_task_set.clone().into(),
             external_id: "web-1".into(),
         }),
     );
@@ -392,7 +394,7 @@ async fn task_set_commands_create_once_promote_by_arn_and_delete() {
     let delete = CommandKind::DeleteEnvironment {
         cluster: fixture::CLUSTER.into(),
         service: fixture::API_SERVICE.into(),
-        task_set: fx.api_task_set.clone(),
+        task_set: fx.api_task_set.clone().into(),
     };
     assert_eq!(run(&aws, delete.clone()).await, Ok(CommandResult::Deleted));
     assert_eq!(
@@ -441,17 +443,17 @@ async fn listener_weights_are_written_read_back_and_keep_stickiness() {
     let weights = |wa: u32, wb: u32| {
         vec![
             TargetWeight {
-                target_group: a.clone(),
+                target_group: a.clone().into(),
                 weight: wa,
             },
             TargetWeight {
-                target_group: b.clone(),
+                target_group: b.clone().into(),
                 weight: wb,
             },
         ]
     };
     let prod = ListenerRef {
-        listener_arn: fx.web_listener.clone(),
+        listener_arn: fx.web_listener.clone().into(),
         rule_arn: None,
     };
     let observe = CommandKind::Observe(Observe::Listener(prod.clone()));
@@ -492,8 +494,8 @@ async fn listener_weights_are_written_read_back_and_keep_stickiness() {
 
     // On a rule.
     let rule = ListenerRef {
-        listener_arn: fx.web_listener.clone(),
-        rule_arn: Some(fx.web_rule.clone()),
+        listener_arn: fx.web_listener.clone().into(),
+        rule_arn: Some(fx.web_rule.clone().into()),
     };
     let Ok(CommandResult::WeightsSet(held)) = run(
         &aws,
@@ -519,7 +521,7 @@ async fn listener_weights_are_written_read_back_and_keep_stickiness() {
     let Ok(CommandResult::Observed(Observation::TargetHealth(h))) = run(
         &aws,
         CommandKind::Observe(Observe::TargetHealth {
-            target_group: a.clone(),
+            target_group: a.clone().into(),
         }),
     )
     .await
@@ -539,7 +541,9 @@ async fn alarms_are_read_through_the_cbor_bridge() {
     };
     let (fx, aws) = (env.fx.clone(), env.aws.clone());
     let names = vec![fixture::ALARM.to_string(), "no-such-alarm".to_string()];
-    let observe = CommandKind::Observe(Observe::Alarms { names });
+    let observe = CommandKind::Observe(Observe::Alarms {
+        names: names.iter().map(bluegreen_core::Name::from).collect(),
+    });
     let Ok(CommandResult::Observed(Observation::Alarms(a))) = run(&aws, observe.clone()).await
     else {
         panic!("observed")

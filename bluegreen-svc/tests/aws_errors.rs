@@ -38,7 +38,7 @@ async fn throttling_is_classed_throttled_whatever_the_call() {
     for kind in [
         scale_kind(),
         CommandKind::Observe(Observe::TargetHealth {
-            target_group: tg("web-b"),
+            target_group: tg("web-b").into(),
         }),
         CommandKind::Observe(Observe::Alarms {
             names: vec!["a".into()],

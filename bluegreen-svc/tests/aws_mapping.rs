@@ -213,7 +213,7 @@ async fn preflight_names_each_mismatched_resource() {
 
     // A rule of another listener.
     let mut p = preflight(Mode::ServicePair, true);
-    p.listener.rule_arn = Some(RULE.replace("f2f7dc8efc522ab2", "0000000000000000"));
+    p.listener.rule_arn = Some(RULE.replace("f2f7dc8efc522ab2", "0000000000000000").into());
     let l = [describe_listener(vec![forward(&[("web-a", 1)])])];
     let c = cloud(&[], &refs(&l), &[]);
     let err = run(&c, CommandKind::Preflight(p)).await.unwrap_err();
@@ -427,7 +427,7 @@ async fn task_set_commands_copy_blue_and_carry_the_client_token() {
             cluster: "prod".into(),
             service: "api".into(),
             task_definition: TD2.into(),
-            target_group: tg("web-b"),
+            target_group: tg("web-b").into(),
             like_task_set: BLUE_TS.into(),
             external_id: "web-1".into(),
         }),
@@ -541,11 +541,11 @@ async fn weights_are_written_as_a_weighted_forward_and_read_back() {
     let c = cloud(&[], &refs(&rules), &[]);
     let weights = vec![
         TargetWeight {
-            target_group: tg("web-a"),
+            target_group: tg("web-a").into(),
             weight: 90,
         },
         TargetWeight {
-            target_group: tg("web-b"),
+            target_group: tg("web-b").into(),
             weight: 10,
         },
     ];
@@ -574,7 +574,7 @@ async fn weights_are_written_as_a_weighted_forward_and_read_back() {
     assert_eq!(
         state.forwards,
         vec![TargetWeight {
-            target_group: tg("web-a"),
+            target_group: tg("web-a").into(),
             weight: 1
         }]
     );
@@ -776,7 +776,7 @@ async fn target_health_is_counted_by_state() {
     let Ok(CommandResult::Observed(Observation::TargetHealth(h))) = run(
         &c,
         CommandKind::Observe(Observe::TargetHealth {
-            target_group: tg("web-b"),
+            target_group: tg("web-b").into(),
         }),
     )
     .await
@@ -841,7 +841,7 @@ async fn target_health_keeps_elbv2_reasons_grouped_and_bounded() {
     let Ok(CommandResult::Observed(Observation::TargetHealth(h))) = run(
         &c,
         CommandKind::Observe(Observe::TargetHealth {
-            target_group: tg("web-b"),
+            target_group: tg("web-b").into(),
         }),
     )
     .await
@@ -903,7 +903,7 @@ async fn alarms_are_read_100_names_a_call_and_missing_ones_listed() {
         })];
     let c = cloud(&[], &[], &refs(&rules));
     let kind = CommandKind::Observe(Observe::Alarms {
-        names: names.clone(),
+        names: names.iter().map(bluegreen_core::Name::from).collect(),
     });
     let Ok(CommandResult::Observed(Observation::Alarms(a))) = run(&c, kind.clone()).await else {
         panic!("observed")
@@ -1058,7 +1058,7 @@ async fn tag_slots_tags_each_target_group_with_its_own_live_value() {
     let r = run(
         &c,
         CommandKind::TagSlots {
-            target_groups: [tg("web-a"), tg("web-b")],
+            target_groups: [tg("web-a").into(), tg("web-b").into()],
             live_slot: 1,
             deployment: "web-7".into(),
             outcome: "completed".into(),
@@ -1096,7 +1096,7 @@ async fn concurrent_service_reads_in_one_cluster_share_describe_services_calls()
         reads.spawn(async move {
             let kind = CommandKind::Observe(Observe::Service {
                 cluster: "prod".into(),
-                service: name.clone(),
+                service: name.clone().into(),
                 failures: None,
             });
             (name, run(&c, kind).await)
@@ -1146,7 +1146,7 @@ async fn concurrent_alarm_reads_share_describe_alarms_calls() {
         reads.spawn(async move {
             let names: Vec<String> = (0..30).map(|i| format!("d{d}-alarm-{i:02}")).collect();
             let kind = CommandKind::Observe(Observe::Alarms {
-                names: names.clone(),
+                names: names.iter().map(bluegreen_core::Name::from).collect(),
             });
             (d, names, run(&c, kind).await)
         });
@@ -1156,7 +1156,7 @@ async fn concurrent_alarm_reads_share_describe_alarms_calls() {
         let Ok(CommandResult::Observed(Observation::Alarms(a))) = result else {
             panic!("deployment {d}: {result:?}");
         };
-        let got: Vec<&String> = a.alarms.iter().map(|x| &x.name).collect();
+        let got: Vec<&bluegreen_core::Name> = a.alarms.iter().map(|x| &x.name).collect();
         if d == 4 {
             assert_eq!(a.missing, vec!["d4-alarm-29".to_string()]);
             assert!(got.iter().copied().eq(names[..29].iter()));

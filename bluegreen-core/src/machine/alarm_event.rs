@@ -82,7 +82,7 @@ impl Deployment {
     /// What `event` would do, without doing it (the webhook answers with it).
     pub fn alarm_verdict(&self, event: &AlarmEvent) -> AlarmVerdict {
         use AlarmVerdict::Ignored;
-        if !self.spec.alarms.contains(&event.name) {
+        if !self.spec.alarms.iter().any(|a| *a == event.name) {
             return Ignored(IgnoredAlarm::NotWatched);
         }
         if event.state != AlarmState::Alarm {

@@ -128,7 +128,7 @@ impl CreateGreen {
                         );
                     }
                 },
-                external_id: cx.id.to_string(),
+                external_id: cx.id.as_str().into(),
             },
         };
         cx.issue("ensure-green", CommandKind::EnsureGreen(command));

@@ -162,7 +162,7 @@ impl DrainBlue {
     /// the decision its answer allows. The monitor judges it like any batch.
     fn look(&mut self, cx: &mut Cx<'_>) -> Step {
         let n = self.monitor.begin(cx);
-        let target_group = cx.green_tg().to_string();
+        let target_group = cx.green_tg().clone();
         cx.issue(
             &format!("look-green-{n}"),
             CommandKind::Observe(Observe::TargetHealth { target_group }),
@@ -171,7 +171,7 @@ impl DrainBlue {
     }
 
     fn verify(&mut self, cx: &mut Cx<'_>, deadline: Timestamp) -> Step {
-        let blue_service = cx.blue_service().to_string();
+        let blue_service = cx.blue_service().clone();
         if self.monitor.observing {
             self.monitor.observing = false;
             match blue_left(cx, &blue_service) {

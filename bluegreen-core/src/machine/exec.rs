@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use crate::name::Name;
 use serde::{Deserialize, Serialize};
 
 use super::knowledge::{Knowledge, Sides};
@@ -199,21 +200,21 @@ impl Cx<'_> {
         })
     }
 
-    pub fn blue_tg(&self) -> &str {
+    pub fn blue_tg(&self) -> &Name {
         &self.spec.target_groups[self.sides.blue]
     }
 
-    pub fn green_tg(&self) -> &str {
+    pub fn green_tg(&self) -> &Name {
         &self.spec.target_groups[self.sides.green()]
     }
 
     /// Blue's service (service pair) or the service holding blue's task set.
-    pub fn blue_service(&self) -> &str {
+    pub fn blue_service(&self) -> &Name {
         self.sides.blue_service(self.spec)
     }
 
     /// Green's service (service pair) or the service holding green's task set.
-    pub fn green_service(&self) -> &str {
+    pub fn green_service(&self) -> &Name {
         self.sides.green_service(self.spec)
     }
 }

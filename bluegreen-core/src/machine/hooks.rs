@@ -64,7 +64,7 @@ impl HookRun {
                         .map(|s| s.value.clone())
                         .unwrap_or(HookVerdict::NotYet);
                 cx.exec.notice(Notice::HookAnswered {
-                    name: hook.name.clone(),
+                    name: hook.name.to_string(),
                     verdict: verdict.clone(),
                 });
                 match verdict {
@@ -111,7 +111,7 @@ impl HookRun {
                 *n
             };
             let payload = HookPayload {
-                deployment: cx.id.to_string(),
+                deployment: cx.id.as_str().into(),
                 app: cx.spec.app.clone(),
                 stage: self.stage,
                 image: match &cx.spec.artifact {
@@ -120,7 +120,7 @@ impl HookRun {
                 },
                 task_definition: cx.k.green_task_definition.clone(),
                 weights: cx.k.prod_weights,
-                green_target_group: Some(cx.green_tg().to_string()),
+                green_target_group: Some(cx.green_tg().clone()),
                 call,
             };
             cx.issue(

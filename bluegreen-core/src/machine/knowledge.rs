@@ -12,6 +12,7 @@ use crate::command::{
     AlarmStates, CommandKind, CommandResult, HookVerdict, ListenerState, MetricData, Observation,
     Observe, ServiceStatus, TargetHealth, TargetWeight, TaskSetStatus, Weights,
 };
+use crate::name::Name;
 use crate::spec::{DeploymentSpec, EnvironmentModel, ListenerRef};
 use crate::time::Timestamp;
 
@@ -29,9 +30,9 @@ pub struct Sides {
     pub blue: usize,
     /// Green's size (the spec's `desired_count`, or blue's desired count).
     pub desired_count: u32,
-    pub blue_task_definition: String,
+    pub blue_task_definition: Name,
     /// Task-set model: blue's task set ARN.
-    pub blue_task_set: Option<String>,
+    pub blue_task_set: Option<Name>,
     /// The test listener as it was before the deployment (restored on rollback).
     pub test_listener_original: Option<ListenerState>,
 }
@@ -42,7 +43,7 @@ impl Sides {
     }
 
     /// Blue's service (service pair) or the service holding blue's task set.
-    pub fn blue_service<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+    pub fn blue_service<'a>(&self, spec: &'a DeploymentSpec) -> &'a Name {
         match &spec.environment {
             EnvironmentModel::ServicePair { services } => &services[self.blue],
             EnvironmentModel::TaskSet { service } => service,
@@ -50,18 +51,18 @@ impl Sides {
     }
 
     /// Green's service (service pair) or the service holding green's task set.
-    pub fn green_service<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+    pub fn green_service<'a>(&self, spec: &'a DeploymentSpec) -> &'a Name {
         match &spec.environment {
             EnvironmentModel::ServicePair { services } => &services[self.green()],
             EnvironmentModel::TaskSet { service } => service,
         }
     }
 
-    pub fn blue_tg<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+    pub fn blue_tg<'a>(&self, spec: &'a DeploymentSpec) -> &'a Name {
         &spec.target_groups[self.blue]
     }
 
-    pub fn green_tg<'a>(&self, spec: &'a DeploymentSpec) -> &'a str {
+    pub fn green_tg<'a>(&self, spec: &'a DeploymentSpec) -> &'a Name {
         &spec.target_groups[self.green()]
     }
 }
@@ -75,9 +76,9 @@ pub struct Knowledge {
     pub prod_written_at: Option<Timestamp>,
     /// Test-listener weights once the machine has pointed it at green.
     pub test_weights: Option<Weights>,
-    pub green_task_definition: Option<String>,
+    pub green_task_definition: Option<Name>,
     /// Task-set model: green's task set ARN once created (or found).
-    pub green_task_set: Option<String>,
+    pub green_task_set: Option<Name>,
     /// When green was first asked for: task failures before this are not green's.
     pub green_since: Option<Timestamp>,
     /// When health-check passed (K consecutive healthy observations).
@@ -86,12 +87,12 @@ pub struct Knowledge {
     pub blue_removal_at: Option<Timestamp>,
     pub prod_listener: Option<Sample<ListenerState>>,
     pub test_listener: Option<Sample<ListenerState>>,
-    pub services: BTreeMap<String, Sample<ServiceStatus>>,
-    pub target_health: BTreeMap<String, Sample<TargetHealth>>,
+    pub services: BTreeMap<Name, Sample<ServiceStatus>>,
+    pub target_health: BTreeMap<Name, Sample<TargetHealth>>,
     pub alarms: Option<Sample<AlarmStates>>,
     pub metrics: Option<Sample<MetricData>>,
-    pub hook_verdicts: BTreeMap<String, Sample<HookVerdict>>,
-    pub hook_calls: BTreeMap<String, u32>,
+    pub hook_verdicts: BTreeMap<Name, Sample<HookVerdict>>,
+    pub hook_calls: BTreeMap<Name, u32>,
     /// Observation batches issued so far (names command ids).
     pub ticks: u64,
     /// Green's size once it followed blue's scale-out (service pair, no pinned
@@ -145,14 +146,14 @@ pub(crate) fn weights_from(
 }
 
 /// The forwards that express `weights` across blue and green.
-pub(crate) fn forwards(blue_tg: &str, green_tg: &str, w: Weights) -> Vec<TargetWeight> {
+pub(crate) fn forwards(blue_tg: &Name, green_tg: &Name, w: Weights) -> Vec<TargetWeight> {
     vec![
         TargetWeight {
-            target_group: blue_tg.to_string(),
+            target_group: blue_tg.clone(),
             weight: u32::from(w.blue),
         },
         TargetWeight {
-            target_group: green_tg.to_string(),
+            target_group: green_tg.clone(),
             weight: u32::from(w.green),
         },
     ]
@@ -306,7 +307,7 @@ mod tests {
             forwards: pairs
                 .iter()
                 .map(|(tg, w)| TargetWeight {
-                    target_group: tg.to_string(),
+                    target_group: tg.to_string().into(),
                     weight: *w,
                 })
                 .collect(),
@@ -341,7 +342,7 @@ mod tests {
 
     #[test]
     fn holds_compares_weights_per_group_regardless_of_order() {
-        let want = forwards("b", "g", Weights::green(10));
+        let want = forwards(&"b".into(), &"g".into(), Weights::green(10));
         assert!(holds(&state(&[("g", 10), ("b", 90)]), &want));
         assert!(!holds(&state(&[("g", 20), ("b", 80)]), &want));
         assert!(!holds(&state(&[("g", 10), ("b", 90), ("x", 1)]), &want));

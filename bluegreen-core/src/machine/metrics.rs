@@ -2,6 +2,7 @@
 
 use crate::command::{MetricData, MetricQuery, MetricRequest};
 use crate::io::{Reason, ReasonKind};
+use crate::name::Name;
 use crate::spec::{DeploymentSpec, MetricCheck, MetricKind, target_group_dimension};
 use crate::time::Timestamp;
 
@@ -35,7 +36,7 @@ pub(crate) fn request(
     green_tg: &str,
     now: Timestamp,
 ) -> MetricRequest {
-    let lb = spec.listener.load_balancer_dimension().unwrap_or_default();
+    let lb = Name::from(spec.listener.load_balancer_dimension().unwrap_or_default());
     let window_ms = spec
         .metrics
         .iter()
@@ -52,17 +53,17 @@ pub(crate) fn request(
             sides.push((Side::Blue, blue_tg));
         }
         for (side, tg) in sides {
-            let tg_dim = target_group_dimension(tg).unwrap_or_default();
+            let tg_dim = Name::from(target_group_dimension(tg).unwrap_or_default());
             let alb_dims = vec![
-                ("TargetGroup".to_string(), tg_dim.clone()),
-                ("LoadBalancer".to_string(), lb.clone()),
+                (Name::from("TargetGroup"), tg_dim.clone()),
+                (Name::from("LoadBalancer"), lb.clone()),
             ];
-            let q = |series, metric: &str, stat: &str, dims: Vec<(String, String)>| MetricQuery {
+            let q = |series, metric: &str, stat: &str, dims: Vec<(Name, Name)>| MetricQuery {
                 id: query_id(i, side, series),
-                namespace: NAMESPACE_ALB.to_string(),
-                metric_name: metric.to_string(),
+                namespace: NAMESPACE_ALB.into(),
+                metric_name: metric.into(),
                 dimensions: dims,
-                stat: stat.to_string(),
+                stat: stat.into(),
                 period_s: PERIOD_S,
             };
             match &check.metric {
@@ -85,7 +86,7 @@ pub(crate) fn request(
                             let v = match v.as_str() {
                                 "$target_group" => tg_dim.clone(),
                                 "$load_balancer" => lb.clone(),
-                                other => other.to_string(),
+                                other => other.into(),
                             };
                             (k.clone(), v)
                         })

@@ -383,9 +383,8 @@ impl Deployment {
                 let blue = self
                     .sides
                     .as_ref()
-                    .map(|s| s.blue_service(&self.spec))
-                    .unwrap_or_default()
-                    .to_string();
+                    .map(|s| s.blue_service(&self.spec).to_string())
+                    .unwrap_or_default();
                 let why = reason.to_string();
                 let failed = Phase::Failed {
                     at: now,

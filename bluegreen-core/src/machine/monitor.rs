@@ -175,7 +175,7 @@ impl Monitor {
                 CommandId::numbered(cx.id, "t", tick, "-service"),
                 CommandKind::Observe(Observe::Service {
                     cluster: spec.cluster.clone(),
-                    service: service.to_string(),
+                    service: service.clone(),
                     failures,
                 }),
             );
@@ -184,7 +184,7 @@ impl Monitor {
             self.follow_blue(cx, tick);
         }
         if watch.green_health != HealthRule::Off {
-            let tg = cx.green_tg().to_string();
+            let tg = cx.green_tg().clone();
             cx.issue_as(
                 CommandId::numbered(cx.id, "t", tick, "-health"),
                 CommandKind::Observe(Observe::TargetHealth { target_group: tg }),
@@ -212,7 +212,7 @@ impl Monitor {
     /// green, and green must end at least as large as blue was. Then read blue again.
     fn follow_blue(&mut self, cx: &mut Cx<'_>, tick: u64) {
         let spec = cx.spec;
-        let blue_service = cx.sides.blue_service(spec).to_string();
+        let blue_service = cx.sides.blue_service(spec).clone();
         let blue_desired =
             cx.k.services
                 .get(&blue_service)
@@ -223,7 +223,7 @@ impl Monitor {
             && n <= FOLLOW_DESIRED_MAX
         {
             cx.k.green_desired = Some(n);
-            let green_service = cx.sides.green_service(spec).to_string();
+            let green_service = cx.sides.green_service(spec).clone();
             cx.issue_as(
                 CommandId::numbered(cx.id, "t", tick, "-follow"),
                 CommandKind::ScaleEnvironment {

@@ -184,7 +184,7 @@ impl Deployment {
                 .green_health(&self.spec, sides)
                 .is_some_and(|s| s.at > since && s.value.healthy > 0);
             if !fresh {
-                let green_tg = sides.green_tg(&self.spec).to_string();
+                let green_tg = sides.green_tg(&self.spec).clone();
                 let check = Command {
                     id: command.id.derived(&format!("health{}", command.attempt)),
                     attempt: 1,

@@ -12,6 +12,7 @@ use super::knowledge::Sides;
 use super::phase::{Phase, Step};
 use crate::command::{CommandKind, ListenerState, Observe, Preflight as PreflightCheck};
 use crate::io::{Reason, ReasonKind};
+use crate::name::Name;
 use crate::spec::EnvironmentModel;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,7 +71,7 @@ impl Preflight {
                         CommandKind::Observe(Observe::Listener(test.clone())),
                     );
                 }
-                let services: Vec<&String> = match &spec.environment {
+                let services: Vec<&Name> = match &spec.environment {
                     EnvironmentModel::ServicePair { services } => services.iter().collect(),
                     EnvironmentModel::TaskSet { service } => vec![service],
                 };
@@ -137,7 +138,7 @@ fn reject(kind: ReasonKind, detail: String) -> Reason {
 }
 
 /// Which slot holds 100 % of the listener.
-fn live_slot(state: &ListenerState, tgs: &[String; 2]) -> Result<usize, Reason> {
+fn live_slot(state: &ListenerState, tgs: &[Name; 2]) -> Result<usize, Reason> {
     let total = state.total_weight();
     if total == 0 {
         return Err(reject(
@@ -328,7 +329,7 @@ mod tests {
             forwards: p
                 .iter()
                 .map(|(t, w)| TargetWeight {
-                    target_group: t.to_string(),
+                    target_group: t.to_string().into(),
                     weight: *w,
                 })
                 .collect(),
@@ -337,7 +338,7 @@ mod tests {
 
     #[test]
     fn the_live_slot_is_whichever_group_has_all_the_weight() {
-        let tgs = ["a".to_string(), "b".to_string()];
+        let tgs = [Name::from("a"), Name::from("b")];
         assert_eq!(live_slot(&st(&[("a", 1)]), &tgs), Ok(0));
         assert_eq!(live_slot(&st(&[("a", 0), ("b", 100)]), &tgs), Ok(1));
         let e = live_slot(&st(&[("a", 90), ("b", 10)]), &tgs).unwrap_err();

@@ -6,13 +6,14 @@
 //! sent again with the same id (and so the same idempotency token).
 
 use crate::command::{CommandError, CommandKind, CommandResult, EnsureGreen, Observation, Observe};
+use crate::name::Name;
 use crate::spec::DeploymentSpec;
 
 use super::knowledge::holds;
 
 /// The read that tells whether `write` took effect.
 pub(crate) fn resolver(write: &CommandKind) -> Option<CommandKind> {
-    let service = |cluster: &String, service: &String| {
+    let service = |cluster: &Name, service: &Name| {
         CommandKind::Observe(Observe::Service {
             cluster: cluster.clone(),
             service: service.clone(),
@@ -187,7 +188,7 @@ pub(crate) fn validate(
                 .iter()
                 .map(|x| &x.name)
                 .chain(a.missing.iter())
-                .find(|n| !names.contains(n));
+                .find(|n| !names.iter().any(|m| m == *n));
             if let Some(n) = unknown {
                 return bad(format!("alarm {n} was not asked for"));
             }

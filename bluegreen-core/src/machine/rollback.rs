@@ -17,6 +17,7 @@ use super::phase::{Phase, Step};
 use crate::command::{CommandKind, Observe, Weights};
 use crate::ids::DeploymentId;
 use crate::io::{Notice, Reason};
+use crate::name::Name;
 use crate::spec::DeploymentSpec;
 use crate::spec::{EnvironmentModel, HookStage};
 use crate::time::Timestamp;
@@ -43,7 +44,7 @@ pub enum RollbackStage {
     FindingGreen,
     /// Green's removal is out; `remaining` task sets still to delete.
     RemovingGreen {
-        remaining: Vec<String>,
+        remaining: Vec<Name>,
     },
     Verifying {
         deadline: Timestamp,
@@ -157,7 +158,7 @@ impl Rollback {
                         let name = spec
                             .hooks_at(HookStage::Rollback)
                             .nth(self.hooks.position)
-                            .map(|(_, h)| h.name.clone())
+                            .map(|(_, h)| h.name.to_string())
                             .unwrap_or_default();
                         cx.exec.notice(Notice::RollbackHookFailed {
                             name,
@@ -266,7 +267,7 @@ impl Rollback {
 
     fn verify(&mut self, cx: &mut Cx<'_>, deadline: Timestamp) -> Step {
         let spec = cx.spec;
-        let green_service = cx.green_service().to_string();
+        let green_service = cx.green_service().clone();
         if self.monitor.observing {
             self.monitor.observing = false;
             let left = green_left(cx, &green_service);
@@ -281,7 +282,7 @@ impl Rollback {
             }
             if matches!(spec.environment, EnvironmentModel::TaskSet { .. }) {
                 // A task set appeared after the find (a late create): delete it too.
-                let late: Vec<String> = ours(cx, false);
+                let late: Vec<Name> = ours(cx, false);
                 if !late.is_empty() && cx.now < deadline {
                     self.stage = RollbackStage::RemovingGreen { remaining: late };
                     return self.remove_green(cx, false);
@@ -310,7 +311,7 @@ impl Rollback {
 
 /// Task sets this deployment created, by ARN and by external id; `DRAINING` ones (already
 /// deleted, tasks still stopping) only when `draining` is set.
-fn ours(cx: &Cx<'_>, draining: bool) -> Vec<String> {
+fn ours(cx: &Cx<'_>, draining: bool) -> Vec<Name> {
     let spec = cx.spec;
     let Some(s) = cx.k.services.get(cx.sides.green_service(spec)) else {
         return vec![];

@@ -8,6 +8,7 @@ use super::phase::Phase;
 use super::shift::ShiftStage;
 use crate::command::{TargetHealth, Weights};
 use crate::io::{PhaseName, Reason};
+use crate::name::Name;
 use crate::spec::{EnvironmentModel, Mode};
 use crate::time::Timestamp;
 
@@ -15,16 +16,16 @@ use crate::time::Timestamp;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideView {
     pub slot: usize,
-    pub target_group: String,
-    pub service: String,
-    pub task_definition: Option<String>,
+    pub target_group: Name,
+    pub service: Name,
+    pub task_definition: Option<Name>,
 }
 
 /// What `GET /v1/deployments/{id}` and `bluegreen status` show.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     pub id: String,
-    pub app: String,
+    pub app: Name,
     pub mode: Mode,
     pub strategy: String,
     pub phase: PhaseName,
@@ -53,7 +54,7 @@ impl Deployment {
     pub fn status(&self) -> Status {
         let spec = &self.spec;
         let k = &self.knowledge;
-        let side = |slot: usize, td: Option<String>| SideView {
+        let side = |slot: usize, td: Option<Name>| SideView {
             slot,
             target_group: spec.target_groups[slot].clone(),
             service: match &spec.environment {
@@ -124,8 +125,8 @@ impl Deployment {
         Some(crate::command::CommandKind::TagSlots {
             target_groups: self.spec.target_groups.clone(),
             live_slot,
-            deployment: self.id.to_string(),
-            outcome: outcome.to_string(),
+            deployment: self.id.as_str().into(),
+            outcome: outcome.into(),
         })
     }
 }

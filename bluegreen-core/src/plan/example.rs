@@ -20,20 +20,24 @@ pub fn example_draft() -> SpecDraft {
             services: ["web-a".into(), "web-b".into()],
         },
         target_groups: [
-            format!("{arn}:targetgroup/web-a/0123456789abcdef"),
-            format!("{arn}:targetgroup/web-b/fedcba9876543210"),
+            format!("{arn}:targetgroup/web-a/0123456789abcdef").into(),
+            format!("{arn}:targetgroup/web-b/fedcba9876543210").into(),
         ],
         listener: ListenerRef {
-            listener_arn: format!("{arn}:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2"),
+            listener_arn: format!("{arn}:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2")
+                .into(),
             rule_arn: None,
         },
         test_listener: None,
         test_traffic_ms: 0,
         container: "web".into(),
-        artifact: Artifact::Image(format!(
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:{}",
-            "ab".repeat(32)
-        )),
+        artifact: Artifact::Image(
+            format!(
+                "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:{}",
+                "ab".repeat(32)
+            )
+            .into(),
+        ),
         desired_count: None,
         strategy: Strategy::Canary {
             percent: 10,

@@ -15,6 +15,7 @@ use crate::command::{
 };
 use crate::io::{Input, OperatorRequest, Output, PhaseName};
 use crate::machine::{Deployment, Phase};
+use crate::name::Name;
 use crate::spec::{DeploymentSpec, EnvironmentModel, ListenerRef};
 use crate::time::Timestamp;
 
@@ -24,19 +25,19 @@ pub const IDEAL_BLUE_TASKS: u32 = 3;
 #[derive(Clone, Debug)]
 struct Service {
     desired: u32,
-    task_definition: String,
-    target_groups: Vec<String>,
+    task_definition: Name,
+    target_groups: Vec<Name>,
     task_sets: Vec<TaskSetStatus>,
 }
 
 /// The ideal world for one spec: slot 0 live at 100 %, slot 1 idle.
 #[derive(Clone, Debug)]
 pub struct IdealCloud {
-    target_groups: [String; 2],
+    target_groups: [Name; 2],
     listeners: BTreeMap<ListenerRef, Vec<TargetWeight>>,
     production: ListenerRef,
-    services: BTreeMap<String, Service>,
-    registered: BTreeMap<(String, String), String>,
+    services: BTreeMap<Name, Service>,
+    registered: BTreeMap<(Name, Name), Name>,
     revisions: u32,
     /// Sum of `aws_calls_min` over every command answered.
     pub aws_calls: u64,
@@ -68,7 +69,7 @@ impl IdealCloud {
                         name.clone(),
                         Service {
                             desired: if slot == 0 { IDEAL_BLUE_TASKS } else { 0 },
-                            task_definition: td.clone(),
+                            task_definition: td.clone().into(),
                             target_groups: vec![tgs[slot].clone()],
                             task_sets: vec![],
                         },
@@ -80,7 +81,7 @@ impl IdealCloud {
                     service.clone(),
                     Service {
                         desired: IDEAL_BLUE_TASKS,
-                        task_definition: String::new(),
+                        task_definition: Name::default(),
                         target_groups: vec![],
                         task_sets: vec![task_set("ts-blue", "initial", &td, &tgs[0], "PRIMARY")],
                     },
@@ -145,7 +146,7 @@ impl IdealCloud {
             )
         })?;
         Ok(ServiceStatus {
-            service: name.to_string(),
+            service: name.to_string().into(),
             status: "ACTIVE".into(),
             desired_count: s.desired,
             running_count: if s.task_sets.is_empty() {
@@ -239,7 +240,7 @@ impl IdealCloud {
                     None => {
                         self.revisions += 1;
                         let fam = base.rsplit_once(':').map(|(f, _)| f).unwrap_or(base);
-                        let arn = format!("{fam}:{}", self.revisions);
+                        let arn = Name::from(format!("{fam}:{}", self.revisions));
                         self.registered.insert(key, arn.clone());
                         arn
                     }
@@ -380,12 +381,12 @@ fn revision_of(task_definition: &str) -> u32 {
 
 fn task_set(id: &str, external_id: &str, td: &str, tg: &str, status: &str) -> TaskSetStatus {
     TaskSetStatus {
-        id: id.to_string(),
-        arn: format!("arn:aws:ecs:us-east-1:123456789012:task-set/cluster/service/{id}"),
-        status: status.to_string(),
-        external_id: Some(external_id.to_string()),
-        task_definition: td.to_string(),
-        target_groups: vec![tg.to_string()],
+        id: id.to_string().into(),
+        arn: format!("arn:aws:ecs:us-east-1:123456789012:task-set/cluster/service/{id}").into(),
+        status: status.to_string().into(),
+        external_id: Some(external_id.to_string().into()),
+        task_definition: td.to_string().into(),
+        target_groups: vec![tg.to_string().into()],
         computed_desired_count: IDEAL_BLUE_TASKS,
         running_count: IDEAL_BLUE_TASKS,
         pending_count: 0,

@@ -24,6 +24,7 @@ use crate::ids::DeploymentId;
 use crate::io::Output;
 use crate::io::PhaseName;
 use crate::machine::{Deployment, Phase};
+use crate::name::Name;
 use crate::spec::{DeploymentSpec, HookStage};
 use crate::time::{Timestamp, format_duration_human, format_duration_ms};
 
@@ -49,7 +50,7 @@ pub struct PlanStep {
 /// A compiled plan.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
-    pub app: String,
+    pub app: Name,
     pub mode: String,
     pub strategy: String,
     pub poll_interval_ms: u64,

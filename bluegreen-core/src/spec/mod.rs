@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use signals::{CircuitBreaker, HealthSpec, HookSpec, HookStage, MetricCheck, MetricKind};
 pub use strategy::{SHIFT_STEPS_MAX, ShiftStep, Strategy};
 
+use crate::name::Name;
 use crate::time::{duration, duration_opt};
 
 /// Longest single wait (strategy hold, bake, approval, hook deadline) a spec may ask for.
@@ -49,9 +50,9 @@ impl SpecError {
 #[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum EnvironmentModel {
     /// Two ECS services, `services[i]` bound to `target_groups[i]`; green is the idle slot.
-    ServicePair { services: [String; 2] },
+    ServicePair { services: [Name; 2] },
     /// One service with the `EXTERNAL` deployment controller; green is a new task set.
-    TaskSet { service: String },
+    TaskSet { service: Name },
 }
 
 impl EnvironmentModel {
@@ -84,10 +85,10 @@ impl Mode {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerRef {
-    pub listener_arn: String,
+    pub listener_arn: Name,
     /// When set, the weights live on this rule's forward action, not the default action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rule_arn: Option<String>,
+    pub rule_arn: Option<Name>,
 }
 
 impl ListenerRef {
@@ -112,9 +113,9 @@ pub fn target_group_dimension(arn: &str) -> Option<String> {
 pub enum Artifact {
     /// Register a new revision of blue's task definition with `container`'s image
     /// replaced (reused when a revision with exactly this image already exists).
-    Image(String),
+    Image(Name),
     /// Deploy an existing task-definition revision as is.
-    TaskDefinition(String),
+    TaskDefinition(Name),
 }
 
 /// Per-phase time limits. Exceeding one rolls back (or, for the final verifications,
@@ -204,11 +205,11 @@ impl Default for Pacing {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpecDraft {
-    pub app: String,
-    pub cluster: String,
+    pub app: Name,
+    pub cluster: Name,
     pub environment: EnvironmentModel,
     /// `target_groups[i]` belongs to slot *i* (`services[i]` in the service-pair model).
-    pub target_groups: [String; 2],
+    pub target_groups: [Name; 2],
     /// Production traffic.
     pub listener: ListenerRef,
     /// Optional: green gets test traffic here before production.
@@ -223,7 +224,7 @@ pub struct SpecDraft {
     )]
     pub test_traffic_ms: u64,
     /// The container whose image is replaced.
-    pub container: String,
+    pub container: Name,
     pub artifact: Artifact,
     /// Green's task count; `None` sizes green like blue.
     #[serde(default)]
@@ -249,7 +250,7 @@ pub struct SpecDraft {
     pub circuit_breaker: CircuitBreaker,
     /// CloudWatch alarm names: any in ALARM → rollback.
     #[serde(default)]
-    pub alarms: Vec<String>,
+    pub alarms: Vec<Name>,
     #[serde(default)]
     pub metrics: Vec<MetricCheck>,
     #[serde(default)]

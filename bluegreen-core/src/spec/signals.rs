@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::SpecError;
+use crate::name::Name;
 use crate::time::duration;
 
 /// A metric the machine reads with CloudWatch `GetMetricData` on the green target group
@@ -11,7 +12,7 @@ use crate::time::duration;
 #[serde(deny_unknown_fields)]
 pub struct MetricCheck {
     /// Names the check in reasons and metrics labels, e.g. `"5xx-rate"`.
-    pub name: String,
+    pub name: Name,
     pub metric: MetricKind,
     /// Absolute limit on green's value: above it → rollback.
     #[serde(default)]
@@ -49,12 +50,12 @@ pub enum MetricKind {
     /// Any CloudWatch metric. In `dimensions`, the value `$target_group` stands for the
     /// side's `TargetGroup` dimension and `$load_balancer` for the listener's load balancer.
     Custom {
-        namespace: String,
-        metric_name: String,
+        namespace: Name,
+        metric_name: Name,
         /// `Sum`, `Average`, `Maximum`, `Minimum`, `SampleCount` or `pNN`.
-        stat: String,
+        stat: Name,
         #[serde(default)]
-        dimensions: Vec<(String, String)>,
+        dimensions: Vec<(Name, Name)>,
     },
 }
 
@@ -92,9 +93,9 @@ impl HookStage {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HookSpec {
-    pub name: String,
+    pub name: Name,
     pub stage: HookStage,
-    pub url: String,
+    pub url: Name,
     /// One HTTP call's timeout.
     #[serde(
         rename = "timeout",

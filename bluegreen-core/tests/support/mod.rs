@@ -30,8 +30,8 @@ pub struct World {
     /// count (tasks that will not stop).
     pub green_stuck: Option<u32>,
     pub failed_tasks: u32,
-    pub alarms_in_alarm: Vec<String>,
-    pub missing_alarms: Vec<String>,
+    pub alarms_in_alarm: Vec<Name>,
+    pub missing_alarms: Vec<Name>,
     /// Metric series returned by id.
     pub metrics: BTreeMap<String, Vec<f64>>,
     /// Hook verdicts by hook name, consumed front first; empty → pass.
@@ -82,7 +82,7 @@ impl World {
         if let CommandKind::CallHook(call) = &cmd.kind {
             let verdict = self
                 .hooks
-                .get_mut(&call.name)
+                .get_mut(call.name.as_str())
                 .and_then(|q| q.pop_front())
                 .unwrap_or(Ok(HookVerdict::Pass));
             return verdict.map(CommandResult::Hook);
@@ -398,7 +398,7 @@ pub fn full_spec(f: impl FnOnce(&mut SpecDraft)) -> DeploymentSpec {
         .map(|(name, stage)| HookSpec {
             name: name.into(),
             stage,
-            url: format!("http://127.0.0.1:9/{name}"),
+            url: format!("http://127.0.0.1:9/{name}").into(),
             timeout_ms: 1_000,
             deadline_ms: 30_000,
             interval_ms: 1_000,

@@ -199,7 +199,8 @@ impl Auditor {
                 .apps
                 .get(app as usize)
                 .map(|a| a.name.clone())
-                .unwrap_or_else(|| format!("#{app}")),
+                .unwrap_or_else(|| format!("#{app}").into())
+                .to_string(),
             deployment: dep
                 .and_then(|d| self.deps.get(d as usize))
                 .map(|d| d.info.id.clone()),

@@ -99,7 +99,7 @@ impl Sim {
         if state == AlarmState::Alarm {
             // The measurement's start: a watching deployment now has an alarm to act on.
             let probe = AlarmEvent {
-                name: name.clone(),
+                name: name.to_string(),
                 state,
                 reason: EVENT_REASON.into(),
                 at: self.now,
@@ -153,7 +153,7 @@ impl Sim {
     pub(crate) fn on_alarm_deliver(&mut self, alarm: u32, state: u8, changed: Timestamp) {
         let name = self.world.cw.alarms[alarm as usize].name.clone();
         let event = AlarmEvent {
-            name: name.clone(),
+            name: name.to_string(),
             state: state_of(state),
             reason: EVENT_REASON.into(),
             at: changed,

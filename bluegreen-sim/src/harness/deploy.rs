@@ -119,9 +119,9 @@ impl Sim {
         let p = self.scenario.apps[a].pushes[push as usize].clone();
         let mut draft = self.scenario.apps[a].draft.clone();
         draft.artifact = if p.as_task_definition {
-            Artifact::TaskDefinition(self.world.register_image(app, &p.image))
+            Artifact::TaskDefinition(self.world.register_image(app, &p.image).into())
         } else {
-            Artifact::Image(p.image.clone())
+            Artifact::Image(p.image.clone().into())
         };
         let spec = DeploymentSpec::new(draft).expect("scenario drafts are valid by construction");
         self.apps[a].started += 1;

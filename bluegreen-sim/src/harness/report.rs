@@ -83,7 +83,7 @@ impl RunReport {
             .iter()
             .map(|d| DepReport {
                 id: d.id.to_string(),
-                app: sim.world.apps[d.app as usize].name.clone(),
+                app: sim.world.apps[d.app as usize].name.to_string(),
                 mode: d.spec.mode().as_str(),
                 strategy: d.spec.strategy.name(),
                 outcome: d.outcome,

@@ -4,7 +4,7 @@
 
 use bluegreen_core::{
     Artifact, CircuitBreaker, EnvironmentModel, HealthSpec, HookSpec, HookStage, ListenerRef,
-    MetricCheck, MetricKind, Pacing, SpecDraft, Strategy, Timeouts, Timestamp,
+    MetricCheck, MetricKind, Name, Pacing, SpecDraft, Strategy, Timeouts, Timestamp,
 };
 
 use crate::faults::{Applies, Effect, Rule, Rules};
@@ -64,7 +64,7 @@ pub struct Push {
 pub struct AppPlan {
     pub draft: SpecDraft,
     pub pushes: Vec<Push>,
-    pub hooks: Vec<(String, HookBehaviour)>,
+    pub hooks: Vec<(Name, HookBehaviour)>,
 }
 
 /// Controller crashes.
@@ -252,22 +252,22 @@ pub fn app_draft(name: &str) -> SpecDraft {
     };
     let lb = format!("app/{name}/{}", id(1));
     let mut d = bluegreen_core::plan::example_draft();
-    d.app = name.to_string();
+    d.app = name.to_string().into();
     d.cluster = "prod".into();
     d.environment = EnvironmentModel::ServicePair {
-        services: [format!("{name}-a"), format!("{name}-b")],
+        services: [format!("{name}-a").into(), format!("{name}-b").into()],
     };
     d.target_groups = [
-        format!("{arn}:targetgroup/{name}-a/{}", id(2)),
-        format!("{arn}:targetgroup/{name}-b/{}", id(3)),
+        format!("{arn}:targetgroup/{name}-a/{}", id(2)).into(),
+        format!("{arn}:targetgroup/{name}-b/{}", id(3)).into(),
     ];
     d.listener = ListenerRef {
-        listener_arn: format!("{arn}:listener/{lb}/{}", id(4)),
+        listener_arn: format!("{arn}:listener/{lb}/{}", id(4)).into(),
         rule_arn: None,
     };
-    d.alarms = vec![format!("{name}-5xx")];
+    d.alarms = vec![format!("{name}-5xx").into()];
     d.container = "app".into();
-    d.artifact = Artifact::Image(format!("registry.example/{name}:initial"));
+    d.artifact = Artifact::Image(format!("registry.example/{name}:initial").into());
     d
 }
 
@@ -383,18 +383,18 @@ fn draw_app(r: &mut Rng, i: usize, profile: Profile, minute: u64) -> AppPlan {
             )
         });
         ListenerRef {
-            listener_arn: l,
-            rule_arn,
+            listener_arn: l.into(),
+            rule_arn: rule_arn.map(Name::from),
         }
     };
     let task_set = r.chance(0.3);
     let environment = if task_set {
         EnvironmentModel::TaskSet {
-            service: name.clone(),
+            service: name.clone().into(),
         }
     } else {
         EnvironmentModel::ServicePair {
-            services: [format!("{name}-a"), format!("{name}-b")],
+            services: [format!("{name}-a").into(), format!("{name}-b").into()],
         }
     };
     let strategy = match r.below(100) {
@@ -420,7 +420,7 @@ fn draw_app(r: &mut Rng, i: usize, profile: Profile, minute: u64) -> AppPlan {
         0
     };
     let alarms = (0..r.range(0, 2))
-        .map(|k| format!("{name}-alarm-{k}"))
+        .map(|k| Name::from(format!("{name}-alarm-{k}")))
         .collect();
     let metrics = if r.chance(0.25) {
         vec![
@@ -462,9 +462,9 @@ fn draw_app(r: &mut Rng, i: usize, profile: Profile, minute: u64) -> AppPlan {
             }
             let timeout_ms = r.range(1, 10) * 1_000;
             let hook = HookSpec {
-                name: format!("h{k}"),
+                name: format!("h{k}").into(),
                 stage,
-                url: format!("https://hooks.example/{name}/h{k}"),
+                url: format!("https://hooks.example/{name}/h{k}").into(),
                 timeout_ms,
                 deadline_ms: timeout_ms + r.range(1, 5) * minute,
                 interval_ms: r.range(5, 20) * 1_000 / if fast { 5 } else { 1 },
@@ -504,18 +504,18 @@ fn draw_app(r: &mut Rng, i: usize, profile: Profile, minute: u64) -> AppPlan {
     let prod_rule = r.chance(0.3);
     let prod_listener = listener(r, prod_rule);
     let draft = SpecDraft {
-        app: name.clone(),
-        cluster: format!("cluster{}", i % 2),
+        app: name.clone().into(),
+        cluster: format!("cluster{}", i % 2).into(),
         environment,
         target_groups: [
-            format!("{arn}:targetgroup/{name}-a/{}", hex(r, 16)),
-            format!("{arn}:targetgroup/{name}-b/{}", hex(r, 16)),
+            format!("{arn}:targetgroup/{name}-a/{}", hex(r, 16)).into(),
+            format!("{arn}:targetgroup/{name}-b/{}", hex(r, 16)).into(),
         ],
         listener: prod_listener,
         test_listener,
         test_traffic_ms,
         container: "app".into(),
-        artifact: Artifact::Image(format!("registry.example/{name}:initial")),
+        artifact: Artifact::Image(format!("registry.example/{name}:initial").into()),
         desired_count: (!task_set && r.chance(0.3)).then(|| r.range(1, 6) as u32),
         strategy,
         bake_ms: r.range(0, 10) * minute / 2,

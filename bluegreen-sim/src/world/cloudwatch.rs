@@ -3,6 +3,7 @@
 //! image's quality), data that lands late, `GetMetricData`, and alarms evaluated from
 //! those metrics — or forced into ALARM by a fault.
 
+use bluegreen_core::Name;
 use std::collections::BTreeMap;
 
 use bluegreen_core::ids::mix64;
@@ -21,7 +22,7 @@ pub const PERIODS_PER_QUERY_MAX: u64 = 1_440;
 /// An alarm on its app's load balancer: targets' 5xx as a percentage of requests.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alarm {
-    pub name: String,
+    pub name: Name,
     pub app: AppIx,
     pub lb: Option<u32>,
     pub threshold_percent: f64,
@@ -32,7 +33,7 @@ pub struct Alarm {
 #[derive(Clone, Debug, Default)]
 pub struct CloudWatch {
     pub alarms: Vec<Alarm>,
-    pub(crate) by_name: BTreeMap<String, u32>,
+    pub(crate) by_name: BTreeMap<Name, u32>,
 }
 
 /// One period's data for one target group.
@@ -199,19 +200,19 @@ impl World {
     }
 
     /// DescribeAlarms by name.
-    pub(crate) fn describe_alarms(&self, names: &[String]) -> AlarmStates {
+    pub(crate) fn describe_alarms(&self, names: &[Name]) -> AlarmStates {
         let mut out = AlarmStates::default();
         for n in names {
             match self.cw.by_name.get(n) {
                 Some(&a) => {
                     let (state, reason) = self.alarm_state(a);
                     out.alarms.push(AlarmObservation {
-                        name: n.clone(),
+                        name: n.clone().into(),
                         state,
                         reason,
                     });
                 }
-                None => out.missing.push(n.clone()),
+                None => out.missing.push(n.clone().into()),
             }
         }
         out
@@ -236,13 +237,13 @@ impl World {
         }
         let ix = self.cw.alarms.len() as u32;
         self.cw.alarms.push(Alarm {
-            name: name.to_string(),
+            name: name.to_string().into(),
             app,
             lb,
             threshold_percent: self.profile.alarm_5xx_percent,
             forced: Vec::new(),
         });
-        self.cw.by_name.insert(name.to_string(), ix);
+        self.cw.by_name.insert(name.to_string().into(), ix);
         ix
     }
 }

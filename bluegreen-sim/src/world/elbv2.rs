@@ -2,6 +2,7 @@
 //! and listeners (default action or rules) with weighted forward actions whose changes
 //! reach traffic a little after the API call returns.
 
+use bluegreen_core::Name;
 use std::collections::{BTreeMap, VecDeque};
 
 use bluegreen_core::{ListenerState, TargetHealth, TargetWeight, Timestamp};
@@ -29,10 +30,10 @@ pub enum TargetState {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetGroup {
-    pub arn: String,
-    pub name: String,
+    pub arn: Name,
+    pub name: Name,
     /// The CloudWatch `TargetGroup` dimension, `targetgroup/<name>/<id>`.
-    pub dimension: String,
+    pub dimension: Name,
     pub lb: Option<u32>,
     pub app: AppIx,
     pub interval_ms: u64,
@@ -46,13 +47,13 @@ pub struct TargetGroup {
     /// (since, quality of what the group serves).
     pub quality_history: VecDeque<(Timestamp, Quality)>,
     /// Tags written by `TagSlots` (nothing else in the world reads them).
-    pub tags: std::collections::BTreeMap<String, String>,
+    pub tags: std::collections::BTreeMap<Name, Name>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoadBalancer {
     /// The CloudWatch `LoadBalancer` dimension, `app/<name>/<id>`.
-    pub dimension: String,
+    pub dimension: Name,
     pub app: AppIx,
 }
 
@@ -61,7 +62,7 @@ pub struct LoadBalancer {
 pub struct Forward {
     pub app: AppIx,
     pub listener: u32,
-    pub rule_arn: Option<String>,
+    pub rule_arn: Option<Name>,
     /// What the API holds (and Describe* returns).
     pub config: Vec<(u32, u32)>,
     /// What traffic follows (the config a few seconds later).
@@ -99,12 +100,12 @@ impl Forward {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Listener {
-    pub arn: String,
+    pub arn: Name,
     pub lb: u32,
     pub app: AppIx,
     /// The default action's forward; `None` when the default action is a fixed response.
     pub default: Option<u32>,
-    pub rules: Vec<(String, u32)>,
+    pub rules: Vec<(Name, u32)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -113,10 +114,10 @@ pub struct Elb {
     pub target_groups: Vec<TargetGroup>,
     pub listeners: Vec<Listener>,
     pub forwards: Vec<Forward>,
-    pub(crate) tg_by_arn: BTreeMap<String, u32>,
-    pub(crate) tg_by_dimension: BTreeMap<String, u32>,
-    pub(crate) listener_by_arn: BTreeMap<String, u32>,
-    pub(crate) lb_by_dimension: BTreeMap<String, u32>,
+    pub(crate) tg_by_arn: BTreeMap<Name, u32>,
+    pub(crate) tg_by_dimension: BTreeMap<Name, u32>,
+    pub(crate) listener_by_arn: BTreeMap<Name, u32>,
+    pub(crate) lb_by_dimension: BTreeMap<Name, u32>,
 }
 
 impl Elb {
@@ -157,7 +158,7 @@ impl Elb {
                 .config
                 .iter()
                 .map(|(tg, w)| TargetWeight {
-                    target_group: self.target_groups[*tg as usize].arn.clone(),
+                    target_group: self.target_groups[*tg as usize].arn.clone().into(),
                     weight: *w,
                 })
                 .collect(),

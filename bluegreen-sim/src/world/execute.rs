@@ -4,7 +4,7 @@
 //! answer lost (ambiguous) — exactly what an honest adapter must report.
 
 use bluegreen_core::{
-    Command, CommandError, CommandKind, CommandResult, EnsureGreen, ListenerRef, Observation,
+    Command, CommandError, CommandKind, CommandResult, EnsureGreen, ListenerRef, Name, Observation,
     Observe, Preflight, TargetWeight,
 };
 
@@ -284,7 +284,7 @@ impl World {
                 }
             }
             bluegreen_core::Mode::TaskSet => {
-                let name = p.services.first().map(String::as_str).unwrap_or_default();
+                let name = p.services.first().map(Name::as_str).unwrap_or_default();
                 let s = self.lookup_service(&p.cluster, name)?;
                 if !self.ecs.services[s as usize].external {
                     return Err(err::fatal(
@@ -323,7 +323,7 @@ impl World {
         let bd = &self.ecs.task_defs[b as usize];
         if bd.container == container && bd.image == image {
             return Ok(CommandResult::TaskDefinitionFound {
-                arn: Some(bd.arn.clone()),
+                arn: Some(bd.arn.clone().into()),
             });
         }
         let family = bd.family.clone();
@@ -336,7 +336,7 @@ impl World {
             })
         });
         Ok(CommandResult::TaskDefinitionFound {
-            arn: found.map(|td| self.ecs.task_def_arn(*td).to_string()),
+            arn: found.map(|td| self.ecs.task_def_arn(*td).clone()),
         })
     }
 
@@ -355,12 +355,12 @@ impl World {
             &bd.family,
             container,
             image,
-            Some((base.to_string(), image.to_string())),
+            Some((base.to_string().into(), image.to_string().into())),
             bd.app,
         );
         self.effects.push(WriteEffect::Registered { td });
         Ok(CommandResult::TaskDefinitionRegistered {
-            arn: self.ecs.task_def_arn(td).to_string(),
+            arn: self.ecs.task_def_arn(td).to_string().into(),
         })
     }
 
@@ -474,7 +474,7 @@ impl World {
                             td,
                             tg,
                             Some(external_id.clone()),
-                            Some(client_token.to_string()),
+                            Some(client_token.to_string().into()),
                             super::TaskSetState::Active,
                         );
                         self.reconcile(Env::TaskSet(ts));
@@ -484,7 +484,7 @@ impl World {
                     }
                 };
                 Ok(CommandResult::GreenEnsured {
-                    task_set: Some(self.ecs.task_sets[ts as usize].arn.clone()),
+                    task_set: Some(self.ecs.task_sets[ts as usize].arn.clone().into()),
                 })
             }
         }

@@ -1,6 +1,7 @@
 //! The user's HTTP hooks, as the scenario wants them to answer: pass, fail, not-yet,
 //! slow, unreachable or hanging — per hook name, rollback hooks included.
 
+use bluegreen_core::Name;
 use std::collections::BTreeMap;
 
 use bluegreen_core::{CommandError, HookCall, HookVerdict};
@@ -38,14 +39,14 @@ pub enum HookOutcome {
 #[derive(Clone, Debug, Default)]
 pub struct Hooks {
     pub default: Option<HookBehaviour>,
-    pub by_name: BTreeMap<String, HookBehaviour>,
+    pub by_name: BTreeMap<Name, HookBehaviour>,
     /// Attempts so far per `deployment/hook`.
-    pub attempts: BTreeMap<String, u32>,
+    pub attempts: BTreeMap<Name, u32>,
 }
 
 impl Hooks {
     pub fn set(&mut self, name: &str, behaviour: HookBehaviour) {
-        self.by_name.insert(name.to_string(), behaviour);
+        self.by_name.insert(name.to_string().into(), behaviour);
     }
 
     pub fn behaviour(&self, name: &str) -> HookBehaviour {
@@ -59,7 +60,7 @@ impl Hooks {
     /// Answer one call (one attempt).
     pub fn answer(&mut self, call: &HookCall) -> HookOutcome {
         let key = format!("{}/{}", call.payload.deployment, call.name);
-        let n = self.attempts.entry(key).or_insert(0);
+        let n = self.attempts.entry(key.into()).or_insert(0);
         *n = n.saturating_add(1);
         let n = *n;
         let pass = HookOutcome::Answer {

@@ -23,6 +23,7 @@ pub mod hooks;
 pub mod profile;
 pub mod seed;
 
+use bluegreen_core::Name;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 
@@ -101,7 +102,7 @@ impl WorldObserver for () {
 /// without string lookups.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppResources {
-    pub name: String,
+    pub name: Name,
     pub target_groups: [u32; 2],
     /// Production forward (the listener's default action or its rule).
     pub prod: u32,
@@ -110,7 +111,7 @@ pub struct AppResources {
     pub services: [u32; 2],
     pub task_set_mode: bool,
     pub alarms: Vec<u32>,
-    pub family: String,
+    pub family: Name,
 }
 
 /// The whole simulated account.
@@ -129,9 +130,9 @@ pub struct World {
     pub api: api::Api,
     pub faults: WorldFaults,
     pub apps: Vec<AppResources>,
-    pub(crate) app_by_name: BTreeMap<String, AppIx>,
+    pub(crate) app_by_name: BTreeMap<Name, AppIx>,
     /// Image references whose quality the scenario fixed (else it comes from the name).
-    pub(crate) image_quality: BTreeMap<String, Quality>,
+    pub(crate) image_quality: BTreeMap<Name, Quality>,
     /// What the last `execute` changed (for the auditor).
     pub(crate) effects: Vec<WriteEffect>,
     /// Apps changed outside a transition (a fault applied directly, a command): the
@@ -180,7 +181,7 @@ impl World {
 
     /// Fix the quality of an image reference (overrides the name-based default).
     pub fn set_image_quality(&mut self, image: &str, quality: Quality) {
-        self.image_quality.insert(image.to_string(), quality);
+        self.image_quality.insert(image.to_string().into(), quality);
     }
 
     /// An image's quality: as the scenario fixed it, else from its name — `crashloop`

@@ -93,7 +93,7 @@ impl World {
             services,
             task_set_mode,
             alarms,
-            family,
+            family: family.into(),
         });
         self.app_by_name.insert(d.app.clone(), app);
         app
@@ -105,10 +105,12 @@ impl World {
         }
         let ix = self.elb.load_balancers.len() as u32;
         self.elb.load_balancers.push(LoadBalancer {
-            dimension: dimension.to_string(),
+            dimension: dimension.to_string().into(),
             app,
         });
-        self.elb.lb_by_dimension.insert(dimension.to_string(), ix);
+        self.elb
+            .lb_by_dimension
+            .insert(dimension.to_string().into(), ix);
         ix
     }
 
@@ -123,9 +125,9 @@ impl World {
         let delay = self.rng.range(span.lo, span.hi);
         let ix = self.elb.target_groups.len() as u32;
         self.elb.target_groups.push(TargetGroup {
-            arn: arn.to_string(),
-            name,
-            dimension: dimension.clone(),
+            arn: arn.to_string().into(),
+            name: name.into(),
+            dimension: dimension.clone().into(),
             lb: Some(lb),
             app,
             interval_ms: self.profile.health_interval_ms,
@@ -137,8 +139,8 @@ impl World {
             quality_history: VecDeque::new(),
             tags: Default::default(),
         });
-        self.elb.tg_by_arn.insert(arn.to_string(), ix);
-        self.elb.tg_by_dimension.insert(dimension, ix);
+        self.elb.tg_by_arn.insert(arn.to_string().into(), ix);
+        self.elb.tg_by_dimension.insert(dimension.into(), ix);
         ix
     }
 

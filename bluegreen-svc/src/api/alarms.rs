@@ -186,7 +186,7 @@ pub async fn cloudwatch<C: Cloud + 'static>(
     let listing: Vec<&crate::config::AppConfig> = s
         .apps
         .iter()
-        .filter(|a| a.draft.alarms.contains(&name))
+        .filter(|a| a.draft.alarms.iter().any(|x| *x == name))
         .collect();
     if listing.is_empty() {
         return Ok(ignored(

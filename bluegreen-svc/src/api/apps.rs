@@ -60,7 +60,7 @@ pub struct AppsQuery {
     limit: Option<usize>,
 }
 
-fn live_side(state: &ListenerState, tgs: &[String; 2]) -> (String, [Option<u32>; 2]) {
+fn live_side(state: &ListenerState, tgs: &[bluegreen_core::Name; 2]) -> (String, [Option<u32>; 2]) {
     let total = state.total_weight();
     if total == 0 {
         return ("unknown".into(), [None, None]);
@@ -178,8 +178,8 @@ async fn observe<C: Cloud + 'static>(s: Arc<ApiState<C>>, app: AppConfig) -> App
     let slots = (0..2)
         .map(|i| SlotView {
             slot: ["a", "b"][i].to_string(),
-            service: services[i].clone(),
-            target_group: d.target_groups[i].clone(),
+            service: services[i].to_string(),
+            target_group: d.target_groups[i].to_string(),
             weight: weights[i],
         })
         .collect();
@@ -316,7 +316,10 @@ mod tests {
 
     #[test]
     fn the_live_side_comes_from_the_weights() {
-        let tgs = ["A".to_string(), "B".to_string()];
+        let tgs = [
+            bluegreen_core::Name::from("A"),
+            bluegreen_core::Name::from("B"),
+        ];
         assert_eq!(
             live_side(&state(1, 0), &tgs),
             ("a".into(), [Some(100), Some(0)])

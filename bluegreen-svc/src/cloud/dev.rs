@@ -26,13 +26,13 @@ struct App {
     cloud: IdealCloud,
     counts: Counts,
     /// Resource names that route a command here.
-    keys: Vec<String>,
+    keys: Vec<bluegreen_core::Name>,
     family: String,
 }
 
 /// Many apps' ideal clouds behind one [`Cloud`].
 pub struct DevCloud {
-    apps: Mutex<BTreeMap<String, App>>,
+    apps: Mutex<BTreeMap<bluegreen_core::Name, App>>,
 }
 
 impl DevCloud {
@@ -138,7 +138,7 @@ impl Cloud for DevCloud {
                 attempt: 1,
                 kind: CommandKind::FindTaskDefinition {
                     base: base.clone(),
-                    container: String::new(),
+                    container: bluegreen_core::Name::default(),
                     image: image.clone(),
                 },
             };

@@ -5,7 +5,7 @@ use bluegreen_core::spec::{
     CircuitBreaker, HealthSpec, HookSpec, MetricCheck, Pacing, Strategy, Timeouts,
 };
 use bluegreen_core::time::duration;
-use bluegreen_core::{Artifact, EnvironmentModel, ListenerRef, Mode, SpecDraft};
+use bluegreen_core::{Artifact, EnvironmentModel, ListenerRef, Mode, Name, SpecDraft};
 use serde::Deserialize;
 
 use super::AppConfig;
@@ -230,7 +230,9 @@ fn ecr_repository_ok(name: &str) -> bool {
 pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
     let environment = match a.mode {
         Mode::ServicePair => match <[String; 2]>::try_from(a.services.clone()) {
-            Ok(services) => EnvironmentModel::ServicePair { services },
+            Ok(services) => EnvironmentModel::ServicePair {
+                services: services.map(Name::from),
+            },
             Err(v) => {
                 return Err((
                     "services".into(),
@@ -243,7 +245,7 @@ pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
         },
         Mode::TaskSet => match a.services.as_slice() {
             [one] => EnvironmentModel::TaskSet {
-                service: one.clone(),
+                service: one.clone().into(),
             },
             v => {
                 return Err((
@@ -306,21 +308,21 @@ pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
         .clone()
         .unwrap_or_else(|| format!("{}:config-check", a.name));
     let draft = SpecDraft {
-        app: a.name.clone(),
-        cluster: a.cluster,
+        app: a.name.clone().into(),
+        cluster: a.cluster.into(),
         environment,
-        target_groups,
+        target_groups: target_groups.map(Name::from),
         listener: ListenerRef {
-            listener_arn: a.listener,
-            rule_arn: a.listener_rule,
+            listener_arn: a.listener.into(),
+            rule_arn: a.listener_rule.map(Name::from),
         },
         test_listener: a.test_listener.map(|l| ListenerRef {
-            listener_arn: l,
-            rule_arn: a.test_listener_rule,
+            listener_arn: l.into(),
+            rule_arn: a.test_listener_rule.map(Name::from),
         }),
         test_traffic_ms: a.test_traffic,
-        container: a.container,
-        artifact: Artifact::Image(placeholder),
+        container: a.container.into(),
+        artifact: Artifact::Image(placeholder.into()),
         desired_count: a.desired_count,
         strategy,
         bake_ms: a.bake,
@@ -328,7 +330,7 @@ pub(super) fn app_config(a: RawApp) -> Result<AppConfig, (String, String)> {
         approval_timeout_ms: a.approval.then_some(timeouts.approval_ms),
         health: a.health,
         circuit_breaker: a.circuit_breaker,
-        alarms: a.alarms,
+        alarms: a.alarms.into_iter().map(Name::from).collect(),
         metrics: a.metrics,
         hooks: a.hooks,
         timeouts,

@@ -283,7 +283,7 @@ impl AppConfig {
     /// The spec for deploying `image`.
     pub fn spec(&self, image: &str) -> Result<DeploymentSpec, bluegreen_core::SpecError> {
         let mut d = self.draft.clone();
-        d.artifact = Artifact::Image(image.to_string());
+        d.artifact = Artifact::Image(image.to_string().into());
         DeploymentSpec::new(d)
     }
 }
@@ -642,7 +642,8 @@ impl Config {
                 d.artifact = Artifact::Image(
                     a.image
                         .clone()
-                        .unwrap_or_else(|| format!("{}:initial", a.name)),
+                        .unwrap_or_else(|| format!("{}:initial", a.name))
+                        .into(),
                 );
                 d
             })

@@ -299,9 +299,9 @@ impl Notifier {
         for (n, (event, percent, reason, at)) in events.into_iter().enumerate() {
             let e = Event {
                 event,
-                app: d.spec().app.clone(),
+                app: d.spec().app.to_string(),
                 deployment: id.clone(),
-                image: image.clone(),
+                image: image.to_string(),
                 percent,
                 reason,
                 at: if at == Timestamp::default() {

@@ -32,7 +32,7 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
             .get(&req.app)
             .ok_or_else(|| SubmitError::UnknownApp(req.app.clone()))?;
         let mut draft = template.clone();
-        draft.artifact = Artifact::Image(req.image.clone());
+        draft.artifact = Artifact::Image(req.image.clone().into());
         let spec = DeploymentSpec::new(draft).map_err(SubmitError::Invalid)?;
         let key = image_key(&req.image);
         let now = inner.clock.now();
@@ -212,7 +212,7 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
         for s in open {
             if s.state != RowState::Running
                 || !app_admits(&s.app)
-                || !s.deployment.spec().alarms.contains(&event.name)
+                || !s.deployment.spec().alarms.iter().any(|a| *a == event.name)
             {
                 continue;
             }

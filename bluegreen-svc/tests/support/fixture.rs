@@ -368,7 +368,7 @@ impl Fixture {
             app: "web".into(),
             cluster: CLUSTER.into(),
             environment,
-            target_groups: tgs,
+            target_groups: tgs.map(bluegreen_core::Name::from),
             listener,
             test_listener: None,
             test_traffic_ms: 0,
@@ -399,11 +399,11 @@ impl Fixture {
     pub fn web_draft(&self, strategy: Strategy) -> SpecDraft {
         self.draft(
             EnvironmentModel::ServicePair {
-                services: WEB_SERVICES.map(String::from),
+                services: WEB_SERVICES.map(bluegreen_core::Name::from),
             },
             self.web_target_groups.clone(),
             ListenerRef {
-                listener_arn: self.web_listener.clone(),
+                listener_arn: self.web_listener.clone().into(),
                 rule_arn: None,
             },
             strategy,
@@ -418,7 +418,7 @@ impl Fixture {
             },
             self.api_target_groups.clone(),
             ListenerRef {
-                listener_arn: self.api_listener.clone(),
+                listener_arn: self.api_listener.clone().into(),
                 rule_arn: None,
             },
             strategy,

@@ -34,7 +34,7 @@ pub fn tg(name: &str) -> String {
 pub fn listener_ref(rule: bool) -> ListenerRef {
     ListenerRef {
         listener_arn: LISTENER.into(),
-        rule_arn: rule.then(|| RULE.to_string()),
+        rule_arn: rule.then(|| RULE.into()),
     }
 }
 
@@ -280,7 +280,7 @@ pub fn preflight(mode: Mode, rule: bool) -> Preflight {
             Mode::ServicePair => vec!["web-a".into(), "web-b".into()],
             Mode::TaskSet => vec!["api".into()],
         },
-        target_groups: [tg("web-a"), tg("web-b")],
+        target_groups: [tg("web-a").into(), tg("web-b").into()],
         listener: listener_ref(rule),
         test_listener: None,
         container: "web".into(),

@@ -2,6 +2,7 @@
 //! definitions with revisions, and tasks that start after a drawn delay, crash when
 //! their image is bad, are replaced by the scheduler and drain before they stop.
 
+use bluegreen_core::Name;
 use std::collections::{BTreeMap, VecDeque};
 
 use bluegreen_core::{CommandError, FailureFilter, ServiceStatus, TaskSetStatus, Timestamp};
@@ -77,13 +78,13 @@ impl Quality {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskDef {
-    pub arn: String,
-    pub family: String,
+    pub arn: Name,
+    pub family: Name,
     pub revision: u32,
-    pub container: String,
-    pub image: String,
+    pub container: Name,
+    pub image: Name,
     /// `bluegreen:base` and `bluegreen:image` tags, when registered by a deployment.
-    pub tags: Option<(String, String)>,
+    pub tags: Option<(Name, Name)>,
     pub app: AppIx,
 }
 
@@ -125,8 +126,8 @@ pub struct StoppedTask {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Service {
-    pub name: String,
-    pub arn: String,
+    pub name: Name,
+    pub arn: Name,
     pub cluster: u32,
     pub app: AppIx,
     /// `EXTERNAL` deployment controller (task sets) rather than `ECS`.
@@ -160,24 +161,24 @@ impl TaskSetState {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskSet {
-    pub id: String,
-    pub arn: String,
+    pub id: Name,
+    pub arn: Name,
     pub service: u32,
-    pub external_id: Option<String>,
+    pub external_id: Option<Name>,
     pub td: u32,
     pub tg: u32,
     pub state: TaskSetState,
     /// Deleted and every task stopped: no longer listed.
     pub gone: bool,
-    pub client_token: Option<String>,
+    pub client_token: Option<Name>,
     pub tasks: Vec<u32>,
     pub created_at: Timestamp,
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cluster {
-    pub name: String,
-    pub arn: String,
+    pub name: Name,
+    pub arn: Name,
 }
 
 /// All ECS state of the account.
@@ -189,12 +190,12 @@ pub struct Ecs {
     pub task_defs: Vec<TaskDef>,
     pub tasks: Vec<Task>,
     free_tasks: Vec<u32>,
-    cluster_by_name: BTreeMap<String, u32>,
+    cluster_by_name: BTreeMap<Name, u32>,
     /// Service name → (cluster, service) pairs with that name.
-    service_by_name: BTreeMap<String, Vec<(u32, u32)>>,
-    pub task_set_by_arn: BTreeMap<String, u32>,
-    pub td_by_arn: BTreeMap<String, u32>,
-    pub families: BTreeMap<String, Vec<u32>>,
+    service_by_name: BTreeMap<Name, Vec<(u32, u32)>>,
+    pub task_set_by_arn: BTreeMap<Name, u32>,
+    pub td_by_arn: BTreeMap<Name, u32>,
+    pub families: BTreeMap<Name, Vec<u32>>,
 }
 
 impl Ecs {
@@ -268,7 +269,7 @@ impl Ecs {
             .filter(|t| !self.task_sets[*t as usize].gone)
     }
 
-    pub fn task_def_arn(&self, td: u32) -> &str {
+    pub fn task_def_arn(&self, td: u32) -> &Name {
         &self.task_defs[td as usize].arn
     }
 }
@@ -280,10 +281,10 @@ impl World {
         }
         let ix = self.ecs.clusters.len() as u32;
         self.ecs.clusters.push(Cluster {
-            name: name.to_string(),
-            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}"),
+            name: name.to_string().into(),
+            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}").into(),
         });
-        self.ecs.cluster_by_name.insert(name.to_string(), ix);
+        self.ecs.cluster_by_name.insert(name.to_string().into(), ix);
         ix
     }
 
@@ -293,24 +294,28 @@ impl World {
         family: &str,
         container: &str,
         image: &str,
-        tags: Option<(String, String)>,
+        tags: Option<(Name, Name)>,
         app: AppIx,
     ) -> u32 {
-        let revisions = self.ecs.families.entry(family.to_string()).or_default();
+        let revisions = self
+            .ecs
+            .families
+            .entry(family.to_string().into())
+            .or_default();
         let revision = revisions.len() as u32 + 1;
         let ix = self.ecs.task_defs.len() as u32;
         revisions.push(ix);
         let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}");
-        self.ecs.td_by_arn.insert(arn.clone(), ix);
+        self.ecs.td_by_arn.insert(arn.clone().into(), ix);
         self.ecs
             .td_by_arn
-            .insert(format!("{family}:{revision}"), ix);
+            .insert(format!("{family}:{revision}").into(), ix);
         self.ecs.task_defs.push(TaskDef {
-            arn,
-            family: family.to_string(),
+            arn: arn.into(),
+            family: family.to_string().into(),
             revision,
-            container: container.to_string(),
-            image: image.to_string(),
+            container: container.to_string().into(),
+            image: image.to_string().into(),
             tags,
             app,
         });
@@ -329,8 +334,8 @@ impl World {
         let ix = self.ecs.services.len() as u32;
         let cname = self.ecs.clusters[cluster as usize].name.clone();
         self.ecs.services.push(Service {
-            name: name.to_string(),
-            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cname}/{name}"),
+            name: name.to_string().into(),
+            arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cname}/{name}").into(),
             cluster,
             app,
             external,
@@ -344,7 +349,7 @@ impl World {
         });
         self.ecs
             .service_by_name
-            .entry(name.to_string())
+            .entry(name.to_string().into())
             .or_default()
             .push((cluster, ix));
         ix
@@ -355,8 +360,8 @@ impl World {
         service: u32,
         td: u32,
         tg: u32,
-        external_id: Option<String>,
-        client_token: Option<String>,
+        external_id: Option<Name>,
+        client_token: Option<Name>,
         state: TaskSetState,
     ) -> u32 {
         let ix = self.ecs.task_sets.len() as u32;
@@ -372,11 +377,11 @@ impl World {
             )
         };
         let arn = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-set/{cname}/{sname}/{id}");
-        self.ecs.task_set_by_arn.insert(arn.clone(), ix);
-        self.ecs.task_set_by_arn.insert(id.clone(), ix);
+        self.ecs.task_set_by_arn.insert(arn.clone().into(), ix);
+        self.ecs.task_set_by_arn.insert(id.clone().into(), ix);
         self.ecs.task_sets.push(TaskSet {
-            id,
-            arn,
+            id: id.into(),
+            arn: arn.into(),
             service,
             external_id,
             td,
@@ -471,12 +476,12 @@ impl World {
         let (running, pending) = self.ecs.counts(Env::TaskSet(ts));
         let desired = self.ecs.computed_desired(ts);
         TaskSetStatus {
-            id: t.id.clone(),
-            arn: t.arn.clone(),
-            status: t.state.as_str().to_string(),
+            id: t.id.clone().into(),
+            arn: t.arn.clone().into(),
+            status: t.state.as_str().to_string().into(),
             external_id: t.external_id.clone(),
-            task_definition: self.ecs.task_def_arn(t.td).to_string(),
-            target_groups: vec![self.elb.target_groups[t.tg as usize].arn.clone()],
+            task_definition: self.ecs.task_def_arn(t.td).to_string().into(),
+            target_groups: vec![self.elb.target_groups[t.tg as usize].arn.clone().into()],
             computed_desired_count: desired,
             running_count: running,
             pending_count: pending,
@@ -485,7 +490,8 @@ impl World {
             } else {
                 "STABILIZING"
             }
-            .to_string(),
+            .to_string()
+            .into(),
         }
     }
 
@@ -510,8 +516,10 @@ impl World {
         }
         let failed_tasks = failures.map_or(0, |f| self.failed_tasks(service, f));
         ServiceStatus {
-            service: svc.name.clone(),
-            status: if svc.deleted { "INACTIVE" } else { "ACTIVE" }.to_string(),
+            service: svc.name.clone().into(),
+            status: if svc.deleted { "INACTIVE" } else { "ACTIVE" }
+                .to_string()
+                .into(),
             desired_count: svc.desired,
             running_count: running,
             pending_count: pending,
@@ -519,7 +527,8 @@ impl World {
                 .td
                 .filter(|_| !svc.external)
                 .map(|td| self.ecs.task_def_arn(td).to_string())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             target_groups: svc
                 .tg
                 .map(|tg| vec![self.elb.target_groups[tg as usize].arn.clone()])

@@ -6,13 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
-use bluegreen_core::{AlarmObservation, CommandError};
+use bluegreen_core::{AlarmObservation, CommandError, Name};
 use tokio::sync::oneshot;
 
 use super::AwsCloud;
 use super::cloudwatch::{ALARM_NAMES_PER_CALL, fetch};
 
-type Found = BTreeMap<String, AlarmObservation>;
+type Found = BTreeMap<Name, AlarmObservation>;
 type Reply = oneshot::Sender<Result<Found, CommandError>>;
 
 /// Reads waiting, and whether a worker is draining them.
@@ -24,7 +24,7 @@ pub(crate) struct AlarmBatches {
 #[derive(Default)]
 struct Queue {
     draining: bool,
-    waiting: VecDeque<(Vec<String>, Reply)>,
+    waiting: VecDeque<(Vec<Name>, Reply)>,
 }
 
 /// Reads that may wait before new ones are refused as throttled (bounded memory).
@@ -39,7 +39,7 @@ impl AlarmBatches {
 }
 
 /// The states of `names` (at most a hundred), read in whichever call goes next.
-pub(crate) async fn read(cloud: &AwsCloud, names: &[String]) -> Result<Found, CommandError> {
+pub(crate) async fn read(cloud: &AwsCloud, names: &[Name]) -> Result<Found, CommandError> {
     debug_assert!(names.len() <= ALARM_NAMES_PER_CALL);
     let (tx, rx) = oneshot::channel();
     let start_worker = {
@@ -73,7 +73,7 @@ async fn drain(cloud: AwsCloud) {
                 q.draining = false;
                 return;
             }
-            let mut names: BTreeSet<String> = BTreeSet::new();
+            let mut names: BTreeSet<Name> = BTreeSet::new();
             let mut batch = Vec::new();
             while let Some((wanted, _)) = q.waiting.front() {
                 let new = wanted.iter().filter(|n| !names.contains(*n)).count();

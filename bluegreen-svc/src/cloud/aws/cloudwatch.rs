@@ -9,7 +9,7 @@ use aws_sdk_cloudwatch::types::{
 use aws_smithy_types::DateTime;
 use bluegreen_core::{
     AlarmObservation, AlarmState, AlarmStates, CommandError, CommandResult, MetricData,
-    MetricRequest, MetricSeries, Observation,
+    MetricRequest, MetricSeries, Name, Observation,
 };
 
 use super::AwsCloud;
@@ -34,7 +34,7 @@ fn state_of(value: Option<&StateValue>) -> AlarmState {
 
 pub(crate) async fn alarms(
     cloud: &AwsCloud,
-    names: &[String],
+    names: &[Name],
 ) -> Result<CommandResult, CommandError> {
     // A deployment's own names fit one call: share it with other deployments' reads.
     let mut found = if names.len() <= ALARM_NAMES_PER_CALL {
@@ -55,9 +55,9 @@ pub(crate) async fn alarms(
 /// The named alarms' states, a hundred names a call (the ones that exist).
 pub(crate) async fn fetch(
     cloud: &AwsCloud,
-    names: &[String],
-) -> Result<BTreeMap<String, AlarmObservation>, CommandError> {
-    let mut found: BTreeMap<String, AlarmObservation> = BTreeMap::new();
+    names: &[Name],
+) -> Result<BTreeMap<Name, AlarmObservation>, CommandError> {
+    let mut found: BTreeMap<Name, AlarmObservation> = BTreeMap::new();
     for batch in names.chunks(ALARM_NAMES_PER_CALL) {
         let mut token: Option<String> = None;
         for _ in 0..ALARM_PAGES_MAX {
@@ -68,7 +68,7 @@ pub(crate) async fn fetch(
                     cloud
                         .cloudwatch
                         .describe_alarms()
-                        .set_alarm_names(Some(batch.to_vec()))
+                        .set_alarm_names(Some(batch.iter().map(String::from).collect()))
                         .alarm_types(AlarmType::MetricAlarm)
                         .alarm_types(AlarmType::CompositeAlarm)
                         .max_records(100)
@@ -88,9 +88,9 @@ pub(crate) async fn fetch(
                 // Only names asked for: the machine rejects anything else as a bad answer.
                 if let Some(name) = name.filter(|n| batch.iter().any(|b| b == n)) {
                     found.insert(
-                        name.to_string(),
+                        name.to_string().into(),
                         AlarmObservation {
-                            name: name.to_string(),
+                            name: name.to_string().into(),
                             state: state_of(state),
                             reason: reason.unwrap_or_default().to_string(),
                         },

@@ -11,7 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetGroupTuple, TargetHealthStateEnum,
 };
 use bluegreen_core::{
-    CommandError, CommandResult, ListenerRef, ListenerState, Observation, TargetHealth,
+    CommandError, CommandResult, ListenerRef, ListenerState, Name, Observation, TargetHealth,
     TargetWeight,
 };
 
@@ -94,7 +94,7 @@ pub(crate) fn forwards_of(actions: &[Action]) -> ListenerState {
             // A plain forward to one target group carries all the traffic.
             if let Some(tg) = forward.target_group_arn() {
                 forwards.push(TargetWeight {
-                    target_group: tg.to_string(),
+                    target_group: tg.to_string().into(),
                     weight: 1,
                 });
             }
@@ -102,7 +102,7 @@ pub(crate) fn forwards_of(actions: &[Action]) -> ListenerState {
         for t in tuples {
             if let Some(tg) = t.target_group_arn() {
                 forwards.push(TargetWeight {
-                    target_group: tg.to_string(),
+                    target_group: tg.to_string().into(),
                     // AWS: a tuple without a weight has weight 1.
                     weight: t
                         .weight()
@@ -240,7 +240,7 @@ pub(crate) async fn set_weights(
 /// desired state (writing them twice is harmless).
 pub(crate) async fn tag_slots(
     cloud: &AwsCloud,
-    target_groups: &[String; 2],
+    target_groups: &[Name; 2],
     live_slot: usize,
     deployment: &str,
     outcome: &str,

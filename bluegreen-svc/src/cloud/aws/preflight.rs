@@ -10,7 +10,7 @@
 use aws_sdk_ecs::types::{DeploymentControllerType, Service};
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, TargetGroup};
 use bluegreen_core::{
-    CommandError, CommandResult, ErrorClass, ListenerRef, ListenerState, Mode, Preflight,
+    CommandError, CommandResult, ErrorClass, ListenerRef, ListenerState, Mode, Name, Preflight,
 };
 
 use super::elbv2::{Template, forwards_of};
@@ -122,7 +122,7 @@ async fn check_listener(
 /// Both target groups, each named in the error when missing.
 async fn target_groups(
     cloud: &AwsCloud,
-    arns: &[String; 2],
+    arns: &[Name; 2],
 ) -> Result<Vec<TargetGroup>, CommandError> {
     let describe = |arns: Vec<String>| async move {
         cloud
@@ -137,7 +137,7 @@ async fn target_groups(
             )
             .await
     };
-    match describe(arns.to_vec()).await {
+    match describe(arns.iter().map(String::from).collect()).await {
         Ok(out) => arns
             .iter()
             .map(|arn| {
@@ -156,7 +156,7 @@ async fn target_groups(
         Err(e) if e.code == "TargetGroupNotFound" => {
             // Which one? Ask for each (only on this failure path).
             for arn in arns {
-                describe(vec![arn.clone()]).await.map_err(|e| {
+                describe(vec![arn.to_string()]).await.map_err(|e| {
                     naming(
                         e,
                         format!("target group {} ({arn}) not found", target_group_name(arn)),

@@ -9,7 +9,7 @@
 //! moved (documented in docs/service.md).
 
 use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
-use bluegreen_core::{CommandError, CommandResult};
+use bluegreen_core::{CommandError, CommandResult, Name};
 
 use super::AwsCloud;
 use super::errors::Effect;
@@ -26,7 +26,7 @@ fn resource_id(cluster: &str, service: &str) -> String {
 pub(crate) async fn place(
     cloud: &AwsCloud,
     cluster: &str,
-    services: &[String; 2],
+    services: &[Name; 2],
     live_slot: usize,
 ) -> Result<CommandResult, CommandError> {
     let Some(aas) = cloud.autoscaling.as_ref() else {

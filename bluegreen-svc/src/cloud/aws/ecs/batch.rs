@@ -4,6 +4,7 @@
 //! once, with no added latency; under load — many deployments watching services in one
 //! cluster — waiting reads share calls.
 
+use bluegreen_core::Name;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -25,7 +26,7 @@ pub(crate) struct ServiceBatches {
 #[derive(Default)]
 struct Queue {
     draining: bool,
-    waiting: VecDeque<(String, Reply)>,
+    waiting: VecDeque<(Name, Reply)>,
 }
 
 /// Reads one cluster may queue before new ones are refused as throttled (bounded
@@ -56,7 +57,7 @@ pub(crate) async fn describe_one(
                 format!("{WAITING_MAX} reads of cluster {cluster} are already waiting"),
             ));
         }
-        q.waiting.push_back((service.to_string(), tx));
+        q.waiting.push_back((service.to_string().into(), tx));
         !std::mem::replace(&mut q.draining, true)
     };
     if start_worker {
@@ -73,7 +74,7 @@ pub(crate) async fn describe_one(
 /// Call for whoever waits, ten services at a time, until nobody does.
 async fn drain(cloud: AwsCloud, cluster: String) {
     loop {
-        let batch: Vec<(String, Reply)> = {
+        let batch: Vec<(Name, Reply)> = {
             let mut clusters = cloud.shared.service_batches.lock();
             let Some(q) = clusters.get_mut(&cluster) else {
                 return;
@@ -83,7 +84,7 @@ async fn drain(cloud: AwsCloud, cluster: String) {
                 return;
             }
             // Up to ten distinct services; a service asked for twice shares one answer.
-            let mut taken: Vec<(String, Reply)> = Vec::new();
+            let mut taken: Vec<(Name, Reply)> = Vec::new();
             let mut distinct = 0;
             while let Some((name, _)) = q.waiting.front() {
                 let new = !taken.iter().any(|(n, _)| n == name);
@@ -95,7 +96,7 @@ async fn drain(cloud: AwsCloud, cluster: String) {
             }
             taken
         };
-        let mut names: Vec<String> = batch.iter().map(|(n, _)| n.clone()).collect();
+        let mut names: Vec<Name> = batch.iter().map(|(n, _)| n.clone()).collect();
         names.sort();
         names.dedup();
         match super::describe_services_each(&cloud, &cluster, &names).await {

@@ -7,7 +7,7 @@ mod task_definitions;
 
 use aws_sdk_ecs::types::{LoadBalancer, Scale, ScaleUnit, Service, TaskSet};
 use bluegreen_core::{
-    CommandError, CommandResult, EnsureGreen, FailureFilter, Observation, ServiceStatus,
+    CommandError, CommandResult, EnsureGreen, FailureFilter, Name, Observation, ServiceStatus,
     TaskSetStatus,
 };
 
@@ -108,7 +108,7 @@ pub(crate) async fn ensure_green_task_set(
     }) && let Some(arn) = existing.task_set_arn()
     {
         return Ok(CommandResult::GreenEnsured {
-            task_set: Some(arn.to_string()),
+            task_set: Some(arn.to_string().into()),
         });
     }
     let like = svc
@@ -170,7 +170,7 @@ pub(crate) async fn ensure_green_task_set(
         .and_then(|ts| ts.task_set_arn())
         .ok_or_else(|| unreadable_write("CreateTaskSet", "the task set's ARN"))?;
     Ok(CommandResult::GreenEnsured {
-        task_set: Some(arn.to_string()),
+        task_set: Some(arn.to_string().into()),
     })
 }
 
@@ -237,7 +237,7 @@ pub(crate) async fn describe_service(
     cluster: &str,
     service: &str,
 ) -> Result<Service, CommandError> {
-    let mut services = describe_services(cloud, cluster, &[service.to_string()]).await?;
+    let mut services = describe_services(cloud, cluster, &[service.to_string().into()]).await?;
     Ok(services.remove(0))
 }
 
@@ -245,7 +245,7 @@ pub(crate) async fn describe_service(
 pub(crate) async fn describe_services(
     cloud: &AwsCloud,
     cluster: &str,
-    names: &[String],
+    names: &[Name],
 ) -> Result<Vec<Service>, CommandError> {
     describe_services_each(cloud, cluster, names)
         .await?
@@ -260,8 +260,8 @@ pub(crate) async fn describe_services(
 pub(crate) async fn describe_services_each(
     cloud: &AwsCloud,
     cluster: &str,
-    names: &[String],
-) -> Result<Vec<(String, Result<Service, CommandError>)>, CommandError> {
+    names: &[Name],
+) -> Result<Vec<(Name, Result<Service, CommandError>)>, CommandError> {
     let out = cloud
         .call(
             "DescribeServices",
@@ -270,7 +270,7 @@ pub(crate) async fn describe_services_each(
                 .ecs
                 .describe_services()
                 .cluster(cluster)
-                .set_services(Some(names.to_vec()))
+                .set_services(Some(names.iter().map(String::from).collect()))
                 .send(),
         )
         .await?;
@@ -304,15 +304,15 @@ pub(crate) async fn describe_services_each(
 
 fn task_set_status(ts: &TaskSet) -> TaskSetStatus {
     TaskSetStatus {
-        id: ts.id().unwrap_or_default().to_string(),
-        arn: ts.task_set_arn().unwrap_or_default().to_string(),
-        status: ts.status().unwrap_or_default().to_string(),
-        external_id: ts.external_id().map(str::to_string),
-        task_definition: ts.task_definition().unwrap_or_default().to_string(),
+        id: ts.id().unwrap_or_default().to_string().into(),
+        arn: ts.task_set_arn().unwrap_or_default().to_string().into(),
+        status: ts.status().unwrap_or_default().to_string().into(),
+        external_id: ts.external_id().map(Name::from),
+        task_definition: ts.task_definition().unwrap_or_default().to_string().into(),
         target_groups: ts
             .load_balancers()
             .iter()
-            .filter_map(|lb| lb.target_group_arn().map(str::to_string))
+            .filter_map(|lb| lb.target_group_arn().map(Name::from))
             .collect(),
         computed_desired_count: count(ts.computed_desired_count()),
         running_count: count(ts.running_count()),
@@ -320,7 +320,8 @@ fn task_set_status(ts: &TaskSet) -> TaskSetStatus {
         stability_status: ts
             .stability_status()
             .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
+            .unwrap_or_default()
+            .into(),
     }
 }
 
@@ -338,16 +339,16 @@ pub(crate) async fn observe_service(
     };
     Ok(CommandResult::Observed(Observation::Service(
         ServiceStatus {
-            service: service.to_string(),
-            status: s.status().unwrap_or_default().to_string(),
+            service: service.to_string().into(),
+            status: s.status().unwrap_or_default().to_string().into(),
             desired_count: count(s.desired_count()),
             running_count: count(s.running_count()),
             pending_count: count(s.pending_count()),
-            task_definition: s.task_definition().unwrap_or_default().to_string(),
+            task_definition: s.task_definition().unwrap_or_default().to_string().into(),
             target_groups: s
                 .load_balancers()
                 .iter()
-                .filter_map(|lb| lb.target_group_arn().map(str::to_string))
+                .filter_map(|lb| lb.target_group_arn().map(Name::from))
                 .collect(),
             task_sets: s.task_sets().iter().map(task_set_status).collect(),
             failed_tasks,

@@ -77,7 +77,13 @@ pub(crate) async fn find_task_definition(
     })?;
     if runs_image(base_td) {
         return Ok(CommandResult::TaskDefinitionFound {
-            arn: Some(base_td.task_definition_arn().unwrap_or(base).to_string()),
+            arn: Some(
+                base_td
+                    .task_definition_arn()
+                    .unwrap_or(base)
+                    .to_string()
+                    .into(),
+            ),
         });
     }
     let base_arn = base_td.task_definition_arn().unwrap_or(base);
@@ -126,7 +132,7 @@ pub(crate) async fn find_task_definition(
             && runs_image(td)
         {
             return Ok(CommandResult::TaskDefinitionFound {
-                arn: Some(td.task_definition_arn().unwrap_or(arn).to_string()),
+                arn: Some(td.task_definition_arn().unwrap_or(arn).to_string().into()),
             });
         }
     }
@@ -209,7 +215,7 @@ pub(crate) async fn register_task_definition(
         .and_then(|t| t.task_definition_arn())
         .ok_or_else(|| unreadable_write("RegisterTaskDefinition", "the new revision's ARN"))?;
     Ok(CommandResult::TaskDefinitionRegistered {
-        arn: arn.to_string(),
+        arn: arn.to_string().into(),
     })
 }
 

@@ -1,0 +1,193 @@
+//! [`Name`]: shared, immutable text for the names a deployment carries everywhere
+//! (cluster, services, target groups, listener and task-set ARNs, alarms, images).
+//!
+//! The machine puts the same handful of names into every command it issues — a canary
+//! makes a hundred observations, each naming the cluster, a service or a target group —
+//! and the simulator's world answers with the same names. As owned `String`s each of those
+//! was a malloc, a copy and a free; a `Name` is an `Arc<str>`, so cloning one is a
+//! reference-count increment. It reads like a `&str` (`Deref`), compares with `str` and
+//! `String`, and serialises as a plain JSON string, so every journal, API body and config
+//! file keeps its exact form.
+
+use core::borrow::Borrow;
+use core::fmt;
+use core::ops::Deref;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Shared, immutable text: cheap to clone, read as a `&str`.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    pub fn new(text: impl Into<Name>) -> Self {
+        text.into()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Name {
+    fn default() -> Self {
+        Name(Arc::from(""))
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Prints like the `String` it replaced (quoted), so `{:?}` output is unchanged.
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Self {
+        Name(Arc::from(s))
+    }
+}
+
+impl From<&mut str> for Name {
+    fn from(s: &mut str) -> Self {
+        Name(Arc::from(&*s))
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Self {
+        Name(Arc::from(s))
+    }
+}
+
+impl From<&String> for Name {
+    fn from(s: &String) -> Self {
+        Name(Arc::from(s.as_str()))
+    }
+}
+
+impl From<Box<str>> for Name {
+    fn from(s: Box<str>) -> Self {
+        Name(Arc::from(s))
+    }
+}
+
+impl From<Cow<'_, str>> for Name {
+    fn from(s: Cow<'_, str>) -> Self {
+        Name(Arc::from(s.as_ref()))
+    }
+}
+
+impl From<&Name> for Name {
+    fn from(s: &Name) -> Self {
+        s.clone()
+    }
+}
+
+impl From<Name> for String {
+    fn from(n: Name) -> Self {
+        n.0.as_ref().to_owned()
+    }
+}
+
+impl From<&Name> for String {
+    fn from(n: &Name) -> Self {
+        n.0.as_ref().to_owned()
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        &*self.0 == other.as_str()
+    }
+}
+
+impl PartialEq<Name> for str {
+    fn eq(&self, other: &Name) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<Name> for &str {
+    fn eq(&self, other: &Name) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<Name> for String {
+    fn eq(&self, other: &Name) -> bool {
+        self.as_str() == &*other.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_serialises_as_the_plain_string_it_replaced() {
+        let n = Name::from("web-blue");
+        assert_eq!(serde_json::to_string(&n).unwrap(), r#""web-blue""#);
+        assert_eq!(serde_json::from_str::<Name>(r#""web-blue""#).unwrap(), n);
+        assert_eq!(format!("{n:?}"), format!("{:?}", "web-blue"));
+        assert_eq!(n.to_string(), "web-blue");
+    }
+
+    #[test]
+    fn clones_share_one_allocation() {
+        let a = Name::from("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/b/1");
+        let b = a.clone();
+        assert!(core::ptr::eq(a.as_str(), b.as_str()));
+    }
+
+    #[test]
+    fn a_name_compares_and_orders_like_its_text() {
+        let a = Name::from("a");
+        assert_eq!(a, "a");
+        assert_eq!("a", a);
+        assert_eq!(a, String::from("a"));
+        assert!(Name::from("a") < Name::from("b"));
+        assert_eq!(String::from(&a), "a");
+        assert_eq!(Name::default(), "");
+    }
+}
