@@ -18,9 +18,35 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// Shared, immutable text: cheap to clone, read as a `&str`.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Name(Arc<str>);
+
+/// Equal names are usually the same allocation (cloned from one spec), so equality and
+/// order look at the pointer before the bytes: lookups by name in the machine's and the
+/// world's maps mostly skip the `memcmp`.
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Name {}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> core::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return core::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
 
 impl Name {
     pub fn new(text: impl Into<Name>) -> Self {
