@@ -350,6 +350,32 @@ impl<I: Clone + PartialEq> Admission<I> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_ignored_request_says_why_in_words() {
+        let stale: Ignored = Ignored::Stale {
+            event_time: Timestamp::from_millis(1_000),
+            newest: Timestamp::from_millis(2_000),
+        };
+        let text = stale.to_string();
+        assert!(text.starts_with("stale: the push's event time "), "{text}");
+        assert!(
+            text.contains("older than the newest push accepted"),
+            "{text}"
+        );
+        let held: Ignored = Ignored::Held {
+            hold: Hold {
+                by: id(7),
+                reason: "rollback could not finish".into(),
+            },
+        };
+        assert_eq!(
+            held.to_string(),
+            "held: deployment web-7 failed (rollback could not finish); the app takes no \
+             deployment until an operator releases it"
+        );
+        assert_eq!((stale.label(), held.label()), ("stale", "held"));
+    }
+
     fn id(n: u64) -> DeploymentId {
         DeploymentId::new(format!("web-{n}")).unwrap()
     }

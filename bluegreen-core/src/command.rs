@@ -682,3 +682,54 @@ impl CommandKind {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_health_counts_every_state_and_keeps_reasons_bounded() {
+        let mut h = TargetHealth {
+            healthy: 1,
+            unhealthy: 2,
+            initial: 3,
+            draining: 4,
+            other: 5,
+            reasons: vec![],
+        };
+        assert_eq!(h.total(), 15);
+        for i in 0..TargetHealth::REASONS_MAX + 3 {
+            h.note_reason("unhealthy", format!("Reason{i}"), None, 1);
+        }
+        h.note_reason("unhealthy", "Reason0", None, 2);
+        h.note_reason("unhealthy", "Ignored", None, 0);
+        assert_eq!(h.reasons.len(), TargetHealth::REASONS_MAX);
+        assert_eq!(h.reasons[0].targets, 3, "equal reasons are grouped");
+        let long = "é".repeat(TargetHealth::DESCRIPTION_BYTES_MAX);
+        let mut g = TargetHealth::default();
+        g.note_reason("unhealthy", "R", Some(long.into()), 1);
+        let d = g.reasons[0].description.as_deref().unwrap();
+        assert!(d.len() <= TargetHealth::DESCRIPTION_BYTES_MAX && d.chars().all(|c| c == 'é'));
+    }
+
+    #[test]
+    fn a_listener_reads_the_weight_of_each_group_and_the_total() {
+        let l = ListenerState {
+            forwards: vec![
+                TargetWeight {
+                    target_group: "a".into(),
+                    weight: 30,
+                },
+                TargetWeight {
+                    target_group: "b".into(),
+                    weight: 70,
+                },
+            ],
+        };
+        assert_eq!(
+            (l.weight_of("a"), l.weight_of("b"), l.weight_of("c")),
+            (30, 70, 0)
+        );
+        assert_eq!(l.total_weight(), 100);
+    }
+}

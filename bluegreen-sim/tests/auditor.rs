@@ -88,11 +88,11 @@ impl Rig {
             listener: draft_of(&self.w, app).listener,
             weights: vec![
                 TargetWeight {
-                    target_group: self.tg(app, 0).into(),
+                    target_group: self.tg(app, 0),
                     weight: blue,
                 },
                 TargetWeight {
-                    target_group: self.tg(app, 1).into(),
+                    target_group: self.tg(app, 1),
                     weight: green,
                 },
             ],
@@ -133,9 +133,7 @@ impl Rig {
         let r = self.exec(
             dep,
             "look",
-            CommandKind::Observe(Observe::TargetHealth {
-                target_group: tg.into(),
-            }),
+            CommandKind::Observe(Observe::TargetHealth { target_group: tg }),
         );
         let Ok(CommandResult::Observed(bluegreen_core::Observation::TargetHealth(h))) = r else {
             panic!("{r:?}")
@@ -347,8 +345,8 @@ fn creating_a_second_green_task_set_is_a_duplicate() {
         CommandKind::EnsureGreen(EnsureGreen::TaskSet {
             cluster: "prod".into(),
             service: "web".into(),
-            task_definition: td.into(),
-            target_group: tg.into(),
+            task_definition: td,
+            target_group: tg,
             like_task_set: blue_ts.clone(),
             external_id: "web-1".into(),
         })

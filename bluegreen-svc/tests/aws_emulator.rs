@@ -540,7 +540,7 @@ async fn alarms_are_read_through_the_cbor_bridge() {
         return;
     };
     let (fx, aws) = (env.fx.clone(), env.aws.clone());
-    let names = vec![fixture::ALARM.to_string(), "no-such-alarm".to_string()];
+    let names = [fixture::ALARM.to_string(), "no-such-alarm".to_string()];
     let observe = CommandKind::Observe(Observe::Alarms {
         names: names.iter().map(bluegreen_core::Name::from).collect(),
     });

@@ -289,6 +289,18 @@ impl HookSpec {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_metric_check_without_a_window_reads_the_last_five_minutes() {
+        let mut v = serde_json::to_value(MetricCheck {
+            window_ms: 60_000,
+            ..check()
+        })
+        .unwrap();
+        assert!(v.as_object_mut().unwrap().remove("window").is_some());
+        let c: MetricCheck = serde_json::from_value(v).expect("a check with no window parses");
+        assert_eq!(c.window_ms, 300_000);
+    }
+
     fn check() -> MetricCheck {
         MetricCheck {
             name: "5xx".into(),

@@ -207,12 +207,12 @@ impl World {
                 Some(&a) => {
                     let (state, reason) = self.alarm_state(a);
                     out.alarms.push(AlarmObservation {
-                        name: n.clone().into(),
+                        name: n.clone(),
                         state,
                         reason,
                     });
                 }
-                None => out.missing.push(n.clone().into()),
+                None => out.missing.push(n.clone()),
             }
         }
         out

@@ -158,7 +158,7 @@ impl Elb {
                 .config
                 .iter()
                 .map(|(tg, w)| TargetWeight {
-                    target_group: self.target_groups[*tg as usize].arn.clone().into(),
+                    target_group: self.target_groups[*tg as usize].arn.clone(),
                     weight: *w,
                 })
                 .collect(),

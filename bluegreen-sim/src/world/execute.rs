@@ -323,7 +323,7 @@ impl World {
         let bd = &self.ecs.task_defs[b as usize];
         if bd.container == container && bd.image == image {
             return Ok(CommandResult::TaskDefinitionFound {
-                arn: Some(bd.arn.clone().into()),
+                arn: Some(bd.arn.clone()),
             });
         }
         let family = bd.family.clone();
@@ -360,7 +360,7 @@ impl World {
         );
         self.effects.push(WriteEffect::Registered { td });
         Ok(CommandResult::TaskDefinitionRegistered {
-            arn: self.ecs.task_def_arn(td).to_string().into(),
+            arn: self.ecs.task_def_arn(td).clone(),
         })
     }
 
@@ -484,7 +484,7 @@ impl World {
                     }
                 };
                 Ok(CommandResult::GreenEnsured {
-                    task_set: Some(self.ecs.task_sets[ts as usize].arn.clone().into()),
+                    task_set: Some(self.ecs.task_sets[ts as usize].arn.clone()),
                 })
             }
         }

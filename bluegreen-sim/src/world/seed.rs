@@ -93,7 +93,7 @@ impl World {
             services,
             task_set_mode,
             alarms,
-            family: family.into(),
+            family,
         });
         self.app_by_name.insert(d.app.clone(), app);
         app

@@ -476,12 +476,12 @@ impl World {
         let (running, pending) = self.ecs.counts(Env::TaskSet(ts));
         let desired = self.ecs.computed_desired(ts);
         TaskSetStatus {
-            id: t.id.clone().into(),
-            arn: t.arn.clone().into(),
+            id: t.id.clone(),
+            arn: t.arn.clone(),
             status: t.state.as_str().to_string().into(),
             external_id: t.external_id.clone(),
-            task_definition: self.ecs.task_def_arn(t.td).to_string().into(),
-            target_groups: vec![self.elb.target_groups[t.tg as usize].arn.clone().into()],
+            task_definition: self.ecs.task_def_arn(t.td).clone(),
+            target_groups: vec![self.elb.target_groups[t.tg as usize].arn.clone()],
             computed_desired_count: desired,
             running_count: running,
             pending_count: pending,
@@ -516,7 +516,7 @@ impl World {
         }
         let failed_tasks = failures.map_or(0, |f| self.failed_tasks(service, f));
         ServiceStatus {
-            service: svc.name.clone().into(),
+            service: svc.name.clone(),
             status: if svc.deleted { "INACTIVE" } else { "ACTIVE" }
                 .to_string()
                 .into(),
