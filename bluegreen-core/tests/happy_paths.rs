@@ -320,3 +320,56 @@ fn the_outcome_names_the_live_slot_for_the_target_groups_tags() {
     assert_eq!(rejected.d.phase_name(), PhaseName::Rejected);
     assert_eq!(rejected.d.outcome_tags(), None);
 }
+
+/// Issue 11's "green follows blue": an autoscaler that scales blue out while green holds
+/// a canary share makes green as large; once green has all the traffic, blue (idle,
+/// scaling in) is no longer followed.
+#[test]
+fn green_follows_blue_scaling_out_during_a_canary_hold_but_not_once_live() {
+    let mut r = Run::example();
+    r.until(|r| r.d.phase_name() == PhaseName::Shift && r.w.prod_weights().1 > 0);
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::Shift,
+        "reached the canary hold"
+    );
+    let green_service = match &r.w.spec.environment {
+        EnvironmentModel::ServicePair { services } => services[1].clone(),
+        EnvironmentModel::TaskSet { .. } => unreachable!("the example is a service pair"),
+    };
+    let scaled_to = |r: &Run, n: u32| {
+        r.outs
+            .iter()
+            .filter_map(|rec| match &rec.out {
+                Output::Command(Command {
+                    kind:
+                        CommandKind::ScaleEnvironment {
+                            service,
+                            desired_count,
+                            ..
+                        },
+                    ..
+                }) if *service == green_service && *desired_count == n => Some(rec.phase),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    r.w.blue_desired = Some(7);
+    r.until(|r| r.d.phase_name() == PhaseName::Bake);
+    assert_eq!(
+        scaled_to(&r, 7),
+        [PhaseName::Shift],
+        "green scaled to blue's 7 in the hold"
+    );
+    assert_eq!(r.w.tasks(1), 7, "green runs 7 tasks");
+    r.w.blue_desired = Some(12);
+    r.until(|r| r.d.phase_name() == PhaseName::DrainBlue);
+    // Blue is removed from here on: the autoscaler no longer holds it up.
+    r.w.blue_desired = None;
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    assert!(
+        scaled_to(&r, 12).is_empty(),
+        "blue is not followed once green is live"
+    );
+}

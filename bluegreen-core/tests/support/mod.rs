@@ -30,6 +30,9 @@ pub struct World {
     /// count (tasks that will not stop).
     pub green_stuck: Option<u32>,
     pub failed_tasks: u32,
+    /// Blue's service reports this desired count (an autoscaler scaled it; slot 0 is
+    /// blue in the example spec).
+    pub blue_desired: Option<u32>,
     pub alarms_in_alarm: Vec<Name>,
     pub missing_alarms: Vec<Name>,
     /// Metric series returned by id.
@@ -52,6 +55,7 @@ impl World {
             green_running: None,
             green_stuck: None,
             failed_tasks: 0,
+            blue_desired: None,
             alarms_in_alarm: vec![],
             missing_alarms: vec![],
             metrics: BTreeMap::new(),
@@ -104,6 +108,13 @@ impl World {
             ) => {
                 if failures.is_some() {
                     s.failed_tasks = self.failed_tasks;
+                }
+                if let Some(n) = self.blue_desired
+                    && s.target_groups.contains(&self.spec.target_groups[0])
+                {
+                    s.desired_count = n;
+                    s.running_count = n;
+                    s.pending_count = 0;
                 }
                 if let Some(n) = self.green_stuck
                     && s.target_groups.contains(&self.spec.target_groups[1])
