@@ -307,7 +307,7 @@ mod tests {
             forwards: pairs
                 .iter()
                 .map(|(tg, w)| TargetWeight {
-                    target_group: tg.to_string().into(),
+                    target_group: Name::from(*tg),
                     weight: *w,
                 })
                 .collect(),

@@ -329,7 +329,7 @@ mod tests {
             forwards: p
                 .iter()
                 .map(|(t, w)| TargetWeight {
-                    target_group: t.to_string().into(),
+                    target_group: Name::from(*t),
                     weight: *w,
                 })
                 .collect(),

@@ -146,7 +146,7 @@ impl IdealCloud {
             )
         })?;
         Ok(ServiceStatus {
-            service: name.to_string().into(),
+            service: Name::from(name),
             status: "ACTIVE".into(),
             desired_count: s.desired,
             running_count: if s.task_sets.is_empty() {
@@ -381,12 +381,12 @@ fn revision_of(task_definition: &str) -> u32 {
 
 fn task_set(id: &str, external_id: &str, td: &str, tg: &str, status: &str) -> TaskSetStatus {
     TaskSetStatus {
-        id: id.to_string().into(),
+        id: Name::from(id),
         arn: format!("arn:aws:ecs:us-east-1:123456789012:task-set/cluster/service/{id}").into(),
-        status: status.to_string().into(),
-        external_id: Some(external_id.to_string().into()),
-        task_definition: td.to_string().into(),
-        target_groups: vec![tg.to_string().into()],
+        status: Name::from(status),
+        external_id: Some(Name::from(external_id)),
+        task_definition: Name::from(td),
+        target_groups: vec![Name::from(tg)],
         computed_desired_count: IDEAL_BLUE_TASKS,
         running_count: IDEAL_BLUE_TASKS,
         pending_count: 0,

@@ -252,7 +252,7 @@ pub fn app_draft(name: &str) -> SpecDraft {
     };
     let lb = format!("app/{name}/{}", id(1));
     let mut d = bluegreen_core::plan::example_draft();
-    d.app = name.to_string().into();
+    d.app = Name::from(name);
     d.cluster = "prod".into();
     d.environment = EnvironmentModel::ServicePair {
         services: [format!("{name}-a").into(), format!("{name}-b").into()],

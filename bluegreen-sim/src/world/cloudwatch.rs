@@ -237,13 +237,13 @@ impl World {
         }
         let ix = self.cw.alarms.len() as u32;
         self.cw.alarms.push(Alarm {
-            name: name.to_string().into(),
+            name: Name::from(name),
             app,
             lb,
             threshold_percent: self.profile.alarm_5xx_percent,
             forced: Vec::new(),
         });
-        self.cw.by_name.insert(name.to_string().into(), ix);
+        self.cw.by_name.insert(Name::from(name), ix);
         ix
     }
 }

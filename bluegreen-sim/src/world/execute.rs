@@ -355,7 +355,7 @@ impl World {
             &bd.family,
             container,
             image,
-            Some((base.to_string().into(), image.to_string().into())),
+            Some((Name::from(base), Name::from(image))),
             bd.app,
         );
         self.effects.push(WriteEffect::Registered { td });
@@ -474,7 +474,7 @@ impl World {
                             td,
                             tg,
                             Some(external_id.clone()),
-                            Some(client_token.to_string().into()),
+                            Some(Name::from(client_token)),
                             super::TaskSetState::Active,
                         );
                         self.reconcile(Env::TaskSet(ts));

@@ -46,7 +46,7 @@ pub struct Hooks {
 
 impl Hooks {
     pub fn set(&mut self, name: &str, behaviour: HookBehaviour) {
-        self.by_name.insert(name.to_string().into(), behaviour);
+        self.by_name.insert(Name::from(name), behaviour);
     }
 
     pub fn behaviour(&self, name: &str) -> HookBehaviour {

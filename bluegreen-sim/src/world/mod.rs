@@ -181,7 +181,7 @@ impl World {
 
     /// Fix the quality of an image reference (overrides the name-based default).
     pub fn set_image_quality(&mut self, image: &str, quality: Quality) {
-        self.image_quality.insert(image.to_string().into(), quality);
+        self.image_quality.insert(Name::from(image), quality);
     }
 
     /// An image's quality: as the scenario fixed it, else from its name — `crashloop`

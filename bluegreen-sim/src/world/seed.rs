@@ -6,7 +6,7 @@
 use std::collections::VecDeque;
 
 use bluegreen_core::spec::target_group_dimension;
-use bluegreen_core::{EnvironmentModel, ListenerRef, SpecDraft, Timestamp};
+use bluegreen_core::{EnvironmentModel, ListenerRef, Name, SpecDraft, Timestamp};
 
 use super::ecs::{Quality, TaskSetState};
 use super::elbv2::{Forward, LoadBalancer, TargetGroup};
@@ -105,12 +105,10 @@ impl World {
         }
         let ix = self.elb.load_balancers.len() as u32;
         self.elb.load_balancers.push(LoadBalancer {
-            dimension: dimension.to_string().into(),
+            dimension: Name::from(dimension),
             app,
         });
-        self.elb
-            .lb_by_dimension
-            .insert(dimension.to_string().into(), ix);
+        self.elb.lb_by_dimension.insert(Name::from(dimension), ix);
         ix
     }
 
@@ -125,7 +123,7 @@ impl World {
         let delay = self.rng.range(span.lo, span.hi);
         let ix = self.elb.target_groups.len() as u32;
         self.elb.target_groups.push(TargetGroup {
-            arn: arn.to_string().into(),
+            arn: Name::from(arn),
             name: name.into(),
             dimension: dimension.clone().into(),
             lb: Some(lb),
@@ -139,7 +137,7 @@ impl World {
             quality_history: VecDeque::new(),
             tags: Default::default(),
         });
-        self.elb.tg_by_arn.insert(arn.to_string().into(), ix);
+        self.elb.tg_by_arn.insert(Name::from(arn), ix);
         self.elb.tg_by_dimension.insert(dimension.into(), ix);
         ix
     }

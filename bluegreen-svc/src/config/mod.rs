@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use bluegreen_core::time::duration;
-use bluegreen_core::{Artifact, DeploymentSpec, SpecDraft};
+use bluegreen_core::{Artifact, DeploymentSpec, Name, SpecDraft};
 use serde::{Deserialize, Serialize};
 use toml::de::DeTable;
 
@@ -283,7 +283,7 @@ impl AppConfig {
     /// The spec for deploying `image`.
     pub fn spec(&self, image: &str) -> Result<DeploymentSpec, bluegreen_core::SpecError> {
         let mut d = self.draft.clone();
-        d.artifact = Artifact::Image(image.to_string().into());
+        d.artifact = Artifact::Image(Name::from(image));
         DeploymentSpec::new(d)
     }
 }

@@ -281,10 +281,10 @@ impl World {
         }
         let ix = self.ecs.clusters.len() as u32;
         self.ecs.clusters.push(Cluster {
-            name: name.to_string().into(),
+            name: Name::from(name),
             arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}").into(),
         });
-        self.ecs.cluster_by_name.insert(name.to_string().into(), ix);
+        self.ecs.cluster_by_name.insert(Name::from(name), ix);
         ix
     }
 
@@ -297,11 +297,7 @@ impl World {
         tags: Option<(Name, Name)>,
         app: AppIx,
     ) -> u32 {
-        let revisions = self
-            .ecs
-            .families
-            .entry(family.to_string().into())
-            .or_default();
+        let revisions = self.ecs.families.entry(Name::from(family)).or_default();
         let revision = revisions.len() as u32 + 1;
         let ix = self.ecs.task_defs.len() as u32;
         revisions.push(ix);
@@ -312,10 +308,10 @@ impl World {
             .insert(format!("{family}:{revision}").into(), ix);
         self.ecs.task_defs.push(TaskDef {
             arn: arn.into(),
-            family: family.to_string().into(),
+            family: Name::from(family),
             revision,
-            container: container.to_string().into(),
-            image: image.to_string().into(),
+            container: Name::from(container),
+            image: Name::from(image),
             tags,
             app,
         });
@@ -334,7 +330,7 @@ impl World {
         let ix = self.ecs.services.len() as u32;
         let cname = self.ecs.clusters[cluster as usize].name.clone();
         self.ecs.services.push(Service {
-            name: name.to_string().into(),
+            name: Name::from(name),
             arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cname}/{name}").into(),
             cluster,
             app,
@@ -349,7 +345,7 @@ impl World {
         });
         self.ecs
             .service_by_name
-            .entry(name.to_string().into())
+            .entry(Name::from(name))
             .or_default()
             .push((cluster, ix));
         ix
@@ -478,7 +474,7 @@ impl World {
         TaskSetStatus {
             id: t.id.clone(),
             arn: t.arn.clone(),
-            status: t.state.as_str().to_string().into(),
+            status: Name::from(t.state.as_str()),
             external_id: t.external_id.clone(),
             task_definition: self.ecs.task_def_arn(t.td).clone(),
             target_groups: vec![self.elb.target_groups[t.tg as usize].arn.clone()],

@@ -88,9 +88,9 @@ pub(crate) async fn fetch(
                 // Only names asked for: the machine rejects anything else as a bad answer.
                 if let Some(name) = name.filter(|n| batch.iter().any(|b| b == n)) {
                     found.insert(
-                        name.to_string().into(),
+                        Name::from(name),
                         AlarmObservation {
-                            name: name.to_string().into(),
+                            name: Name::from(name),
                             state: state_of(state),
                             reason: reason.unwrap_or_default().to_string(),
                         },

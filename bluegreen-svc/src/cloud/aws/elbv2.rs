@@ -94,7 +94,7 @@ pub(crate) fn forwards_of(actions: &[Action]) -> ListenerState {
             // A plain forward to one target group carries all the traffic.
             if let Some(tg) = forward.target_group_arn() {
                 forwards.push(TargetWeight {
-                    target_group: tg.to_string().into(),
+                    target_group: Name::from(tg),
                     weight: 1,
                 });
             }
@@ -102,7 +102,7 @@ pub(crate) fn forwards_of(actions: &[Action]) -> ListenerState {
         for t in tuples {
             if let Some(tg) = t.target_group_arn() {
                 forwards.push(TargetWeight {
-                    target_group: tg.to_string().into(),
+                    target_group: Name::from(tg),
                     // AWS: a tuple without a weight has weight 1.
                     weight: t
                         .weight()

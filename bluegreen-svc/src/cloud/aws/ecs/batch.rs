@@ -57,7 +57,7 @@ pub(crate) async fn describe_one(
                 format!("{WAITING_MAX} reads of cluster {cluster} are already waiting"),
             ));
         }
-        q.waiting.push_back((service.to_string().into(), tx));
+        q.waiting.push_back((Name::from(service), tx));
         !std::mem::replace(&mut q.draining, true)
     };
     if start_worker {

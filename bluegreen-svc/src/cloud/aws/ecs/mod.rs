@@ -108,7 +108,7 @@ pub(crate) async fn ensure_green_task_set(
     }) && let Some(arn) = existing.task_set_arn()
     {
         return Ok(CommandResult::GreenEnsured {
-            task_set: Some(arn.to_string().into()),
+            task_set: Some(Name::from(arn)),
         });
     }
     let like = svc
@@ -170,7 +170,7 @@ pub(crate) async fn ensure_green_task_set(
         .and_then(|ts| ts.task_set_arn())
         .ok_or_else(|| unreadable_write("CreateTaskSet", "the task set's ARN"))?;
     Ok(CommandResult::GreenEnsured {
-        task_set: Some(arn.to_string().into()),
+        task_set: Some(Name::from(arn)),
     })
 }
 
@@ -237,7 +237,7 @@ pub(crate) async fn describe_service(
     cluster: &str,
     service: &str,
 ) -> Result<Service, CommandError> {
-    let mut services = describe_services(cloud, cluster, &[service.to_string().into()]).await?;
+    let mut services = describe_services(cloud, cluster, &[Name::from(service)]).await?;
     Ok(services.remove(0))
 }
 
@@ -304,11 +304,11 @@ pub(crate) async fn describe_services_each(
 
 fn task_set_status(ts: &TaskSet) -> TaskSetStatus {
     TaskSetStatus {
-        id: ts.id().unwrap_or_default().to_string().into(),
-        arn: ts.task_set_arn().unwrap_or_default().to_string().into(),
-        status: ts.status().unwrap_or_default().to_string().into(),
+        id: Name::from(ts.id().unwrap_or_default()),
+        arn: Name::from(ts.task_set_arn().unwrap_or_default()),
+        status: Name::from(ts.status().unwrap_or_default()),
         external_id: ts.external_id().map(Name::from),
-        task_definition: ts.task_definition().unwrap_or_default().to_string().into(),
+        task_definition: Name::from(ts.task_definition().unwrap_or_default()),
         target_groups: ts
             .load_balancers()
             .iter()
@@ -339,12 +339,12 @@ pub(crate) async fn observe_service(
     };
     Ok(CommandResult::Observed(Observation::Service(
         ServiceStatus {
-            service: service.to_string().into(),
-            status: s.status().unwrap_or_default().to_string().into(),
+            service: Name::from(service),
+            status: Name::from(s.status().unwrap_or_default()),
             desired_count: count(s.desired_count()),
             running_count: count(s.running_count()),
             pending_count: count(s.pending_count()),
-            task_definition: s.task_definition().unwrap_or_default().to_string().into(),
+            task_definition: Name::from(s.task_definition().unwrap_or_default()),
             target_groups: s
                 .load_balancers()
                 .iter()

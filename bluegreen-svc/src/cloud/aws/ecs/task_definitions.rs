@@ -2,7 +2,7 @@
 //! base with one container's image replaced.
 
 use aws_sdk_ecs::types::{SortOrder, Tag, TaskDefinitionField, TaskDefinitionStatus};
-use bluegreen_core::{CommandError, CommandResult};
+use bluegreen_core::{CommandError, CommandResult, Name};
 use sha2::{Digest, Sha256};
 
 use super::super::AwsCloud;
@@ -132,7 +132,7 @@ pub(crate) async fn find_task_definition(
             && runs_image(td)
         {
             return Ok(CommandResult::TaskDefinitionFound {
-                arn: Some(td.task_definition_arn().unwrap_or(arn).to_string().into()),
+                arn: Some(Name::from(td.task_definition_arn().unwrap_or(arn))),
             });
         }
     }
@@ -215,7 +215,7 @@ pub(crate) async fn register_task_definition(
         .and_then(|t| t.task_definition_arn())
         .ok_or_else(|| unreadable_write("RegisterTaskDefinition", "the new revision's ARN"))?;
     Ok(CommandResult::TaskDefinitionRegistered {
-        arn: arn.to_string().into(),
+        arn: Name::from(arn),
     })
 }
 
