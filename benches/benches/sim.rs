@@ -6,64 +6,11 @@
 
 use std::hint::black_box;
 
+use bluegreen_benches::{STRATEGIES, draft, one_deployment};
 use bluegreen_core::plan::{IdealCloud, drive};
-use bluegreen_core::{
-    Deployment, DeploymentId, DeploymentSpec, EnvironmentModel, Plan, Strategy, Timestamp,
-};
-use bluegreen_sim::harness::{AppPlan, app_draft};
-use bluegreen_sim::{Profile, RunReport, Scenario, Sim, SimOptions, Summary, WorldProfile};
+use bluegreen_core::{Deployment, DeploymentId, DeploymentSpec, Plan, Timestamp};
+use bluegreen_sim::{Profile, Sim, SimOptions, Summary, WorldProfile};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-
-const STRATEGIES: [(&str, Strategy); 3] = [
-    ("all-at-once", Strategy::AllAtOnce),
-    (
-        "canary",
-        Strategy::Canary {
-            percent: 10,
-            wait_ms: 60_000,
-        },
-    ),
-    (
-        "linear",
-        Strategy::Linear {
-            step_percent: 25,
-            interval_ms: 60_000,
-        },
-    ),
-];
-
-fn draft(strategy: &Strategy, task_set: bool) -> bluegreen_core::SpecDraft {
-    let mut d = app_draft("web");
-    d.strategy = strategy.clone();
-    if task_set {
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        };
-    }
-    d
-}
-
-/// One app, one push, no faults: a whole deployment from preflight to completed.
-fn one_deployment(
-    world: &WorldProfile,
-    strategy: &Strategy,
-    task_set: bool,
-    plans: bool,
-) -> RunReport {
-    let mut s = Scenario::quiet(1, world.clone());
-    s.apps.push(AppPlan::new(
-        draft(strategy, task_set),
-        &[(0, "registry.example/web:v2")],
-    ));
-    Sim::new(
-        s,
-        SimOptions {
-            no_plans: !plans,
-            ..SimOptions::default()
-        },
-    )
-    .run()
-}
 
 fn print_calls_table() {
     eprintln!("AWS calls per completed deployment vs the plan's lower bound (no faults):");

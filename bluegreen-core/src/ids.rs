@@ -70,11 +70,7 @@ pub struct CommandId(Arc<str>);
 
 impl CommandId {
     pub fn new(deployment: &DeploymentId, step: &str) -> Self {
-        let mut id = String::with_capacity(deployment.0.len() + 1 + step.len());
-        id.push_str(&deployment.0);
-        id.push('/');
-        id.push_str(step);
-        CommandId(id.into())
+        CommandId(joined(&[&deployment.0, "/", step]))
     }
 
     pub fn as_str(&self) -> &str {
@@ -95,22 +91,14 @@ impl CommandId {
                 break;
             }
         }
-        let digits = &digits[i..];
-        let mut id = String::with_capacity(
-            deployment.0.len() + 1 + prefix.len() + digits.len() + suffix.len(),
-        );
-        id.push_str(&deployment.0);
-        id.push('/');
-        id.push_str(prefix);
-        id.push_str(core::str::from_utf8(digits).expect("ascii digits"));
-        id.push_str(suffix);
-        CommandId(id.into())
+        let digits = core::str::from_utf8(&digits[i..]).expect("ascii digits");
+        CommandId(joined(&[&deployment.0, "/", prefix, digits, suffix]))
     }
 
     /// An id for a command serving this one (the observation resolving an ambiguous
     /// write): `<id>~<suffix>`.
     pub fn derived(&self, suffix: &str) -> CommandId {
-        CommandId(format!("{}~{suffix}", self.0).into())
+        CommandId(joined(&[&self.0, "~", suffix]))
     }
 
     /// A 32-character hex token for AWS `clientToken` parameters (ECS allows at most 36
@@ -120,6 +108,24 @@ impl CommandId {
         let lo = stable_hash64_with(self.0.as_bytes(), 0x9e37_79b9_7f4a_7c15);
         format!("{hi:016x}{lo:016x}")
     }
+}
+
+/// `parts` as one shared string, allocated once (the `Arc`'s own block): the parts are
+/// gathered on the stack first, since ids are short (a deployment id is at most
+/// [`DEPLOYMENT_ID_LEN_MAX`] characters). Going through a `String` would allocate twice.
+fn joined(parts: &[&str]) -> Arc<str> {
+    const STACK_MAX: usize = 256;
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len > STACK_MAX {
+        return Arc::from(parts.concat());
+    }
+    let mut buf = [0u8; STACK_MAX];
+    let mut n = 0;
+    for p in parts {
+        buf[n..n + p.len()].copy_from_slice(p.as_bytes());
+        n += p.len();
+    }
+    Arc::from(core::str::from_utf8(&buf[..n]).expect("joined from whole strs"))
 }
 
 impl fmt::Display for CommandId {
@@ -173,6 +179,20 @@ mod tests {
                 CommandId::new(&d, &format!("t{n}-health"))
             );
         }
+    }
+
+    #[test]
+    fn ids_longer_than_the_stack_buffer_are_joined_whole() {
+        let d = DeploymentId::new("d".repeat(DEPLOYMENT_ID_LEN_MAX)).unwrap();
+        let step = "s".repeat(200);
+        let id = CommandId::new(&d, &step);
+        assert_eq!(id.as_str(), format!("{}/{step}", d.as_str()));
+        let derived = id.derived("resolve");
+        assert_eq!(derived.as_str(), format!("{}/{step}~resolve", d.as_str()));
+        assert_eq!(
+            CommandId::numbered(&d, &step, 42, "-x").as_str(),
+            format!("{}/{step}42-x", d.as_str())
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod dispatch;
 pub mod report;
 pub mod swarm;
 
-use std::cmp::Reverse;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use bluegreen_core::admission::Admission;
@@ -93,6 +93,39 @@ pub(crate) enum Ev {
     BudgetScan {
         at: Timestamp,
     },
+}
+
+/// An event in the heap: ordered by time, then by the order it was queued in (`seq` is
+/// unique), earliest first — the event itself never takes part in the order, so the
+/// heap compares two integers instead of a tuple with an enum behind them.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    at: Timestamp,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+    }
+}
+
+impl Eq for Queued {}
+
+impl Ord for Queued {
+    /// Reversed: `BinaryHeap` is a max-heap and the earliest event must come out first.
+    #[inline]
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl PartialOrd for Queued {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// How much a run records.
@@ -203,7 +236,7 @@ pub struct Sim {
     seq: u64,
     /// Numbers the machine's outputs (orders commands against transitions).
     order: u64,
-    queue: BinaryHeap<Reverse<(Timestamp, u64, Ev)>>,
+    queue: BinaryHeap<Queued>,
     pub(crate) pending: Vec<Option<Pending>>,
     free_slots: Vec<u32>,
     pub(crate) rng: Rng,
@@ -328,7 +361,11 @@ impl Sim {
 
     pub(crate) fn queue_push(&mut self, at: Timestamp, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Reverse((at.max(self.now), self.seq, ev)));
+        self.queue.push(Queued {
+            at: at.max(self.now),
+            seq: self.seq,
+            ev,
+        });
     }
 
     /// The deployment with this id.
@@ -382,7 +419,7 @@ impl Sim {
         if self.stopped_early || self.events >= EVENTS_MAX || self.all_done() {
             return false;
         }
-        let Some(Reverse((at, _, ev))) = self.queue.pop() else {
+        let Some(Queued { at, ev, .. }) = self.queue.pop() else {
             return false;
         };
         if at.ms_since(self.scenario.start) > RUN_MS_MAX {

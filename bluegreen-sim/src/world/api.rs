@@ -104,15 +104,36 @@ struct TokenBucket {
     cap_milli: u64,
     /// Refill in thousandths of a token per millisecond (= tokens per second).
     per_s: u64,
+    /// `milli` is as of this time: a bucket refills when it is used, not on every event
+    /// (one step of `elapsed` or several smaller ones give the same level, since the cap
+    /// is applied to a sum of non-negative terms).
+    at: Timestamp,
 }
 
 impl TokenBucket {
-    fn new(spec: BucketSpec) -> Self {
+    fn new(spec: BucketSpec, now: Timestamp) -> Self {
         TokenBucket {
             milli: u64::from(spec.burst) * 1000,
             cap_milli: u64::from(spec.burst) * 1000,
             per_s: u64::from(spec.per_s),
+            at: now,
         }
+    }
+
+    /// The level at `now` (not before `at`).
+    fn level(&self, now: Timestamp) -> u64 {
+        let elapsed_ms = now.ms_since(self.at);
+        self.milli
+            .saturating_add(elapsed_ms.saturating_mul(self.per_s))
+            .min(self.cap_milli)
+    }
+
+    fn settle(&mut self, now: Timestamp) -> &mut Self {
+        if now > self.at {
+            self.milli = self.level(now);
+            self.at = now;
+        }
+        self
     }
 }
 
@@ -135,7 +156,8 @@ impl CallStats {
 #[derive(Clone, Debug)]
 pub struct Api {
     buckets: [TokenBucket; BUCKETS],
-    last_refill: Timestamp,
+    /// The world's time: buckets settle to it when used.
+    now: Timestamp,
     /// When false, buckets never run dry (tests of other behaviour).
     pub throttling: bool,
     pub stats: CallStats,
@@ -157,26 +179,17 @@ impl Api {
             limits.cw_get_metric_data,
         ];
         Api {
-            buckets: specs.map(TokenBucket::new),
-            last_refill: now,
+            buckets: specs.map(|spec| TokenBucket::new(spec, now)),
+            now,
             throttling: true,
             stats: CallStats::default(),
             last_calls: 0,
         }
     }
 
+    /// Time moves on: every bucket refills to `now`'s level when it is next used.
     pub(crate) fn refill(&mut self, now: Timestamp) {
-        let elapsed_ms = now.ms_since(self.last_refill);
-        if elapsed_ms == 0 {
-            return;
-        }
-        self.last_refill = now;
-        for b in &mut self.buckets {
-            b.milli = b
-                .milli
-                .saturating_add(elapsed_ms.saturating_mul(b.per_s))
-                .min(b.cap_milli);
-        }
+        self.now = self.now.max(now);
     }
 
     /// Make one call: `false` when its bucket is empty (the call is throttled; it still
@@ -184,7 +197,7 @@ impl Api {
     pub(crate) fn call(&mut self, call: ApiCall) -> bool {
         self.last_calls += 1;
         self.stats.calls[call as usize] += 1;
-        let b = &mut self.buckets[call.bucket()];
+        let b = self.buckets[call.bucket()].settle(self.now);
         if !self.throttling || b.milli >= 1000 {
             b.milli = b.milli.saturating_sub(1000);
             true
@@ -197,13 +210,13 @@ impl Api {
     /// Another client of the same account uses `tokens` of `call`'s bucket (a noisy
     /// neighbour): throttling that is not our own doing.
     pub fn consume(&mut self, call: ApiCall, tokens: u32) {
-        let b = &mut self.buckets[call.bucket()];
+        let b = self.buckets[call.bucket()].settle(self.now);
         b.milli = b.milli.saturating_sub(u64::from(tokens) * 1000);
     }
 
     /// Tokens left in `call`'s bucket.
     pub fn tokens(&self, call: ApiCall) -> u64 {
-        self.buckets[call.bucket()].milli / 1000
+        self.buckets[call.bucket()].level(self.now) / 1000
     }
 }
 

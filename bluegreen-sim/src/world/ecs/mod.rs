@@ -182,8 +182,46 @@ pub struct Cluster {
 }
 
 /// All ECS state of the account.
+/// The words the world answers with on every read, made once: cloning a [`Name`] is a
+/// count, making one from text is an allocation (a service read used to make three).
+#[derive(Clone, Debug)]
+pub(crate) struct Words {
+    active: Name,
+    inactive: Name,
+    primary: Name,
+    draining: Name,
+    steady: Name,
+    stabilizing: Name,
+    empty: Name,
+}
+
+impl Default for Words {
+    fn default() -> Self {
+        Words {
+            active: Name::from("ACTIVE"),
+            inactive: Name::from("INACTIVE"),
+            primary: Name::from(TaskSetState::Primary.as_str()),
+            draining: Name::from(TaskSetState::Draining.as_str()),
+            steady: Name::from("STEADY_STATE"),
+            stabilizing: Name::from("STABILIZING"),
+            empty: Name::default(),
+        }
+    }
+}
+
+impl Words {
+    fn task_set_state(&self, state: TaskSetState) -> Name {
+        match state {
+            TaskSetState::Primary => self.primary.clone(),
+            TaskSetState::Active => self.active.clone(),
+            TaskSetState::Draining => self.draining.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Ecs {
+    words: Words,
     pub clusters: Vec<Cluster>,
     pub services: Vec<Service>,
     pub task_sets: Vec<TaskSet>,
@@ -474,7 +512,7 @@ impl World {
         TaskSetStatus {
             id: t.id.clone(),
             arn: t.arn.clone(),
-            status: Name::from(t.state.as_str()),
+            status: self.ecs.words.task_set_state(t.state),
             external_id: t.external_id.clone(),
             task_definition: self.ecs.task_def_arn(t.td).clone(),
             target_groups: vec![self.elb.target_groups[t.tg as usize].arn.clone()],
@@ -482,12 +520,10 @@ impl World {
             running_count: running,
             pending_count: pending,
             stability_status: if running == desired && pending == 0 {
-                "STEADY_STATE"
+                self.ecs.words.steady.clone()
             } else {
-                "STABILIZING"
-            }
-            .to_string()
-            .into(),
+                self.ecs.words.stabilizing.clone()
+            },
         }
     }
 
@@ -513,18 +549,18 @@ impl World {
         let failed_tasks = failures.map_or(0, |f| self.failed_tasks(service, f));
         ServiceStatus {
             service: svc.name.clone(),
-            status: if svc.deleted { "INACTIVE" } else { "ACTIVE" }
-                .to_string()
-                .into(),
+            status: if svc.deleted {
+                self.ecs.words.inactive.clone()
+            } else {
+                self.ecs.words.active.clone()
+            },
             desired_count: svc.desired,
             running_count: running,
             pending_count: pending,
-            task_definition: svc
-                .td
-                .filter(|_| !svc.external)
-                .map(|td| self.ecs.task_def_arn(td).to_string())
-                .unwrap_or_default()
-                .into(),
+            task_definition: svc.td.filter(|_| !svc.external).map_or_else(
+                || self.ecs.words.empty.clone(),
+                |td| self.ecs.task_def_arn(td).clone(),
+            ),
             target_groups: svc
                 .tg
                 .map(|tg| vec![self.elb.target_groups[tg as usize].arn.clone()])
