@@ -183,6 +183,13 @@ impl Cost {
         self.0.iter().map(|&n| u32::from(n)).sum()
     }
 
+    /// Do the two take from a common bucket? A forward command waiting for a bucket
+    /// keeps its place in line against later ones that would take from the same bucket
+    /// (else a large cost, a preflight's, starves behind a stream of small polls).
+    pub fn shares_bucket_with(&self, other: &Cost) -> bool {
+        self.0.iter().zip(&other.0).any(|(&a, &b)| a > 0 && b > 0)
+    }
+
     /// What `kind` costs at most.
     pub fn of_command(kind: &CommandKind) -> Cost {
         use ApiBucket as B;
@@ -586,6 +593,18 @@ mod tests {
             weights: vec![],
         };
         assert_eq!(Cost::of_command(&weights).of(ApiBucket::ElbModify), 1);
+    }
+
+    #[test]
+    fn costs_share_a_bucket_only_where_both_take_from_it() {
+        let mut preflight = Cost::one(ApiBucket::ElbDescribe);
+        preflight.add(ApiBucket::EcsDescribe, 3);
+        let health = Cost::one(ApiBucket::ElbDescribe);
+        let alarms = Cost::one(ApiBucket::CwDescribeAlarms);
+        assert!(preflight.shares_bucket_with(&health));
+        assert!(health.shares_bucket_with(&preflight));
+        assert!(!preflight.shares_bucket_with(&alarms));
+        assert!(!Cost::default().shares_bucket_with(&preflight));
     }
 
     #[test]

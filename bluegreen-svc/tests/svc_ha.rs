@@ -75,7 +75,7 @@ async fn replicas_killed_at_random_lose_nothing_and_never_drive_an_app_twice() {
         };
         3
     ];
-    let Some(mut c) = Cluster::start("chaos", 20, 3, &wraps).await else {
+    let Some(mut c) = Cluster::start("chaos", 12, 3, &wraps).await else {
         return;
     };
     let apps = c.apps.clone();
@@ -107,12 +107,14 @@ async fn replicas_killed_at_random_lose_nothing_and_never_drive_an_app_twice() {
     if let Some((i, _)) = dead_since {
         c.restart(i).await;
     }
+    eprintln!("svc_ha chaos: pushes done after {:?}", started.elapsed());
     c.wait_all_terminal(Duration::from_secs(240)).await;
+    eprintln!("svc_ha chaos: all terminal after {:?}", started.elapsed());
     let rows = c.deployments().await;
     let a = audit(&c.calls().await, &c.journals().await, &rows);
     let mut problems = a.problems;
     for (id, _, state, phase, _) in &rows {
-        // Terminal, and never `failed` or `rejected`: twenty apps polling one simulated
+        // Terminal, and never `failed` or `rejected`: twelve apps polling one simulated
         // account at AWS's real rates stay within them — the replicas split the
         // account's API budget, so no preflight is throttled past its retries.
         let ok = match state.as_str() {
@@ -159,9 +161,11 @@ async fn a_replica_paused_past_its_lease_is_fenced_and_a_skewed_clock_steals_not
         },
         Wrap::default(),
     ];
+    let t0 = Instant::now();
     let Some(mut c) = Cluster::start("edges", 6, 3, &wraps).await else {
         return;
     };
+    eprintln!("svc_ha edges: cluster up after {:?}", t0.elapsed());
     let replica0: serde_json::Value = c
         .http
         .get(format!("{}/readyz", c.base(0)))
@@ -213,8 +217,10 @@ async fn a_replica_paused_past_its_lease_is_fenced_and_a_skewed_clock_steals_not
         let status = c.push(1 + (k % 2) as usize, body).await;
         assert!(status == 200 || status == 202, "{status}");
     }
+    eprintln!("svc_ha edges: apps taken over after {:?}", t0.elapsed());
     c.signal(0, "CONT");
     c.wait_all_terminal(Duration::from_secs(180)).await;
+    eprintln!("svc_ha edges: all terminal after {:?}", t0.elapsed());
     let rows = c.deployments().await;
     let a = audit(&c.calls().await, &c.journals().await, &rows);
     assert!(a.problems.is_empty(), "{}", report(seed, &c, &a.problems));
@@ -235,6 +241,10 @@ async fn a_replica_paused_past_its_lease_is_fenced_and_a_skewed_clock_steals_not
     }
     // The resumed replica is ready again and takes work.
     c.wait_ready(0).await;
+    eprintln!(
+        "svc_ha edges: replica 0 ready again after {:?}",
+        t0.elapsed()
+    );
     c.kill(1);
     pool.close().await;
 }

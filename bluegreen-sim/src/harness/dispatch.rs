@@ -60,7 +60,7 @@ impl Sim {
         self.trace.mix(&[
             10,
             u64::from(dep),
-            stable_hash64_with(command.id.as_str().as_bytes(), u64::from(command.attempt)),
+            crate::trace::text_word(command.id.as_str()) ^ u64::from(command.attempt),
             verdict_tag(&verdict),
         ]);
         if self.trace.wants_text() {
@@ -96,17 +96,24 @@ impl Sim {
     /// Take the command's cost from the API budget and put it on the wire, or queue it
     /// until the budget can give it (a rollback's ahead of forward progress).
     fn gate_or_go(&mut self, slot: u32, role: Role) {
-        let Some(p) = self.pending[slot as usize].as_mut() else {
+        let Some(p) = self.pending[slot as usize].as_ref() else {
             return;
         };
-        let Some(budget) = self.budget.as_mut() else {
+        if self.budget.is_none() {
             self.put_on_wire(slot);
             return;
-        };
+        }
         let cost = Cost::of_command(&p.command.kind);
-        // Forward commands queue behind earlier ones (first come, first served); a
-        // rollback's go ahead of them.
-        let behind = role == Role::Forward && !self.budget_queue.is_empty();
+        // Forward commands queue behind earlier ones that take from the same buckets
+        // (first come, first served, as the service's budget does); a rollback's go
+        // ahead of them.
+        let behind = role == Role::Forward
+            && self.budget_queue.iter().any(|&s| {
+                self.pending[s as usize]
+                    .as_ref()
+                    .is_some_and(|q| Cost::of_command(&q.command.kind).shares_bucket_with(&cost))
+            });
+        let budget = self.budget.as_mut().expect("checked above");
         let ready_at = if cost.total() == 0 {
             None
         } else if behind {
@@ -116,6 +123,9 @@ impl Sim {
         };
         let Some(ready_at) = ready_at else {
             self.put_on_wire(slot);
+            return;
+        };
+        let Some(p) = self.pending[slot as usize].as_mut() else {
             return;
         };
         p.gated = Some((self.now, role));
@@ -149,7 +159,9 @@ impl Sim {
 
     /// Let queued commands go while the budget gives: rollbacks first, then in order.
     /// A command whose bucket is still short does not hold up one that needs another
-    /// bucket; the scan stops after a few such misses (bounded work per event).
+    /// bucket, but a later forward command of the same bucket waits behind it (else a
+    /// large cost, a preflight's, starves behind small polls); the scan stops after a
+    /// few misses (bounded work per event).
     pub(crate) fn budget_scan(&mut self, at: Timestamp) {
         if self.budget_scan_at != Some(at) {
             return; // superseded by an earlier scan
@@ -158,6 +170,8 @@ impl Sim {
         const MISSES_MAX: usize = 16;
         let mut misses = 0;
         let mut next: Option<Timestamp> = None;
+        // Forward commands that could not go yet: later ones of their buckets wait.
+        let mut short: Vec<Cost> = Vec::new();
         let mut i = 0;
         while i < self.budget_queue.len() && misses < MISSES_MAX {
             let slot = self.budget_queue[i];
@@ -180,6 +194,11 @@ impl Sim {
                 .as_ref()
                 .map_or(queued_as, |m| Role::of_phase(m.phase_name()).max(queued_as));
             let cost = Cost::of_command(&p.command.kind);
+            if role == Role::Forward && short.iter().any(|c| c.shares_bucket_with(&cost)) {
+                misses += 1;
+                i += 1;
+                continue;
+            }
             let budget = self.budget.as_mut().expect("a queue implies a budget");
             match budget.try_take(self.now, cost, role) {
                 Ok(()) => {
@@ -194,6 +213,9 @@ impl Sim {
                 }
                 Err(ready_at) => {
                     next = Some(next.map_or(ready_at, |n| n.min(ready_at)));
+                    if role == Role::Forward {
+                        short.push(cost);
+                    }
                     misses += 1;
                     i += 1;
                 }
@@ -359,7 +381,6 @@ impl Sim {
         };
         self.free_slots.push(slot);
         let d = &self.deps[p.dep as usize];
-        let id = d.id.clone();
         if d.incarnation != p.incarnation || d.machine.is_none() {
             self.trace.mix(&[12, u64::from(p.dep)]);
             self.trace.line(self.now, || {
@@ -400,9 +421,9 @@ impl Sim {
                 Ok(r) => result_text(r),
                 Err(e) => format!("error {:?} {}: {}", e.class, e.code, e.message),
             };
-            let cid = p.command.id.clone();
-            self.trace
-                .line(self.now, || format!("  {id} <- {cid}: {what}"));
+            let (id, cid) = (&self.deps[p.dep as usize].id, &p.command.id);
+            let line = format!("  {id} <- {cid}: {what}");
+            self.trace.line(self.now, || line);
         }
         self.turn(
             p.dep,

@@ -10,15 +10,31 @@ use std::time::Duration;
 
 use bluegreen_core::CommandKind;
 use bluegreen_core::budget::{Budget, BudgetShape, Cost, Rates, Role};
+use tokio::sync::Notify;
 
 use super::Clock;
 
 /// Waits one command may do before it goes anyway (each wait ends when the budget
 /// said the tokens would be there; only other callers taking them first repeat it).
 const WAITS_PER_COMMAND_MAX: u32 = 64;
+/// Times a waiting command may be woken with an earlier one still ahead of it before it
+/// stops keeping its place (the caller's hold limit ends the wait long before this).
+const TURNS_PER_COMMAND_MAX: u32 = 4_096;
+/// Longest a command behind another sleeps without being woken (a safety net: whoever
+/// leaves the line wakes the others).
+const BEHIND_SLEEP_MS_MAX: u64 = 250;
+
+/// The budget and the forward commands waiting for it, in arrival order.
+struct State {
+    budget: Budget,
+    line: Vec<(u64, Cost)>,
+    next_ticket: u64,
+}
 
 pub struct SharedBudget {
-    budget: Mutex<Budget>,
+    state: Mutex<State>,
+    /// Woken whenever tokens are taken or a waiter leaves the line.
+    moved: Notify,
     clock: Arc<dyn Clock>,
 }
 
@@ -28,16 +44,38 @@ impl std::fmt::Debug for SharedBudget {
     }
 }
 
+/// A forward command's place in line; leaving it (served, or given up by the caller's
+/// hold limit dropping the wait) lets the next one try.
+struct Place<'a> {
+    budget: &'a SharedBudget,
+    ticket: u64,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.budget
+            .lock()
+            .line
+            .retain(|(ticket, _)| *ticket != self.ticket);
+        self.budget.moved.notify_waiters();
+    }
+}
+
 impl SharedBudget {
     pub fn new(shape: BudgetShape, clock: Arc<dyn Clock>) -> SharedBudget {
         SharedBudget {
-            budget: Mutex::new(Budget::new(Rates::AWS, shape, clock.now())),
+            state: Mutex::new(State {
+                budget: Budget::new(Rates::AWS, shape, clock.now()),
+                line: Vec::new(),
+                next_ticket: 0,
+            }),
+            moved: Notify::new(),
             clock,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Budget> {
-        self.budget
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -46,15 +84,21 @@ impl SharedBudget {
     pub fn set_replicas(&self, n: usize) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         let now = self.clock.now();
-        let mut b = self.lock();
-        if b.replicas() != n.max(1) {
-            b.set_replicas(now, n);
-            metrics::gauge!("bluegreen_api_budget_replicas").set(f64::from(b.replicas()));
+        let mut st = self.lock();
+        if st.budget.replicas() != n.max(1) {
+            st.budget.set_replicas(now, n);
+            metrics::gauge!("bluegreen_api_budget_replicas").set(f64::from(st.budget.replicas()));
         }
     }
 
     /// Take what `kind` costs for `role`, waiting as long as the budget says. Returns
     /// the time waited.
+    ///
+    /// Forward commands are served in arrival order per bucket: one that has to wait
+    /// takes a place in line, and a later one that takes from any of the same buckets
+    /// waits behind it, so a large cost (a preflight's) is not starved by a stream of
+    /// small ones (the monitors' polls), each of which would fit at once. A rollback's
+    /// command never waits in line: it goes first, and may use the reserve.
     pub async fn acquire(&self, kind: &CommandKind, role: Role) -> Duration {
         let cost = Cost::of_command(kind);
         if cost.total() == 0 {
@@ -62,25 +106,65 @@ impl SharedBudget {
         }
         let started = self.clock.now();
         let waited = |now: bluegreen_core::Timestamp| Duration::from_millis(now.ms_since(started));
-        for attempt in 0..WAITS_PER_COMMAND_MAX {
+        let mut place: Option<Place<'_>> = None;
+        let (mut waits, mut turns) = (0u32, 0u32);
+        while waits < WAITS_PER_COMMAND_MAX {
+            // Made before looking, so a wake between the look and the sleep is not lost.
+            let moved = self.moved.notified();
             let now = self.clock.now();
-            let ready_at = match self.lock().try_take(now, cost, role) {
-                Ok(()) => {
-                    if attempt == 0 {
+            let step = {
+                let mut st = self.lock();
+                let mine = place.as_ref().map(|p| p.ticket);
+                let behind = role == Role::Forward
+                    && turns < TURNS_PER_COMMAND_MAX
+                    && st
+                        .line
+                        .iter()
+                        .take_while(|(ticket, _)| Some(*ticket) != mine)
+                        .any(|(_, earlier)| earlier.shares_bucket_with(&cost));
+                if behind {
+                    None
+                } else {
+                    Some(st.budget.try_take(now, cost, role))
+                }
+            };
+            match step {
+                Some(Ok(())) => {
+                    let served_at_once = waits == 0 && turns == 0 && place.is_none();
+                    drop(place.take());
+                    self.moved.notify_waiters();
+                    if served_at_once {
                         return Duration::ZERO;
                     }
                     let waited = waited(now).max(Duration::from_millis(1));
-                    {
-                        metrics::counter!("bluegreen_api_budget_waits_total", "role" => role.name())
-                            .increment(1);
-                        metrics::histogram!("bluegreen_api_budget_wait_seconds", "role" => role.name())
-                            .record(waited.as_secs_f64());
-                    }
+                    metrics::counter!("bluegreen_api_budget_waits_total", "role" => role.name())
+                        .increment(1);
+                    metrics::histogram!("bluegreen_api_budget_wait_seconds", "role" => role.name())
+                        .record(waited.as_secs_f64());
                     return waited;
                 }
-                Err(at) => at,
-            };
-            tokio::time::sleep(self.clock.until(ready_at).max(Duration::from_millis(1))).await;
+                Some(Err(ready_at)) => {
+                    waits += 1;
+                    if role == Role::Forward && place.is_none() {
+                        place = Some(self.take_place(cost));
+                    }
+                    let sleep = self.clock.until(ready_at).max(Duration::from_millis(1));
+                    tokio::select! {
+                        () = tokio::time::sleep(sleep) => {}
+                        () = moved => {}
+                    }
+                }
+                None => {
+                    turns += 1;
+                    if place.is_none() {
+                        place = Some(self.take_place(cost));
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(BEHIND_SLEEP_MS_MAX)) => {}
+                        () = moved => {}
+                    }
+                }
+            }
         }
         tracing::warn!(
             command = kind.name(),
@@ -90,9 +174,20 @@ impl SharedBudget {
         waited(self.clock.now())
     }
 
+    fn take_place(&self, cost: Cost) -> Place<'_> {
+        let mut st = self.lock();
+        let ticket = st.next_ticket;
+        st.next_ticket += 1;
+        st.line.push((ticket, cost));
+        Place {
+            budget: self,
+            ticket,
+        }
+    }
+
     /// Tokens left per bucket, for `/v1/status`-style views and tests.
     pub fn tokens(&self, bucket: bluegreen_core::budget::ApiBucket) -> u64 {
-        self.lock().tokens(bucket)
+        self.lock().budget.tokens(bucket)
     }
 }
 
@@ -144,5 +239,68 @@ mod tests {
         let rollback = budget.acquire(&tag(), Role::Rollback).await;
         assert!(rollback.is_zero(), "the reserve serves a rollback at once");
         assert!(budget.tokens(ApiBucket::ElbModify) < 3);
+    }
+
+    fn health() -> CommandKind {
+        CommandKind::Observe(bluegreen_core::command::Observe::TargetHealth {
+            target_group: "tg".into(),
+        })
+    }
+
+    fn preflight() -> CommandKind {
+        CommandKind::Preflight(bluegreen_core::command::Preflight {
+            cluster: "c".into(),
+            mode: bluegreen_core::Mode::ServicePair,
+            services: vec!["a".into(), "b".into()],
+            target_groups: ["ta".into(), "tb".into()],
+            listener: bluegreen_core::ListenerRef {
+                listener_arn: "l".into(),
+                rule_arn: None,
+            },
+            test_listener: None,
+            container: "app".into(),
+        })
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_preflight_keeps_its_place_against_later_polls_of_its_bucket() {
+        let clock = Arc::new(JumpClock(Mutex::new(1_000_000)));
+        let budget = Arc::new(SharedBudget::new(BudgetShape::DEFAULT, clock));
+        // Polls of ELBv2 until one has to wait: the bucket is then empty.
+        let mut polls = 0;
+        while budget.acquire(&health(), Role::Forward).await.is_zero() {
+            polls += 1;
+            assert!(polls < 200, "the ELBv2 describe bucket never ran dry");
+        }
+        let served = Arc::new(Mutex::new(Vec::new()));
+        let (b, log) = (budget.clone(), served.clone());
+        let large = tokio::spawn(async move {
+            b.acquire(&preflight(), Role::Forward).await;
+            log.lock().unwrap().push("preflight");
+        });
+        // The preflight asks first and has to wait (4 ELBv2 tokens, none left).
+        tokio::task::yield_now().await;
+        assert!(served.lock().unwrap().is_empty());
+        // A poll arriving now would fit the moment a token is back; it waits its turn.
+        budget.acquire(&health(), Role::Forward).await;
+        served.lock().unwrap().push("poll");
+        large.await.unwrap();
+        assert_eq!(*served.lock().unwrap(), ["preflight", "poll"]);
+        // A rollback's read does not queue behind forward waiters.
+        let waited = budget.acquire(&health(), Role::Rollback).await;
+        assert!(waited.is_zero(), "the reserve serves a rollback at once");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiter_that_gives_up_leaves_the_line() {
+        let clock = Arc::new(JumpClock(Mutex::new(1_000_000)));
+        let budget = SharedBudget::new(BudgetShape::DEFAULT, clock);
+        while budget.acquire(&health(), Role::Forward).await.is_zero() {}
+        // The caller's hold limit drops the wait: its place must not block the line.
+        let gave_up =
+            tokio::time::timeout(Duration::ZERO, budget.acquire(&preflight(), Role::Forward)).await;
+        assert!(gave_up.is_err());
+        assert!(budget.lock().line.is_empty());
+        budget.acquire(&health(), Role::Forward).await;
     }
 }
