@@ -131,8 +131,9 @@ impl SharedBudget {
             match step {
                 Some(Ok(())) => {
                     let served_at_once = waits == 0 && turns == 0 && place.is_none();
+                    // Leaving the line wakes those behind (`Place::drop`); taking tokens
+                    // alone unblocks nobody.
                     drop(place.take());
-                    self.moved.notify_waiters();
                     if served_at_once {
                         return Duration::ZERO;
                     }
