@@ -401,6 +401,48 @@ mod tests {
     }
 
     #[test]
+    fn the_accessors_report_what_the_queue_holds() {
+        let mut a = Admission::default();
+        assert!(!a.is_busy(), "an empty app has no work");
+        assert_eq!((a.hold(), a.newest_push()), (None, None));
+        let started = a.submit(push(&a, "d1", 10));
+        assert_eq!(started.created(), Some(&id(1)), "a start made a deployment");
+        assert!(a.is_busy(), "running alone is busy");
+        assert_eq!(a.newest_push(), Some(Timestamp::from_millis(10)));
+        let queued = a.submit(push(&a, "d2", 30));
+        assert_eq!(queued.created(), Some(&id(2)), "a queued one was made too");
+        assert_eq!(a.newest_push(), Some(Timestamp::from_millis(30)));
+        let again = a.submit(push(&a, "d2", 40));
+        assert_eq!(again, Decision::Existing { id: id(2) });
+        assert_eq!(again.created(), None, "an idempotent answer made nothing");
+        assert_eq!(
+            a.finished(&id(1), PhaseName::Failed),
+            Next::Held {
+                hold: a.hold().cloned().expect("a failed outcome holds the app"),
+                queued: Some(id(2)),
+            }
+        );
+        assert_eq!(a.hold().map(|h| &h.by), Some(&id(1)));
+
+        let entry = |n: u64, key: &str| Entry {
+            id: id(n),
+            image_key: key.into(),
+        };
+        let r = Admission::recovered(None, Some(entry(4, "q")), 4);
+        assert!(r.is_busy(), "queued alone is busy");
+        assert_eq!(r.queued(), Some(&entry(4, "q")));
+        assert_eq!(r.running(), None);
+        assert_eq!(
+            r.next_ordinal(),
+            5,
+            "the count of admitted deployments survives"
+        );
+        let r = Admission::recovered(Some(entry(2, "r")), None, 2);
+        assert_eq!(r.running(), Some(&entry(2, "r")));
+        assert!(r.is_busy());
+    }
+
+    #[test]
     fn first_request_starts_and_the_next_queues() {
         let mut a = Admission::default();
         assert_eq!(a.submit(push(&a, "d1", 10)), Decision::Start { id: id(1) });

@@ -342,5 +342,7 @@ mod tests {
         assert_eq!(family_and_revision("web:3"), ("web", Some(3)));
         assert_eq!(family_and_revision("web"), ("web", None));
         assert_eq!(family_and_revision("web:latest"), ("web:latest", None));
+        // Another kind of ARN is no task definition: it stays whole.
+        assert_eq!(family_and_revision(TG), (TG, None));
     }
 }

@@ -474,6 +474,16 @@ mod tests {
             went, 25,
             "32 tokens less a 6.4-token reserve: 25 whole calls"
         );
+        assert_eq!(
+            b.tokens(ApiBucket::ElbDescribe),
+            7,
+            "32 - 25 whole tokens left"
+        );
+        assert_eq!(
+            b.tokens(ApiBucket::ElbModify),
+            16,
+            "another bucket untouched (20 burst × 0.8)"
+        );
         // Refill 10/s × 0.8 = 8/s: the next whole token above the reserve in 125 ms
         // or less.
         let ready = b.try_take(t(0), one, Role::Forward).unwrap_err();
@@ -485,8 +495,15 @@ mod tests {
     fn a_rollback_draws_on_the_reserve_forward_progress_left() {
         let mut b = Budget::new(Rates::AWS, BudgetShape::DEFAULT, t(0));
         let write = Cost::one(ApiBucket::ElbModify);
-        while b.try_take(t(0), write, Role::Forward).is_ok() {}
-        assert!(b.try_take(t(0), write, Role::Forward).is_err());
+        let mut went = 0;
+        while b.try_take(t(0), write, Role::Forward).is_ok() {
+            went += 1;
+            assert!(went <= 20, "the bucket must run dry");
+        }
+        assert_eq!(
+            went, 12,
+            "16 tokens less a 3.2-token reserve: 12 whole calls"
+        );
         let reserve = rollback_reserve(&b, ApiBucket::ElbModify);
         assert!(reserve >= 3, "20 × 0.8 × 0.2 = 3.2 tokens kept");
         for _ in 0..reserve {
@@ -514,6 +531,7 @@ mod tests {
         let mut one = Budget::new(Rates::AWS, BudgetShape::DEFAULT, t(0));
         let mut four = Budget::new(Rates::AWS, BudgetShape::DEFAULT, t(0));
         four.set_replicas(t(0), 4);
+        assert_eq!(four.replicas(), 4);
         let call = Cost::one(ApiBucket::EcsDescribe);
         let count = |b: &mut Budget, at: Timestamp| {
             let mut n = 0u32;
@@ -593,6 +611,69 @@ mod tests {
             weights: vec![],
         };
         assert_eq!(Cost::of_command(&weights).of(ApiBucket::ElbModify), 1);
+    }
+
+    #[test]
+    fn a_test_listener_and_its_rule_add_to_a_preflight_and_find_reads_its_lookback() {
+        let listener = |rule: Option<&str>| ListenerRef {
+            listener_arn: "arn:l".into(),
+            rule_arn: rule.map(Into::into),
+        };
+        let pre = |test: Option<ListenerRef>| {
+            Cost::of_command(&CommandKind::Preflight(Preflight {
+                cluster: "prod".into(),
+                mode: Mode::ServicePair,
+                services: vec!["a".into(), "b".into()],
+                target_groups: ["x".into(), "y".into()],
+                listener: listener(None),
+                test_listener: test,
+                container: "app".into(),
+            }))
+        };
+        // The listener and its rule (2), the test listener (1) and its rule (1), both
+        // target groups in one call (1).
+        assert_eq!(pre(None).of(ApiBucket::ElbDescribe), 3);
+        assert_eq!(pre(Some(listener(None))).of(ApiBucket::ElbDescribe), 4);
+        assert_eq!(
+            pre(Some(listener(Some("arn:r")))).of(ApiBucket::ElbDescribe),
+            5
+        );
+        assert_eq!(
+            pre(None).total(),
+            3 + 2 + 2,
+            "ELBv2 3, ECS describe 2, task definitions 2"
+        );
+        let find = Cost::of_command(&CommandKind::FindTaskDefinition {
+            base: "arn:td".into(),
+            image: "img".into(),
+            container: "app".into(),
+        });
+        assert_eq!(
+            find.of(ApiBucket::EcsTaskDefinitions),
+            2 + FIND_LOOKBACK_REVISIONS,
+            "the base, the family's list and the lookback"
+        );
+        assert_eq!(find.total(), u32::from(2 + FIND_LOOKBACK_REVISIONS));
+    }
+
+    #[test]
+    fn buckets_and_roles_have_distinct_names_for_metrics() {
+        let names: Vec<&str> = ApiBucket::ALL.iter().map(|b| b.name()).collect();
+        assert_eq!(names[0], "ecs-describe");
+        assert_eq!(
+            names[ApiBucket::CwGetMetricData as usize],
+            "cw-get-metric-data"
+        );
+        let distinct: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(distinct.len(), names.len(), "{names:?}");
+        assert!(
+            names.iter().all(|n| n.len() > 3 && !n.contains(' ')),
+            "{names:?}"
+        );
+        assert_eq!(
+            (Role::Forward.name(), Role::Rollback.name()),
+            ("forward", "rollback")
+        );
     }
 
     #[test]

@@ -710,6 +710,12 @@ mod tests {
         g.note_reason("unhealthy", "R", Some(long.into()), 1);
         let d = g.reasons[0].description.as_deref().unwrap();
         assert!(d.len() <= TargetHealth::DESCRIPTION_BYTES_MAX && d.chars().all(|c| c == 'é'));
+        // The cut falls inside a character: it steps back to the character's start.
+        let odd = format!("x{}", "é".repeat(TargetHealth::DESCRIPTION_BYTES_MAX));
+        let mut g = TargetHealth::default();
+        g.note_reason("unhealthy", "R", Some(odd.into()), 1);
+        let d = g.reasons[0].description.as_deref().unwrap();
+        assert_eq!(d.len(), TargetHealth::DESCRIPTION_BYTES_MAX - 1);
     }
 
     #[test]

@@ -216,11 +216,27 @@ mod tests {
     #[test]
     fn a_name_compares_and_orders_like_its_text() {
         let a = Name::from("a");
-        assert_eq!(a, "a");
-        assert_eq!("a", a);
-        assert_eq!(a, String::from("a"));
-        assert!("a" < "b");
+        let b = Name::from("b");
+        // Every direction of every comparison, equal and unequal.
+        assert!(a == Name::from("a") && a != b);
+        assert!(a == *"a" && a != *"b");
+        assert!(a == "a" && a != "b");
+        assert!(a == String::from("a") && a != String::from("b"));
+        assert!(*"a" == a && *"b" != a);
+        assert!("a" == a && "b" != a);
+        assert!(String::from("a") == a && String::from("b") != a);
+        assert!(a < b && b > a && a.cmp(&a.clone()) == core::cmp::Ordering::Equal);
+        assert_eq!(a.partial_cmp(&b), Some(core::cmp::Ordering::Less));
+        let mut sorted = vec![Name::from("c"), b.clone(), a.clone()];
+        sorted.sort();
+        assert_eq!(sorted, ["a", "b", "c"]);
+        // Hash agrees with `str` (the `Borrow<str>` contract): a set of names is
+        // searched by text.
+        let set: std::collections::HashSet<Name> = [a.clone(), b.clone()].into();
+        assert!(set.contains("a") && set.contains("b") && !set.contains("c"));
         assert_eq!(String::from(&a), "a");
+        assert_eq!(String::from(a.clone()), "a");
         assert_eq!(Name::default(), "");
+        assert_eq!(a.len(), 1);
     }
 }

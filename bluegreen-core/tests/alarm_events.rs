@@ -190,3 +190,88 @@ fn a_paused_deployment_still_rolls_back_on_an_alarm_event() {
     r.finish();
     assert_eq!(r.d.phase_name(), PhaseName::RolledBack);
 }
+
+#[test]
+fn green_ready_hooks_run_under_the_alarm_watch_but_the_health_check_before_them_does_not() {
+    let mut r = Run::new(full_spec(|d| {
+        d.pacing.poll_interval_ms = 60_000;
+    }));
+    advance_to(&mut r, PhaseName::HealthCheck);
+    let e = event("web-5xx", AlarmState::Alarm, r.now);
+    assert_eq!(
+        r.d.alarm_verdict(&e),
+        AlarmVerdict::Ignored(IgnoredAlarm::PhaseDoesNotWatch(PhaseName::HealthCheck)),
+        "green has no traffic yet"
+    );
+    r.until(|r| matches!(r.d.phase(), bluegreen_core::machine::Phase::HealthCheck(h) if h.hooks.is_some()));
+    let e = event("web-5xx", AlarmState::Alarm, r.now);
+    assert_eq!(r.d.alarm_verdict(&e), AlarmVerdict::RollsBack);
+    r.d.handle(r.now, Input::Alarm(e)).unwrap();
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::RolledBack);
+}
+
+#[test]
+fn an_ignored_alarm_says_why_in_words() {
+    let t = Timestamp::from_millis(1_000);
+    for (why, text) in [
+        (
+            IgnoredAlarm::NotWatched,
+            "the deployment does not watch this alarm",
+        ),
+        (
+            IgnoredAlarm::NotAlarm(AlarmState::Ok),
+            "state Ok is not ALARM",
+        ),
+        (IgnoredAlarm::Over, "the deployment is over"),
+        (IgnoredAlarm::AlreadyRollingBack, "already rolling back"),
+        (
+            IgnoredAlarm::PhaseDoesNotWatch(PhaseName::Deploy),
+            "phase deploy does not watch alarms",
+        ),
+    ] {
+        assert_eq!(why.to_string(), text);
+    }
+    let before = IgnoredAlarm::BeforeDeployment { created_at: t }.to_string();
+    assert!(
+        before.starts_with("stale: the event is older than the deployment ("),
+        "{before}"
+    );
+    let stale = IgnoredAlarm::Stale { read_at: t }.to_string();
+    assert!(
+        stale.starts_with("stale: the alarm was read at "),
+        "{stale}"
+    );
+    assert!(
+        stale.ends_with(", after the event, and was not in ALARM"),
+        "{stale}"
+    );
+}
+
+#[test]
+fn an_event_newer_than_the_last_read_rolls_back_even_though_that_read_said_ok() {
+    let mut r = long_bake();
+    advance_to(&mut r, PhaseName::Bake);
+    r.until(|r| r.d.knowledge().alarms.is_some());
+    let read_at = r.d.knowledge().alarms.as_ref().unwrap().at;
+    // The read saw the alarm OK; the alarm changed a millisecond after it.
+    let e = event("web-5xx", AlarmState::Alarm, read_at.plus_ms(1));
+    assert_eq!(r.d.alarm_verdict(&e), AlarmVerdict::RollsBack);
+    // An event from the very instant the deployment was created is not before it.
+    let mut v = serde_json::to_value(&r.d).unwrap();
+    v["knowledge"]["alarms"] = serde_json::Value::Null;
+    let d: bluegreen_core::Deployment = serde_json::from_value(v).unwrap();
+    let at_creation = event("web-5xx", AlarmState::Alarm, d.created_at());
+    assert_eq!(d.alarm_verdict(&at_creation), AlarmVerdict::RollsBack);
+    let a_moment_before = event(
+        "web-5xx",
+        AlarmState::Alarm,
+        Timestamp::from_millis(d.created_at().as_millis() - 1),
+    );
+    assert_eq!(
+        d.alarm_verdict(&a_moment_before),
+        AlarmVerdict::Ignored(IgnoredAlarm::BeforeDeployment {
+            created_at: d.created_at()
+        })
+    );
+}

@@ -108,6 +108,65 @@ fn bake_and_drain_wait_their_full_time_before_blue_is_scaled_down() {
 }
 
 #[test]
+fn the_deployment_counts_what_it_sent_and_remembers_when_it_began() {
+    let r = completes(spec(|_| {}));
+    assert_eq!(r.d.created_at(), START);
+    assert!(r.d.updated_at() > START);
+    let sent = r.commands().count() as u64;
+    assert!(sent > 10, "{sent}");
+    assert_eq!(
+        r.d.commands_sent(),
+        sent,
+        "no retries on a clean run: one per command"
+    );
+    let calls: u64 = r
+        .commands()
+        .map(|c| u64::from(c.kind.aws_calls_min()))
+        .sum();
+    assert!(calls > sent, "a preflight alone makes several calls");
+    assert_eq!(r.d.aws_calls_min(), calls);
+}
+
+#[test]
+fn blue_is_removed_only_in_the_instant_of_a_fresh_look_at_green() {
+    for task_sets in [false, true] {
+        let r = completes(spec(|d| {
+            // A poll cadence that does not land on the end of the drain wait: the last
+            // routine look is seconds old when blue's removal comes due.
+            d.pacing.poll_interval_ms = 7_000;
+            d.drain_ms = 30_000;
+            if task_sets {
+                d.environment = EnvironmentModel::TaskSet {
+                    service: "web".into(),
+                };
+            }
+        }));
+        let green_tg = r.d.spec().target_groups[1].clone();
+        let removal = r
+            .outs
+            .iter()
+            .position(|o| {
+                matches!(&o.out, Output::Command(c) if matches!(&c.kind,
+                    CommandKind::ScaleEnvironment { service, desired_count: 0, .. } if service == "web-a")
+                    || matches!(c.kind, CommandKind::DeleteEnvironment { .. }))
+            })
+            .expect("blue was removed");
+        let last_look = r.outs[..removal]
+            .iter()
+            .rev()
+            .find(|o| {
+                matches!(&o.out, Output::Command(c) if matches!(&c.kind,
+                    CommandKind::Observe(Observe::TargetHealth { target_group }) if *target_group == green_tg))
+            })
+            .expect("green was looked at");
+        assert_eq!(
+            last_look.at, r.outs[removal].at,
+            "task sets: {task_sets}: the look before blue's removal is from the same instant"
+        );
+    }
+}
+
+#[test]
 fn task_set_model_creates_a_task_set_swaps_primary_and_deletes_blue() {
     let r = completes(spec(|d| {
         d.environment = EnvironmentModel::TaskSet {

@@ -56,6 +56,58 @@ fn promote_ends_the_bake_early() {
 }
 
 #[test]
+fn promote_ends_the_test_traffic_hold_early_but_not_while_its_hooks_run() {
+    let mut r = Run::new(full_spec(|d| {
+        d.test_traffic_ms = 3_600_000;
+        d.approval_timeout_ms = None;
+    }));
+    advance_to(&mut r, PhaseName::TestTraffic);
+    // The test-traffic hooks have not passed yet: there is no hold to end.
+    let refused = r.operator(OperatorRequest::Promote).unwrap_err();
+    assert_eq!(refused.phase, PhaseName::TestTraffic);
+    r.until(|r| matches!(r.d.phase(), Phase::TestTraffic(t) if t.hold_until.is_some()));
+    let held_from = r.now;
+    r.operator(OperatorRequest::Promote).unwrap();
+    r.until(|r| r.d.phase_name() != PhaseName::TestTraffic || r.d.is_terminal());
+    assert!(
+        r.now.ms_since(held_from) < 60_000,
+        "promote cut the hour-long test hold short"
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+}
+
+#[test]
+fn promote_at_the_instant_a_hold_ends_is_refused_as_there_is_nothing_left_to_end() {
+    for want in [PhaseName::TestTraffic, PhaseName::Bake] {
+        let mut r = Run::new(full_spec(|d| {
+            d.test_traffic_ms = 600_000;
+            d.bake_ms = 600_000;
+            d.approval_timeout_ms = None;
+        }));
+        r.until(|r| {
+            (r.d.phase_name() == want && clock_of(r.d.phase()).is_some()) || r.d.is_terminal()
+        });
+        let ends = clock_of(r.d.phase()).unwrap_or_else(|| panic!("{want} never held"));
+        // The request arrives at the hold's last instant, before the machine's own wake.
+        let a_moment_before = r.d.clone();
+        let refused =
+            r.d.handle(ends, Input::Operator(OperatorRequest::Promote))
+                .unwrap_err();
+        assert_eq!(refused.phase, want);
+        let mut d = a_moment_before;
+        assert_eq!(
+            d.handle(
+                Timestamp::from_millis(ends.as_millis() - 1),
+                Input::Operator(OperatorRequest::Promote)
+            ),
+            Ok(()),
+            "{want}: a millisecond earlier there is still a hold to end"
+        );
+    }
+}
+
+#[test]
 fn promote_is_refused_where_there_is_nothing_to_end_early() {
     let mut r = Run::example();
     advance_to(&mut r, PhaseName::HealthCheck);
@@ -65,6 +117,56 @@ fn promote_is_refused_where_there_is_nothing_to_end_early() {
 }
 
 // ----- pause / resume -----
+
+/// The phase's own clock: the deadline or hold end a pause must push back.
+fn clock_of(p: &Phase) -> Option<Timestamp> {
+    match p {
+        Phase::Deploy(d) => Some(d.deadline),
+        Phase::HealthCheck(h) => Some(h.deadline),
+        Phase::TestTraffic(t) => t.hold_until,
+        Phase::Approval(a) => Some(a.deadline),
+        Phase::Bake(b) => b.until,
+        Phase::DrainBlue(d) => match d.stage {
+            machine::DrainStage::Waiting { until } => Some(until),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+#[test]
+fn a_resume_pushes_the_paused_phases_deadline_back_by_the_length_of_the_pause() {
+    const PAUSE_MS: u64 = 3_600_000;
+    for want in [
+        PhaseName::Deploy,
+        PhaseName::HealthCheck,
+        PhaseName::TestTraffic,
+        PhaseName::Approval,
+        PhaseName::Bake,
+        PhaseName::DrainBlue,
+    ] {
+        let mut r = Run::new(full_spec(|d| {
+            d.test_traffic_ms = 600_000;
+            d.bake_ms = 600_000;
+            // Only the approval case waits for a human.
+            d.approval_timeout_ms = (want == PhaseName::Approval).then_some(600_000);
+        }));
+        r.until(|r| {
+            (r.d.phase_name() == want && clock_of(r.d.phase()).is_some()) || r.d.is_terminal()
+        });
+        let before =
+            clock_of(r.d.phase()).unwrap_or_else(|| panic!("{want} never started its clock"));
+        r.operator(OperatorRequest::Pause).unwrap();
+        r.now = r.now.plus_ms(PAUSE_MS);
+        r.operator(OperatorRequest::Resume).unwrap();
+        assert_eq!(r.d.phase_name(), want);
+        assert_eq!(
+            clock_of(r.d.phase()),
+            Some(before.plus_ms(PAUSE_MS)),
+            "{want}: the hour paused does not count against the phase"
+        );
+    }
+}
 
 #[test]
 fn pause_stops_forward_progress_and_resume_continues_where_it_was() {
@@ -523,8 +625,22 @@ fn a_corrupted_snapshot_that_breaks_an_invariant_fails_loudly_instead_of_continu
     v["knowledge"]["prod_weights"] = serde_json::json!({"blue": 50, "green": 50});
     r.d = serde_json::from_value(v).unwrap();
     r.inbox.clear();
+    // Wake when the health check's next look is due: the broken state must stop it.
+    r.now = r.wake_at.expect("the health check waits for its next look");
+    let sent_before = r.commands().count();
     r.d.handle(r.now, Input::Wake).unwrap();
     assert_eq!(r.d.phase_name(), PhaseName::Failed);
+    r.drain();
+    assert_eq!(
+        r.commands().count(),
+        sent_before,
+        "nothing is sent once an invariant failed"
+    );
+    assert!(
+        r.notices()
+            .any(|n| matches!(n, Notice::Transition(t) if t.to == PhaseName::Failed)),
+        "the failure is announced"
+    );
     let Phase::Failed {
         reason,
         action_required,

@@ -644,3 +644,143 @@ fn a_green_that_never_empties_fails_the_rollback_with_a_last_look_at_the_deadlin
         assert!(last_look <= failed_at);
     }
 }
+
+#[test]
+fn create_green_that_cannot_finish_in_time_rolls_back_on_its_own_clock() {
+    let mut r = Run::new(spec(|d| {
+        d.timeouts.deploy_ms = 30_000;
+        d.pacing.retry_max_ms = 5_000;
+    }));
+    // ECS throttles the registration for longer than the create's 30 s, then takes it:
+    // the answer comes too late, and the create stops there (it does not go on to
+    // create a green it no longer has time to finish).
+    for _ in 0..20 {
+        r.w.fault(
+            "register-task-definition",
+            Fault::Error(err(ErrorClass::Throttled, "ThrottlingException")),
+        );
+    }
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::CreateGreen, ReasonKind::Timeout);
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason.detail.contains("green was not created within"),
+        "{reason}"
+    );
+    assert!(
+        !r.commands().any(|c| c.kind.name() == "ensure-green"),
+        "no green environment is started once the create's time is up"
+    );
+}
+
+#[test]
+fn a_green_task_set_that_never_reports_steady_state_times_out_in_deploy() {
+    let mut r = Run::new(spec(|d| {
+        d.timeouts.deploy_ms = 30_000;
+        d.environment = EnvironmentModel::TaskSet {
+            service: "web".into(),
+        };
+    }));
+    // Every count is right, but ECS never calls the task set steady.
+    r.w.green_stabilizing = true;
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Deploy, ReasonKind::Timeout);
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason.detail.starts_with("green not steady within"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_blue_that_never_empties_after_its_scale_down_fails_with_what_it_still_holds() {
+    let mut r = Run::example();
+    r.w.blue_left = Some((1, 1));
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+    let reason = r.d.outcome_reason().unwrap();
+    assert_eq!(reason.kind, ReasonKind::Timeout);
+    assert!(
+        reason
+            .detail
+            .starts_with("blue still holds 2 task(s) (desired 0) ")
+            && reason.detail.ends_with(" after scale-down"),
+        "running and pending both count: {reason}"
+    );
+}
+
+#[test]
+fn a_blue_that_empties_after_its_first_verify_completes() {
+    for left in [(1, 0), (0, 1)] {
+        let mut r = Run::example();
+        r.w.blue_left = Some(left);
+        r.until(|r| r.commands().any(|c| c.id.as_str().contains("verify-blue")));
+        // The first look still sees blue's tasks; they are gone by the next.
+        r.w.blue_left = None;
+        r.finish();
+        assert_eq!(
+            r.d.phase_name(),
+            PhaseName::Completed,
+            "{left:?}: {:#?}",
+            r.d.history()
+        );
+        let verifies = r
+            .commands()
+            .filter(|c| c.id.as_str().contains("verify-blue"))
+            .count();
+        assert!(
+            verifies >= 2,
+            "{left:?}: looked again after the first ({verifies})"
+        );
+    }
+}
+
+#[test]
+fn a_green_task_set_short_of_tasks_times_out_in_deploy() {
+    let mut r = Run::new(spec(|d| {
+        d.timeouts.deploy_ms = 30_000;
+        d.environment = EnvironmentModel::TaskSet {
+            service: "web".into(),
+        };
+    }));
+    // One of three running and none pending: tasks that failed to place.
+    r.w.green_running = Some(1);
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Deploy, ReasonKind::Timeout);
+}
+
+#[test]
+fn a_failed_blue_removal_that_finds_green_dark_before_its_resend_rolls_back_cleanly() {
+    let mut r = Run::example();
+    r.w.fault(
+        "scale-environment",
+        Fault::Error(err(ErrorClass::Retryable, "ServiceUnavailable")),
+    );
+    r.until(|r| {
+        r.commands()
+            .any(|c| c.id.as_str().contains("scale-down-blue"))
+    });
+    // The scale-down was refused unapplied; by its re-send green has gone dark.
+    r.w.green_healthy = Some(0);
+    r.finish();
+    // A plain rollback from the drain wait (blue is whole), not a failure that needs an
+    // operator, though a scale-down of blue was sent once.
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::RolledBack,
+        "{:#?}",
+        r.d.history()
+    );
+    assert_eq!(r.rolled_back_from(), Some(PhaseName::DrainBlue));
+    assert_eq!(r.w.prod_weights(), (100, 0));
+    assert_eq!(r.w.tasks(0), 3, "blue was never scaled down");
+    assert_eq!(r.w.tasks(1), 0, "green removed");
+    let reason = r.d.outcome_reason().unwrap();
+    assert_eq!(reason.kind, ReasonKind::Unhealthy);
+    assert!(
+        reason
+            .detail
+            .starts_with("green has no healthy targets; not retrying scale-environment"),
+        "{reason}"
+    );
+}

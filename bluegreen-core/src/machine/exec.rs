@@ -392,3 +392,294 @@ fn blue_removal_allowed(
         _ => Err(GuardRefusal::DrainWaitNotOver),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The emission guards, one rule at a time: the phases never trip them (so the
+    //! machine's own tests cannot), but each is the last line before traffic goes to
+    //! nowhere or the live side is removed.
+    use super::*;
+    use crate::command::{EnsureGreen, Observe, TargetHealth, TargetWeight};
+    use crate::machine::knowledge::Sample;
+    use crate::plan::example_draft;
+    use crate::spec::ListenerRef;
+
+    const NOW_MS: u64 = 1_000_000;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    /// The example app with slot 0 (web-a) blue.
+    fn setup(f: impl FnOnce(&mut crate::spec::SpecDraft)) -> (DeploymentSpec, Sides) {
+        let mut d = example_draft();
+        f(&mut d);
+        let spec = DeploymentSpec::new(d).expect("valid spec");
+        let sides = Sides {
+            blue: 0,
+            desired_count: 2,
+            blue_task_definition: "td:1".into(),
+            blue_task_set: None,
+            test_listener_original: None,
+        };
+        (spec, sides)
+    }
+
+    fn weights(spec: &DeploymentSpec, blue: u32, green: u32) -> CommandKind {
+        CommandKind::SetListenerWeights {
+            listener: spec.listener.clone(),
+            weights: vec![
+                TargetWeight {
+                    target_group: spec.target_groups[0].clone(),
+                    weight: blue,
+                },
+                TargetWeight {
+                    target_group: spec.target_groups[1].clone(),
+                    weight: green,
+                },
+            ],
+        }
+    }
+
+    fn green_seen(spec: &DeploymentSpec, k: &mut Knowledge, healthy: u32, seen_ms: u64) {
+        k.target_health.insert(
+            spec.target_groups[1].clone(),
+            Sample {
+                at: at(seen_ms),
+                value: TargetHealth {
+                    healthy,
+                    ..TargetHealth::default()
+                },
+            },
+        );
+    }
+
+    #[test]
+    fn no_write_goes_before_preflight_read_the_sides_but_reads_do() {
+        let (spec, _) = setup(|_| {});
+        let k = Knowledge::default();
+        let read = CommandKind::Observe(Observe::TargetHealth {
+            target_group: spec.target_groups[0].clone(),
+        });
+        assert_eq!(guard(&spec, &k, None, at(NOW_MS), &read), Ok(()));
+        assert_eq!(
+            guard(&spec, &k, None, at(NOW_MS), &weights(&spec, 100, 0)),
+            Err(GuardRefusal::SidesUnknown)
+        );
+    }
+
+    #[test]
+    fn weight_onto_green_needs_a_passed_health_check_and_a_fresh_healthy_look() {
+        let (spec, sides) = setup(|_| {});
+        let mut k = Knowledge::default();
+        let now = at(NOW_MS);
+        let g = |k: &Knowledge, green: u32| {
+            guard(
+                &spec,
+                k,
+                Some(&sides),
+                now,
+                &weights(&spec, 100 - green, green),
+            )
+        };
+        // All on blue needs nothing from green.
+        assert_eq!(g(&k, 0), Ok(()));
+        assert_eq!(g(&k, 1), Err(GuardRefusal::GreenNotYetHealthy));
+        k.green_healthy_at = Some(at(NOW_MS - 10_000));
+        assert_eq!(
+            g(&k, 10),
+            Err(GuardRefusal::GreenHealthStale),
+            "no look at all"
+        );
+        green_seen(&spec, &mut k, 0, NOW_MS - 1_000);
+        assert_eq!(
+            g(&k, 10),
+            Err(GuardRefusal::GreenHealthStale),
+            "no healthy target"
+        );
+        green_seen(&spec, &mut k, 2, NOW_MS - 5_000);
+        k.prod_written_at = Some(at(NOW_MS - 4_000));
+        assert_eq!(
+            g(&k, 50),
+            Err(GuardRefusal::GreenHealthStale),
+            "the look is older than the last write"
+        );
+        k.prod_written_at = Some(at(NOW_MS - 5_000));
+        assert_eq!(
+            g(&k, 50),
+            Ok(()),
+            "a look from the same instant as the write counts"
+        );
+        k.prod_written_at = None;
+        assert_eq!(g(&k, 100), Ok(()));
+    }
+
+    #[test]
+    fn weights_naming_a_third_target_group_are_refused() {
+        let (spec, sides) = setup(|_| {});
+        let kind = CommandKind::SetListenerWeights {
+            listener: spec.listener.clone(),
+            weights: vec![TargetWeight {
+                target_group: "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/x/1".into(),
+                weight: 100,
+            }],
+        };
+        assert_eq!(
+            guard(
+                &spec,
+                &Knowledge::default(),
+                Some(&sides),
+                at(NOW_MS),
+                &kind
+            ),
+            Err(GuardRefusal::ForeignTargetGroup)
+        );
+    }
+
+    /// Knowledge at the end of a good shift: all green, written long ago, drain over.
+    fn drained() -> Knowledge {
+        Knowledge {
+            prod_weights: Weights::ALL_GREEN,
+            prod_written_at: Some(at(NOW_MS - 60_000)),
+            blue_removal_at: Some(at(NOW_MS)),
+            ..Knowledge::default()
+        }
+    }
+
+    #[test]
+    fn blue_scales_to_zero_only_after_production_left_it_and_the_drain_passed() {
+        let (spec, sides) = setup(|_| {});
+        let scale = |service: &Name, n: u32| CommandKind::ScaleEnvironment {
+            cluster: spec.cluster.clone(),
+            service: service.clone(),
+            desired_count: n,
+        };
+        let blue = sides.blue_service(&spec).clone();
+        let green = sides.green_service(&spec).clone();
+        let now = at(NOW_MS);
+        let check = |k: &Knowledge, kind: &CommandKind| guard(&spec, k, Some(&sides), now, kind);
+        assert_eq!(check(&drained(), &scale(&blue, 0)), Ok(()));
+        assert_eq!(
+            check(&drained(), &scale(&blue, 1)),
+            Err(GuardRefusal::BlueScaledUp)
+        );
+        // Green is scaled freely.
+        assert_eq!(check(&Knowledge::default(), &scale(&green, 3)), Ok(()));
+        let live = Knowledge {
+            prod_weights: Weights::green(90),
+            ..drained()
+        };
+        assert_eq!(
+            check(&live, &scale(&blue, 0)),
+            Err(GuardRefusal::BlueStillLive { blue_percent: 10 })
+        );
+        // The drain time is counted from the last write: exactly drain_ms later is enough.
+        let written = |ago_ms: u64| Knowledge {
+            prod_written_at: Some(at(NOW_MS - ago_ms)),
+            ..drained()
+        };
+        assert_eq!(check(&written(spec.drain_ms), &scale(&blue, 0)), Ok(()));
+        assert_eq!(
+            check(&written(spec.drain_ms - 1), &scale(&blue, 0)),
+            Err(GuardRefusal::DrainTimeNotPassed)
+        );
+        let never_written = Knowledge {
+            prod_written_at: None,
+            ..drained()
+        };
+        assert_eq!(
+            check(&never_written, &scale(&blue, 0)),
+            Err(GuardRefusal::DrainTimeNotPassed)
+        );
+        let waiting = |removal: Option<u64>| Knowledge {
+            blue_removal_at: removal.map(at),
+            ..drained()
+        };
+        assert_eq!(
+            check(&waiting(None), &scale(&blue, 0)),
+            Err(GuardRefusal::DrainWaitNotOver)
+        );
+        assert_eq!(
+            check(&waiting(Some(NOW_MS + 1)), &scale(&blue, 0)),
+            Err(GuardRefusal::DrainWaitNotOver)
+        );
+        assert_eq!(check(&waiting(Some(NOW_MS)), &scale(&blue, 0)), Ok(()));
+    }
+
+    #[test]
+    fn blue_is_not_removed_while_the_test_listener_may_still_reach_it() {
+        let (spec, sides) = setup(|d| {
+            d.test_listener = Some(ListenerRef {
+                listener_arn: "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/web/1/t"
+                    .into(),
+                rule_arn: None,
+            });
+            d.test_traffic_ms = 1_000;
+        });
+        let blue = CommandKind::ScaleEnvironment {
+            cluster: spec.cluster.clone(),
+            service: sides.blue_service(&spec).clone(),
+            desired_count: 0,
+        };
+        let check = |k: &Knowledge| guard(&spec, k, Some(&sides), at(NOW_MS), &blue);
+        assert_eq!(check(&drained()), Err(GuardRefusal::BlueStillTested));
+        let tested = Knowledge {
+            test_weights: Some(Weights::ALL_GREEN),
+            ..drained()
+        };
+        assert_eq!(check(&tested), Ok(()));
+    }
+
+    #[test]
+    fn only_blues_task_set_is_guarded_on_delete_and_green_is_never_ensured_on_blue() {
+        let (spec, mut sides) = setup(|_| {});
+        sides.blue_task_set = Some("arn:ts/blue".into());
+        let delete = |ts: &str| CommandKind::DeleteEnvironment {
+            cluster: spec.cluster.clone(),
+            service: "web".into(),
+            task_set: ts.into(),
+        };
+        let early = Knowledge::default();
+        let now = at(NOW_MS);
+        assert_eq!(
+            guard(&spec, &early, Some(&sides), now, &delete("arn:ts/blue")),
+            Err(GuardRefusal::BlueStillLive { blue_percent: 100 })
+        );
+        assert_eq!(
+            guard(&spec, &drained(), Some(&sides), now, &delete("arn:ts/blue")),
+            Ok(())
+        );
+        assert_eq!(
+            guard(&spec, &early, Some(&sides), now, &delete("arn:ts/green")),
+            Ok(())
+        );
+        let ensure = |service: &Name| {
+            CommandKind::EnsureGreen(EnsureGreen::Service {
+                cluster: spec.cluster.clone(),
+                service: service.clone(),
+                task_definition: "td:2".into(),
+                desired_count: 2,
+            })
+        };
+        assert_eq!(
+            guard(
+                &spec,
+                &early,
+                Some(&sides),
+                now,
+                &ensure(sides.blue_service(&spec))
+            ),
+            Err(GuardRefusal::EnsureGreenOnBlue)
+        );
+        assert_eq!(
+            guard(
+                &spec,
+                &early,
+                Some(&sides),
+                now,
+                &ensure(sides.green_service(&spec))
+            ),
+            Ok(())
+        );
+    }
+}

@@ -346,6 +346,11 @@ mod tests {
         assert!(e.detail.contains("not at rest"), "{}", e.detail);
         let e = live_slot(&st(&[("a", 50), ("x", 50)]), &tgs).unwrap_err();
         assert!(e.detail.contains("outside this app"));
+        assert!(
+            e.detail.ends_with(": x"),
+            "names only the foreign group: {}",
+            e.detail
+        );
         assert!(live_slot(&st(&[]), &tgs).is_err());
     }
 

@@ -210,3 +210,216 @@ pub(crate) fn validate(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{
+        AlarmObservation, AlarmState, AlarmStates, ErrorClass, ListenerState, MetricData,
+        MetricQuery, MetricRequest, MetricSeries, TargetWeight,
+    };
+    use crate::plan::example_spec;
+    use crate::spec::ListenerRef;
+    use crate::time::Timestamp;
+
+    fn tw(tg: &str, weight: u32) -> TargetWeight {
+        TargetWeight {
+            target_group: tg.into(),
+            weight,
+        }
+    }
+
+    fn listener() -> ListenerRef {
+        ListenerRef {
+            listener_arn: "arn:l".into(),
+            rule_arn: None,
+        }
+    }
+
+    fn alarms_read() -> CommandKind {
+        CommandKind::Observe(Observe::Alarms {
+            names: vec!["a".into(), "b".into()],
+        })
+    }
+
+    fn alarms(seen: &[&str], missing: &[&str]) -> CommandResult {
+        CommandResult::Observed(Observation::Alarms(AlarmStates {
+            alarms: seen
+                .iter()
+                .map(|n| AlarmObservation {
+                    name: (*n).into(),
+                    state: AlarmState::Ok,
+                    reason: String::new(),
+                })
+                .collect(),
+            missing: missing.iter().map(|n| (*n).into()).collect(),
+        }))
+    }
+
+    fn metrics_read() -> CommandKind {
+        CommandKind::Observe(Observe::Metrics(MetricRequest {
+            start: Timestamp::from_millis(0),
+            end: Timestamp::from_millis(60_000),
+            queries: vec![MetricQuery {
+                id: "green5xx".into(),
+                namespace: "AWS/ApplicationELB".into(),
+                metric_name: "HTTPCode_Target_5XX_Count".into(),
+                dimensions: vec![],
+                stat: "Sum".into(),
+                period_s: 60,
+            }],
+        }))
+    }
+
+    fn series(id: &str, values: Vec<f64>) -> CommandResult {
+        CommandResult::Observed(Observation::Metrics(MetricData {
+            series: vec![MetricSeries {
+                id: id.into(),
+                values,
+            }],
+        }))
+    }
+
+    /// The error's (class, code) and whether its message holds `words`.
+    fn refused(kind: &CommandKind, result: &CommandResult, words: &str) -> (ErrorClass, String) {
+        let e = validate(&example_spec(), kind, result).unwrap_err();
+        assert!(
+            e.message.contains(words),
+            "{words:?} not in {:?}",
+            e.message
+        );
+        (e.class, e.code)
+    }
+
+    fn fatal() -> (ErrorClass, String) {
+        (ErrorClass::Fatal, "BadResponse".into())
+    }
+
+    #[test]
+    fn results_that_answer_what_was_asked_pass() {
+        let spec = example_spec();
+        let weights = vec![tw("b", 90), tw("g", 10)];
+        let set = CommandKind::SetListenerWeights {
+            listener: listener(),
+            weights: weights.clone(),
+        };
+        let ok = |kind: &CommandKind, result: CommandResult| {
+            assert_eq!(validate(&spec, kind, &result), Ok(()), "{kind:?}");
+        };
+        ok(
+            &set,
+            CommandResult::WeightsSet(ListenerState { forwards: weights }),
+        );
+        ok(&alarms_read(), alarms(&["a"], &["b"]));
+        ok(&alarms_read(), alarms(&[], &[]));
+        ok(&metrics_read(), series("green5xx", vec![0.0, 3.0]));
+        ok(
+            &CommandKind::Observe(Observe::Listener(listener())),
+            CommandResult::Observed(Observation::Listener(ListenerState {
+                forwards: (0..5).map(|i| tw(&format!("t{i}"), 999)).collect(),
+            })),
+        );
+    }
+
+    #[test]
+    fn results_beyond_what_was_asked_or_what_aws_allows_are_refused_by_name() {
+        let set = CommandKind::SetListenerWeights {
+            listener: listener(),
+            weights: vec![tw("b", 90), tw("g", 10)],
+        };
+        let back =
+            |forwards: Vec<TargetWeight>| CommandResult::WeightsSet(ListenerState { forwards });
+        assert_eq!(
+            refused(&set, &back(vec![tw("b", 100), tw("g", 0)]), "after writing"),
+            (ErrorClass::Retryable, "ReadBackMismatch".into()),
+            "a read-back that differs is retried, not trusted"
+        );
+        assert_eq!(
+            refused(&set, &back(vec![tw("b", 1000)]), "weight over 999"),
+            fatal()
+        );
+        let six: Vec<TargetWeight> = (0..6).map(|i| tw(&format!("t{i}"), 1)).collect();
+        assert_eq!(
+            refused(&set, &back(six.clone()), "more than 5 targets"),
+            fatal()
+        );
+        let read = CommandKind::Observe(Observe::Listener(listener()));
+        let seen =
+            |forwards| CommandResult::Observed(Observation::Listener(ListenerState { forwards }));
+        assert_eq!(refused(&read, &seen(six), "more than 5 targets"), fatal());
+        assert_eq!(
+            refused(&read, &seen(vec![tw("b", 1000)]), "over 999"),
+            fatal()
+        );
+        assert_eq!(
+            refused(
+                &alarms_read(),
+                &alarms(&["a", "z"], &[]),
+                "alarm z was not asked for"
+            ),
+            fatal()
+        );
+        assert_eq!(
+            refused(
+                &alarms_read(),
+                &alarms(&[], &["y"]),
+                "alarm y was not asked for"
+            ),
+            fatal(),
+            "a missing alarm that was not asked for is as foreign as a seen one"
+        );
+        assert_eq!(
+            refused(
+                &metrics_read(),
+                &series("other", vec![]),
+                "series other was not asked for"
+            ),
+            fatal()
+        );
+        assert_eq!(
+            refused(
+                &metrics_read(),
+                &series("green5xx", vec![1.0, f64::NAN]),
+                "non-finite"
+            ),
+            fatal()
+        );
+        assert_eq!(
+            refused(
+                &alarms_read(),
+                &CommandResult::Scaled,
+                "answered observe-alarms with a result of another kind"
+            ),
+            fatal()
+        );
+        let task_set = CommandKind::EnsureGreen(EnsureGreen::TaskSet {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_definition: "td:2".into(),
+            target_group: "g".into(),
+            like_task_set: "ts-blue".into(),
+            external_id: "web-1".into(),
+        });
+        assert_eq!(
+            refused(
+                &task_set,
+                &CommandResult::GreenEnsured { task_set: None },
+                "no ARN"
+            ),
+            fatal()
+        );
+        let register = CommandKind::RegisterTaskDefinition {
+            base: "td:1".into(),
+            container: "web".into(),
+            image: "img".into(),
+        };
+        assert_eq!(
+            refused(
+                &register,
+                &CommandResult::TaskDefinitionRegistered { arn: "".into() },
+                "empty task-definition ARN"
+            ),
+            fatal()
+        );
+    }
+}

@@ -29,6 +29,11 @@ pub struct World {
     /// Green's service keeps reporting this many running tasks whatever its desired
     /// count (tasks that will not stop).
     pub green_stuck: Option<u32>,
+    /// Green's task set reports `STABILIZING` whatever its counts.
+    pub green_stabilizing: bool,
+    /// Blue's service keeps reporting at least these (running, pending) tasks: a
+    /// scale-down that does not take.
+    pub blue_left: Option<(u32, u32)>,
     pub failed_tasks: u32,
     /// Blue's service reports this desired count (an autoscaler scaled it; slot 0 is
     /// blue in the example spec).
@@ -57,6 +62,8 @@ impl World {
             failed_tasks: 0,
             blue_desired: None,
             alarms_in_alarm: vec![],
+            blue_left: None,
+            green_stabilizing: false,
             missing_alarms: vec![],
             metrics: BTreeMap::new(),
             hooks: BTreeMap::new(),
@@ -133,6 +140,20 @@ impl World {
                         }
                     }
                 }
+                if let Some((running, pending)) = self.blue_left
+                    && s.target_groups.contains(&self.spec.target_groups[0])
+                {
+                    s.running_count = s.running_count.max(running);
+                    s.pending_count = s.pending_count.max(pending);
+                }
+                if self.green_stabilizing {
+                    let green_tg = &self.spec.target_groups[1];
+                    for ts in &mut s.task_sets {
+                        if ts.target_groups.contains(green_tg) {
+                            ts.stability_status = "STABILIZING".into();
+                        }
+                    }
+                }
             }
             (_, CommandResult::Observed(Observation::Alarms(a))) => {
                 for alarm in &mut a.alarms {
@@ -198,6 +219,10 @@ pub struct Run {
 }
 
 pub const STEPS_MAX: u64 = 2_000_000;
+/// Outputs one drain may see before the machine must say it is idle: the outbox holds 64
+/// and at most 8 commands fly, so a machine past this never stops talking (a bug, or a
+/// mutant), and the test fails at once instead of hanging.
+pub const POLLS_PER_DRAIN_MAX: u32 = 10_000;
 
 impl Run {
     pub fn new(spec: DeploymentSpec) -> Self {
@@ -234,7 +259,8 @@ impl Run {
             let _ = self.d.handle(self.now, input);
             self.steps += 1;
         }
-        loop {
+        for polls in 0.. {
+            assert!(polls < POLLS_PER_DRAIN_MAX, "the machine never went idle");
             let out = self.d.poll(self.now);
             self.steps += 1;
             self.outs.push(Rec {
@@ -297,7 +323,8 @@ impl Run {
 
     /// Drain outputs after an out-of-band input.
     pub fn drain(&mut self) {
-        loop {
+        for polls in 0.. {
+            assert!(polls < POLLS_PER_DRAIN_MAX, "the machine never went idle");
             let out = self.d.poll(self.now);
             self.outs.push(Rec {
                 at: self.now,
