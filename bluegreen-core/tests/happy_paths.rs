@@ -432,3 +432,24 @@ fn green_follows_blue_scaling_out_during_a_canary_hold_but_not_once_live() {
         "blue is not followed once green is live"
     );
 }
+
+#[test]
+fn deployments_with_different_ids_do_not_poll_in_lockstep() {
+    // Many apps deploying at once must not hit the AWS APIs on the same millisecond:
+    // each deployment's poll grid is offset by a jitter drawn from its own id.
+    let poll_times = |id: &str| {
+        let spec = spec(|d| d.pacing.poll_interval_ms = 10_000);
+        let mut r = Run::new(spec.clone());
+        r.d = Deployment::new(DeploymentId::new(id).unwrap(), spec, START);
+        r.finish();
+        assert_eq!(r.d.phase_name(), PhaseName::Completed);
+        r.outs
+            .iter()
+            .filter(|o| matches!(&o.out, Output::Command(c) if c.kind.name() == "observe-target-health"))
+            .map(|o| o.at.ms_since(START) % 10_000)
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (poll_times("web-1"), poll_times("web-2"));
+    assert!(!a.is_empty() && !b.is_empty());
+    assert_ne!(a, b, "the same offsets on the poll grid");
+}

@@ -626,7 +626,7 @@ fn a_corrupted_snapshot_that_breaks_an_invariant_fails_loudly_instead_of_continu
     r.d = serde_json::from_value(v).unwrap();
     r.inbox.clear();
     // Wake when the health check's next look is due: the broken state must stop it.
-    r.now = r.wake_at.expect("the health check waits for its next look");
+    r.now = r.wake_at.expect("the bake waits for its next look");
     let sent_before = r.commands().count();
     r.d.handle(r.now, Input::Wake).unwrap();
     assert_eq!(r.d.phase_name(), PhaseName::Failed);
@@ -687,4 +687,56 @@ fn a_snapshot_of_another_format_is_refused_with_a_clear_error() {
             .unwrap()
             .starts_with(&format!("{{\"version\":{},", machine::SNAPSHOT_VERSION))
     );
+}
+
+// ----- failures outside the machine -----
+
+#[test]
+fn a_controller_failure_ends_the_deployment_and_nothing_more_goes_out() {
+    let mut r = Run::new(full_spec(|d| {
+        d.bake_ms = 600_000;
+        d.approval_timeout_ms = None;
+    }));
+    advance_to(&mut r, PhaseName::Bake);
+    // The bake's next look is due and handed over when the driver around the machine
+    // fails.
+    let mut handed_over = false;
+    for _ in 0..8 {
+        r.now = r.wake_at.expect("the bake waits for its next look");
+        r.d.handle(r.now, Input::Wake).unwrap();
+        match (0..8)
+            .map(|_| r.d.poll(r.now))
+            .find(|o| !matches!(o, Output::Notice(_)))
+        {
+            Some(Output::Command(_)) => {
+                handed_over = true;
+                break;
+            }
+            Some(Output::Idle { wake_at }) => r.wake_at = wake_at,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(handed_over, "the look went out");
+    assert!(r.d.in_flight().next().is_some());
+    r.d.fail_externally(r.now, "the driver panicked".into());
+    assert_eq!(r.d.phase_name(), PhaseName::Failed);
+    let reason = r.d.outcome_reason().unwrap();
+    assert_eq!(
+        (reason.kind, reason.detail.as_str()),
+        (ReasonKind::Invariant, "the driver panicked")
+    );
+    assert!(r.d.in_flight().next().is_none(), "nothing is waited for");
+    for _ in 0..8 {
+        match r.d.poll(r.now) {
+            Output::Command(c) => panic!("{} went out after the failure", c.id),
+            Output::Notice(_) => {}
+            Output::Idle { wake_at } => {
+                assert_eq!(wake_at, None, "a failed deployment never wakes");
+                break;
+            }
+        }
+    }
+    // A second report on a finished deployment changes nothing.
+    r.d.fail_externally(r.now, "again".into());
+    assert_eq!(r.d.outcome_reason().unwrap().detail, "the driver panicked");
 }

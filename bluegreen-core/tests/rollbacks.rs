@@ -356,11 +356,48 @@ fn a_hook_answering_not_yet_is_called_again_until_it_passes() {
         .into(),
     );
     advance_to(&mut r, PhaseName::TestTraffic);
-    let calls = r
+    let calls: Vec<(String, u32)> = r
         .commands()
-        .filter(|c| matches!(&c.kind, CommandKind::CallHook(h) if h.name == "ready"))
-        .count();
-    assert_eq!(calls, 3);
+        .filter_map(|c| match &c.kind {
+            CommandKind::CallHook(h) if h.name == "ready" => {
+                Some((c.id.to_string(), h.payload.call))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("web-1/hook-ready-1".to_string(), 1),
+            ("web-1/hook-ready-2".to_string(), 2),
+            ("web-1/hook-ready-3".to_string(), 3)
+        ],
+        "each call numbered, in its id and its payload"
+    );
+}
+
+#[test]
+fn a_pause_while_a_hook_says_not_yet_does_not_count_against_its_deadline() {
+    let mut r = Run::new(full_spec(|_| {}));
+    r.w.hooks.insert(
+        "ready".into(),
+        [
+            Ok(HookVerdict::NotYet),
+            Ok(HookVerdict::NotYet),
+            Ok(HookVerdict::Pass),
+        ]
+        .into(),
+    );
+    r.until(|r| {
+        r.commands()
+            .any(|c| matches!(&c.kind, CommandKind::CallHook(h) if h.name == "ready"))
+    });
+    r.round();
+    r.operator(OperatorRequest::Pause).unwrap();
+    // An hour paused: far past the hook's 30 s deadline, counted from its first call.
+    r.now = r.now.plus_ms(3_600_000);
+    r.operator(OperatorRequest::Resume).unwrap();
+    advance_to(&mut r, PhaseName::TestTraffic);
 }
 
 #[test]

@@ -682,4 +682,110 @@ mod tests {
             Ok(())
         );
     }
+
+    #[test]
+    fn blue_is_removed_by_scaling_its_service_or_deleting_its_task_set_only() {
+        let (spec, sides) = setup(|_| {});
+        let scale = |service: &str| CommandKind::ScaleEnvironment {
+            cluster: spec.cluster.clone(),
+            service: service.into(),
+            desired_count: 0,
+        };
+        let blue = sides.blue_service(&spec).to_string();
+        let green = sides.green_service(&spec).to_string();
+        assert!(removes_blue(&spec, Some(&sides), &scale(&blue)));
+        assert!(!removes_blue(&spec, Some(&sides), &scale(&green)));
+        assert!(
+            !removes_blue(&spec, None, &scale(&blue)),
+            "no sides, no blue"
+        );
+        let read = CommandKind::Observe(Observe::TargetHealth {
+            target_group: spec.target_groups[0].clone(),
+        });
+        assert!(!removes_blue(&spec, Some(&sides), &read));
+        // Task sets: the service is shared; only deleting blue's task set removes blue.
+        let (ts_spec, mut ts_sides) = setup(|d| {
+            d.environment = crate::spec::EnvironmentModel::TaskSet {
+                service: "web".into(),
+            }
+        });
+        ts_sides.blue_task_set = Some("arn:ts/blue".into());
+        let delete = |ts: &str| CommandKind::DeleteEnvironment {
+            cluster: ts_spec.cluster.clone(),
+            service: "web".into(),
+            task_set: ts.into(),
+        };
+        assert!(removes_blue(
+            &ts_spec,
+            Some(&ts_sides),
+            &delete("arn:ts/blue")
+        ));
+        assert!(!removes_blue(
+            &ts_spec,
+            Some(&ts_sides),
+            &delete("arn:ts/green")
+        ));
+        assert!(
+            !removes_blue(&ts_spec, Some(&ts_sides), &scale("web")),
+            "scaling the shared service is not removing blue"
+        );
+        // A re-send of either kind, or of weight onto green, needs a fresh look first.
+        assert!(needs_fresh_look(&spec, Some(&sides), &scale(&blue)));
+        assert!(needs_fresh_look(
+            &ts_spec,
+            Some(&ts_sides),
+            &delete("arn:ts/blue")
+        ));
+        assert!(needs_fresh_look(
+            &spec,
+            Some(&sides),
+            &weights(&spec, 90, 10)
+        ));
+        assert!(!needs_fresh_look(
+            &spec,
+            Some(&sides),
+            &weights(&spec, 100, 0)
+        ));
+        assert!(!needs_fresh_look(&spec, Some(&sides), &scale(&green)));
+        assert!(!needs_fresh_look(&spec, Some(&sides), &read));
+    }
+
+    #[test]
+    fn a_retry_replaces_the_earlier_one_of_its_step_and_writes_in_flight_are_counted() {
+        let (spec, _) = setup(|_| {});
+        let d = DeploymentId::new("web-1").unwrap();
+        let cmd = |step: &str, kind: CommandKind| Command {
+            id: CommandId::new(&d, step),
+            attempt: 1,
+            kind,
+        };
+        let read = CommandKind::Observe(Observe::TargetHealth {
+            target_group: spec.target_groups[1].clone(),
+        });
+        let mut e = Exec::default();
+        let retry = |c: Command, ms: u64| Retry {
+            command: c,
+            at: at(ms),
+            role: Role::Plain,
+        };
+        e.schedule(retry(cmd("a", read.clone()), 1));
+        e.schedule(retry(cmd("b", read.clone()), 2));
+        e.schedule(retry(cmd("a", read.clone()), 3));
+        let kept: Vec<(String, u64)> = e
+            .retries
+            .iter()
+            .map(|r| (r.command.id.to_string(), r.at.as_millis()))
+            .collect();
+        assert_eq!(
+            kept,
+            [("web-1/b".to_string(), 2), ("web-1/a".to_string(), 3)],
+            "one retry per step, the newest"
+        );
+        assert_eq!(e.writes_in_flight(), 0);
+        e.send(cmd("w", weights(&spec, 100, 0)), at(0), 1_000, Role::Plain);
+        e.send(cmd("r", read.clone()), at(0), 1_000, Role::Plain);
+        assert_eq!(e.writes_in_flight(), 1);
+        e.send(cmd("w2", weights(&spec, 100, 0)), at(0), 1_000, Role::Plain);
+        assert_eq!(e.writes_in_flight(), 2);
+    }
 }
