@@ -167,3 +167,128 @@ pub(crate) fn evaluate(spec: &DeploymentSpec, data: &MetricData) -> Option<Reaso
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::example_draft;
+
+    #[test]
+    fn the_request_covers_the_longest_window_ending_on_a_whole_minute() {
+        let mut d = example_draft();
+        d.metrics = vec![MetricCheck {
+            name: "errors".into(),
+            metric: MetricKind::ErrorRate5xx,
+            max: Some(5.0),
+            max_ratio_to_blue: Some(2.0),
+            floor: 1.0,
+            window_ms: 600_000,
+        }];
+        let spec = DeploymentSpec::new(d).unwrap();
+        let minute_ms = 1_800_000_000_000 / 60_000 * 60_000;
+        // 37.5 s into a minute: the request ends at the minute's start, which CloudWatch
+        // has whole, and reaches back the window.
+        let now = Timestamp::from_millis(minute_ms + 37_500);
+        let r = request(&spec, "blue", "green", now);
+        assert_eq!(r.end, Timestamp::from_millis(minute_ms));
+        assert_eq!(r.start, Timestamp::from_millis(minute_ms - 600_000));
+        // Green and, for the ratio to blue, blue: 5xx count and request count each.
+        assert_eq!(r.queries.len(), 4);
+        let on_the_minute = request(&spec, "blue", "green", Timestamp::from_millis(minute_ms));
+        assert_eq!(on_the_minute.end, Timestamp::from_millis(minute_ms));
+    }
+
+    fn check(metric: MetricKind) -> MetricCheck {
+        MetricCheck {
+            name: "m".into(),
+            metric,
+            max: Some(5.0),
+            max_ratio_to_blue: Some(2.0),
+            floor: 1.0,
+            window_ms: 300_000,
+        }
+    }
+
+    fn data(series: &[(&str, &[f64])]) -> MetricData {
+        MetricData {
+            series: series
+                .iter()
+                .map(|(id, v)| crate::command::MetricSeries {
+                    id: (*id).into(),
+                    values: v.to_vec(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_metric_kind_reads_its_value_from_its_own_series() {
+        let errors = check(MetricKind::ErrorRate5xx);
+        let d = data(&[("m0ga", &[1.0, 2.0]), ("m0gb", &[50.0, 50.0])]);
+        assert_eq!(
+            value(&errors, 0, Side::Green, &d),
+            Some(3.0),
+            "3 of 100: 3 %"
+        );
+        let idle = data(&[("m0ga", &[0.0]), ("m0gb", &[0.0])]);
+        assert_eq!(
+            value(&errors, 0, Side::Green, &idle),
+            None,
+            "no requests, no rate"
+        );
+        assert_eq!(
+            value(&errors, 0, Side::Blue, &d),
+            None,
+            "blue's series are its own"
+        );
+        let latency = check(MetricKind::LatencyP99);
+        let d = data(&[("m0ga", &[0.2, 0.5, f64::NAN, 0.1])]);
+        assert_eq!(
+            value(&latency, 0, Side::Green, &d),
+            Some(500.0),
+            "worst p99, in ms"
+        );
+        let custom = check(MetricKind::Custom {
+            namespace: "App".into(),
+            metric_name: "Errors".into(),
+            stat: "Sum".into(),
+            dimensions: vec![],
+        });
+        let d = data(&[("m0ga", &[7.0, 4.0])]);
+        assert_eq!(
+            value(&custom, 0, Side::Green, &d),
+            Some(4.0),
+            "the newest point"
+        );
+    }
+
+    #[test]
+    fn a_check_breaches_on_its_limit_or_on_its_ratio_to_blue_above_the_floor() {
+        let mut d = example_draft();
+        d.metrics = vec![check(MetricKind::ErrorRate5xx)];
+        let spec = DeploymentSpec::new(d).unwrap();
+        let rates = |green_errors: f64, blue_errors: f64| {
+            data(&[
+                ("m0ga", &[green_errors]),
+                ("m0gb", &[100.0]),
+                ("m0ba", &[blue_errors]),
+                ("m0bb", &[100.0]),
+            ])
+        };
+        let over = evaluate(&spec, &rates(6.0, 6.0)).expect("6 % > 5 %");
+        assert_eq!(over.detail, "m: green 6.000 > limit 5");
+        let ratio = evaluate(&spec, &rates(4.0, 1.5)).expect("4 % > 2 × 1.5 %");
+        assert_eq!(ratio.detail, "m: green 4.000 > 2 × blue 1.500");
+        assert_eq!(
+            evaluate(&spec, &rates(3.0, 1.5)),
+            None,
+            "3 % is exactly 2 × blue"
+        );
+        assert_eq!(evaluate(&spec, &rates(0.9, 0.1)), None, "under the floor");
+        assert_eq!(
+            evaluate(&spec, &rates(5.0, 2.5)),
+            None,
+            "at the limit is not over it"
+        );
+    }
+}

@@ -353,3 +353,231 @@ impl Monitor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Which reads one tick issues, per watch and pacing: the cadence that keeps the API
+    //! bill down must never drop a read a rollback signal needs.
+    use super::*;
+    use crate::command::{ServiceStatus, Weights};
+    use crate::ids::DeploymentId;
+    use crate::io::Output;
+    use crate::machine::exec::Exec;
+    use crate::machine::knowledge::{Knowledge, Sample, Sides};
+    use crate::plan::example_draft;
+    use crate::spec::{DeploymentSpec, MetricCheck, MetricKind, SpecDraft};
+
+    const T0: u64 = 1_800_000_000_000;
+
+    fn at(ms: u64) -> Timestamp {
+        Timestamp::from_millis(T0 + ms)
+    }
+
+    fn spec(f: impl FnOnce(&mut SpecDraft)) -> DeploymentSpec {
+        let mut d = example_draft();
+        d.metrics = vec![MetricCheck {
+            name: "errors".into(),
+            metric: MetricKind::ErrorRate5xx,
+            max: Some(5.0),
+            max_ratio_to_blue: None,
+            floor: 1.0,
+            window_ms: 300_000,
+        }];
+        d.pacing.poll_interval_ms = 10_000;
+        f(&mut d);
+        DeploymentSpec::new(d).unwrap()
+    }
+
+    fn sides() -> Sides {
+        Sides {
+            blue: 0,
+            desired_count: 2,
+            blue_task_definition: "td:1".into(),
+            blue_task_set: None,
+            test_listener_original: None,
+        }
+    }
+
+    /// A tick at `now_ms`; the command ids it issued, and the follow write's size.
+    fn tick(
+        spec: &DeploymentSpec,
+        k: &mut Knowledge,
+        m: &mut Monitor,
+        watch: Watch,
+        now_ms: u64,
+    ) -> (Vec<String>, Option<u32>) {
+        let id = DeploymentId::new("web-1").unwrap();
+        let sides = sides();
+        let mut exec = Exec::default();
+        let mut cx = Cx {
+            id: &id,
+            spec,
+            now: at(now_ms),
+            k,
+            exec: &mut exec,
+            sides: &sides,
+        };
+        m.tick(&mut cx, watch);
+        m.observing = false;
+        let mut follow = None;
+        let ids = exec
+            .outbox
+            .iter()
+            .filter_map(|o| match o {
+                Output::Command(c) => {
+                    if let CommandKind::ScaleEnvironment { desired_count, .. } = c.kind {
+                        follow = Some(desired_count);
+                    }
+                    Some(c.id.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        (ids, follow)
+    }
+
+    fn blue_seen(k: &mut Knowledge, status: &str, desired: u32) {
+        k.services.insert(
+            "web-a".into(),
+            Sample {
+                at: at(0),
+                value: ServiceStatus {
+                    service: "web-a".into(),
+                    status: status.into(),
+                    desired_count: desired,
+                    running_count: desired,
+                    pending_count: 0,
+                    task_definition: "td:1".into(),
+                    target_groups: vec![],
+                    task_sets: vec![],
+                    failed_tasks: 0,
+                },
+            },
+        );
+    }
+
+    #[test]
+    fn each_watch_reads_what_it_judges_numbered_by_tick() {
+        let s = spec(|_| {});
+        let mut k = Knowledge {
+            prod_weights: Weights::ALL_GREEN,
+            ..Knowledge::default()
+        };
+        let mut m = Monitor::new(at(0));
+        let (ids, _) = tick(&s, &mut k, &mut m, Watch::DEPLOY, 0);
+        assert_eq!(ids, ["web-1/t1-service", "web-1/t1-blue"]);
+        let (ids, _) = tick(&s, &mut k, &mut m, Watch::HEALTH_CHECK, 10_000);
+        assert_eq!(
+            ids,
+            ["web-1/t2-service", "web-1/t2-blue", "web-1/t2-health"]
+        );
+        let (ids, _) = tick(&s, &mut k, &mut m, Watch::READY, 20_000);
+        assert_eq!(
+            ids,
+            [
+                "web-1/t3-service",
+                "web-1/t3-blue",
+                "web-1/t3-health",
+                "web-1/t3-alarms"
+            ]
+        );
+        let (ids, _) = tick(&s, &mut k, &mut m, Watch::LIVE, 30_000);
+        assert_eq!(
+            ids,
+            [
+                "web-1/t4-service",
+                "web-1/t4-health",
+                "web-1/t4-alarms",
+                "web-1/t4-metrics"
+            ]
+        );
+        // Without alarms or metrics configured, nothing is asked of CloudWatch.
+        let bare = spec(|d| {
+            d.alarms.clear();
+            d.metrics.clear();
+        });
+        let (ids, _) = tick(&bare, &mut k, &mut m, Watch::LIVE, 40_000);
+        assert_eq!(ids, ["web-1/t5-service", "web-1/t5-health"]);
+    }
+
+    #[test]
+    fn green_follows_blue_only_in_a_service_pair_with_no_pinned_size() {
+        let mut k = Knowledge::default();
+        for (s, follows) in [
+            (spec(|_| {}), true),
+            (spec(|d| d.desired_count = Some(2)), false),
+            (
+                spec(|d| {
+                    d.environment = EnvironmentModel::TaskSet {
+                        service: "web".into(),
+                    }
+                }),
+                false,
+            ),
+        ] {
+            assert_eq!(follows_blue(&s), follows);
+            let mut m = Monitor::new(at(0));
+            let (ids, _) = tick(&s, &mut k, &mut m, Watch::DEPLOY, 0);
+            assert_eq!(ids.iter().any(|i| i.ends_with("-blue")), follows, "{ids:?}");
+        }
+    }
+
+    #[test]
+    fn green_scales_up_to_a_larger_active_blue_and_never_past_the_ecs_limit() {
+        let s = spec(|_| {});
+        let follow = |status: &str, blue: u32| {
+            let mut k = Knowledge::default();
+            blue_seen(&mut k, status, blue);
+            let mut m = Monitor::new(at(0));
+            let (_, n) = tick(&s, &mut k, &mut m, Watch::SHIFT, 0);
+            (n, k.green_desired)
+        };
+        assert_eq!(follow("ACTIVE", 5), (Some(5), Some(5)), "blue grew to 5");
+        assert_eq!(follow("ACTIVE", 2), (None, None), "blue is green's size");
+        assert_eq!(follow("ACTIVE", 1), (None, None), "never down");
+        assert_eq!(
+            follow("DRAINING", 5),
+            (None, None),
+            "a draining blue is no guide"
+        );
+        assert_eq!(
+            follow("ACTIVE", FOLLOW_DESIRED_MAX),
+            (Some(FOLLOW_DESIRED_MAX), Some(FOLLOW_DESIRED_MAX))
+        );
+        assert_eq!(follow("ACTIVE", FOLLOW_DESIRED_MAX + 1), (None, None));
+    }
+
+    #[test]
+    fn in_a_hold_the_slow_signals_are_read_at_their_own_cadence_and_health_every_tick() {
+        let s = spec(|d| d.pacing.signal_poll_ms = Some(60_000));
+        let mut k = Knowledge::default();
+        let mut m = Monitor::new(at(0));
+        let all = |n: u32| {
+            ["service", "health", "alarms", "metrics"]
+                .map(|w| format!("web-1/t{n}-{w}"))
+                .to_vec()
+        };
+        assert_eq!(tick(&s, &mut k, &mut m, Watch::LIVE, 0).0, all(1));
+        assert_eq!(
+            tick(&s, &mut k, &mut m, Watch::LIVE, 59_999).0,
+            ["web-1/t2-health"],
+            "a millisecond short of the cadence: health only"
+        );
+        assert_eq!(tick(&s, &mut k, &mut m, Watch::LIVE, 60_000).0, all(3));
+        // Before the hold (health-check judges the service's tasks itself) the service is
+        // read at every tick whatever the cadence.
+        let mut m = Monitor::new(at(0));
+        tick(&s, &mut k, &mut m, Watch::HEALTH_CHECK, 0);
+        let (ids, _) = tick(&s, &mut k, &mut m, Watch::HEALTH_CHECK, 10_000);
+        assert!(ids.contains(&"web-1/t5-service".to_string()), "{ids:?}");
+        assert!(ids.contains(&"web-1/t5-blue".to_string()), "{ids:?}");
+    }
+
+    #[test]
+    fn a_resume_moves_the_grid_by_the_pause() {
+        let mut m = Monitor::new(at(0));
+        m.next_tick_at = at(10_000);
+        m.extend(5_000);
+        assert_eq!((m.epoch, m.next_tick_at), (at(5_000), at(15_000)));
+    }
+}
