@@ -580,4 +580,21 @@ mod tests {
         m.extend(5_000);
         assert_eq!((m.epoch, m.next_tick_at), (at(5_000), at(15_000)));
     }
+
+    #[test]
+    fn ticks_keep_to_their_grid_and_skip_the_points_a_slow_answer_missed() {
+        let s = spec(|_| {});
+        let mut k = Knowledge::default();
+        let mut m = Monitor::new(at(0));
+        // Interval 10 s, jitter under a tenth of it.
+        let in_slot = |t: Timestamp, slot_ms: u64| t >= at(slot_ms) && t < at(slot_ms + 1_000);
+        tick(&s, &mut k, &mut m, Watch::LIVE, 0);
+        assert!(in_slot(m.next_tick_at, 10_000), "{:?}", m.next_tick_at);
+        tick(&s, &mut k, &mut m, Watch::LIVE, 10_500);
+        assert!(in_slot(m.next_tick_at, 20_000), "{:?}", m.next_tick_at);
+        // The batch came back 15 s late: the 30 s point is gone, the next is 40 s.
+        tick(&s, &mut k, &mut m, Watch::LIVE, 35_000);
+        assert!(in_slot(m.next_tick_at, 40_000), "{:?}", m.next_tick_at);
+        assert!(m.next_tick_at > at(35_000));
+    }
 }
