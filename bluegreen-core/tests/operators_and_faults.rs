@@ -118,6 +118,21 @@ fn promote_is_refused_where_there_is_nothing_to_end_early() {
 
 // ----- pause / resume -----
 
+#[test]
+fn a_pause_before_preflight_read_the_sides_waits_its_bound_then_gives_up() {
+    let mut r = Run::new(spec(|d| d.timeouts.approval_ms = 600_000));
+    r.operator(OperatorRequest::Pause).unwrap();
+    assert_eq!(r.d.phase_name(), PhaseName::Paused);
+    r.round();
+    assert_eq!(r.d.phase_name(), PhaseName::Paused, "it waits for a resume");
+    assert_eq!(r.wake_at, Some(START.plus_ms(600_000)), "until its bound");
+    r.finish();
+    let reason = r.d.outcome_reason().unwrap();
+    assert_eq!(reason.kind, ReasonKind::Timeout);
+    assert_eq!(reason.detail, "paused for longer than 10m without resume");
+    assert!(r.commands().next().is_none(), "nothing was ever sent");
+}
+
 /// The phase's own clock: the deadline or hold end a pause must push back.
 fn clock_of(p: &Phase) -> Option<Timestamp> {
     match p {

@@ -237,6 +237,11 @@ fn degraded_green_rolls_back_after_the_configured_streak_not_before() {
             .filter(|c| c.kind.name() == "observe-target-health")
             .count();
     assert_clean_rollback(&r, PhaseName::Shift, ReasonKind::Unhealthy);
+    assert_eq!(
+        r.d.outcome_reason().unwrap().detail,
+        "green had 2 of 3 targets healthy for 3 observations in a row",
+        "the watch's streak ends it, not the shift's own check before its next step"
+    );
     assert!(
         after - before >= 3,
         "rolled back after {} degraded observations",
