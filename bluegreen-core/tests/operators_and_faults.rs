@@ -133,9 +133,66 @@ fn a_pause_before_preflight_read_the_sides_waits_its_bound_then_gives_up() {
     assert!(r.commands().next().is_none(), "nothing was ever sent");
 }
 
+/// The reads (command id endings) a paused deployment makes over 30 s, paused where
+/// `stop` first holds.
+fn reads_while_paused(stop: impl Fn(&Run) -> bool) -> std::collections::BTreeSet<String> {
+    let mut r = Run::new(full_spec(|d| {
+        d.approval_timeout_ms = None;
+        d.test_traffic_ms = 600_000;
+        d.bake_ms = 600_000;
+        d.strategy = Strategy::Canary {
+            percent: 10,
+            wait_ms: 600_000,
+        };
+    }));
+    r.until(|r| stop(r) || r.d.is_terminal());
+    assert!(!r.d.is_terminal(), "{:#?}", r.d.history());
+    r.operator(OperatorRequest::Pause).unwrap();
+    let (from, paused_at) = (r.commands().count(), r.now);
+    r.until(|r| r.now.ms_since(paused_at) >= 30_000);
+    assert_eq!(r.d.phase_name(), PhaseName::Paused);
+    r.commands()
+        .skip(from)
+        .map(|c| c.id.as_str().rsplit('-').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_paused_deployment_keeps_watching_what_its_phase_watched() {
+    let phase = |p: PhaseName| move |r: &Run| r.d.phase_name() == p;
+    let set = |words: &[&str]| words.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        reads_while_paused(phase(PhaseName::Deploy)),
+        set(&["blue", "service"])
+    );
+    assert_eq!(
+        reads_while_paused(phase(PhaseName::HealthCheck)),
+        set(&["blue", "health", "service"])
+    );
+    let ready = set(&["alarms", "blue", "health", "service"]);
+    assert_eq!(reads_while_paused(phase(PhaseName::TestTraffic)), ready);
+    // The shift before its first write (green has no production traffic yet) watches as
+    // before it; once green has a share, its metrics count too.
+    assert_eq!(reads_while_paused(phase(PhaseName::Shift)), ready);
+    assert_eq!(
+        reads_while_paused(|r| r.d.knowledge().prod_weights.green == 10),
+        set(&["alarms", "blue", "health", "metrics", "service"])
+    );
+    assert_eq!(
+        reads_while_paused(phase(PhaseName::Bake)),
+        set(&["alarms", "health", "metrics", "service"]),
+        "green is live: blue is no longer followed"
+    );
+}
+
 /// The phase's own clock: the deadline or hold end a pause must push back.
 fn clock_of(p: &Phase) -> Option<Timestamp> {
     match p {
+        Phase::CreateGreen(c) => Some(c.deadline),
+        Phase::Shift(sh) => match sh.stage {
+            machine::ShiftStage::Holding { until } => Some(until),
+            _ => None,
+        },
         Phase::Deploy(d) => Some(d.deadline),
         Phase::HealthCheck(h) => Some(h.deadline),
         Phase::TestTraffic(t) => t.hold_until,
@@ -153,10 +210,12 @@ fn clock_of(p: &Phase) -> Option<Timestamp> {
 fn a_resume_pushes_the_paused_phases_deadline_back_by_the_length_of_the_pause() {
     const PAUSE_MS: u64 = 3_600_000;
     for want in [
+        PhaseName::CreateGreen,
         PhaseName::Deploy,
         PhaseName::HealthCheck,
         PhaseName::TestTraffic,
         PhaseName::Approval,
+        PhaseName::Shift,
         PhaseName::Bake,
         PhaseName::DrainBlue,
     ] {
