@@ -338,6 +338,35 @@ fn abort_while_paused_rolls_back() {
 }
 
 #[test]
+fn once_blue_is_being_removed_it_is_too_late_to_pause_or_abort() {
+    let mut r = Run::example();
+    // Blue's tasks linger after the scale-down, so the removal is watched for a while.
+    r.w.blue_left = Some((1, 0));
+    r.until(|r| {
+        matches!(r.d.phase(), Phase::DrainBlue(d) if matches!(d.stage, machine::DrainStage::Verifying { .. }))
+    });
+    let pause = r.operator(OperatorRequest::Pause).unwrap_err();
+    let abort = r
+        .operator(OperatorRequest::Abort { reason: None })
+        .unwrap_err();
+    assert_eq!(
+        (pause.phase, abort.phase),
+        (PhaseName::DrainBlue, PhaseName::DrainBlue)
+    );
+    assert_eq!(pause.reason, "blue is being removed; nothing left to hold");
+    assert!(
+        abort
+            .reason
+            .ends_with("deploy the previous image to go back"),
+        "{}",
+        abort.reason
+    );
+    r.w.blue_left = None;
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+}
+
+#[test]
 fn pause_resume_and_abort_are_refused_where_they_make_no_sense() {
     let mut r = Run::example();
     advance_to(&mut r, PhaseName::Deploy);
