@@ -843,3 +843,42 @@ fn a_controller_failure_ends_the_deployment_and_nothing_more_goes_out() {
     r.d.fail_externally(r.now, "again".into());
     assert_eq!(r.d.outcome_reason().unwrap().detail, "the driver panicked");
 }
+
+#[test]
+fn a_failed_weight_write_is_resent_only_after_a_newer_look_at_green() {
+    let mut r = Run::example();
+    r.w.fault(
+        "set-listener-weights",
+        Fault::Error(err(ErrorClass::Retryable, "ServiceUnavailable")),
+    );
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Completed);
+    let seq: Vec<(String, u32, Timestamp)> = r
+        .outs
+        .iter()
+        .filter_map(|o| match &o.out {
+            Output::Command(c) => Some((c.id.to_string(), c.attempt, o.at)),
+            _ => None,
+        })
+        .collect();
+    let first = seq
+        .iter()
+        .position(|(id, attempt, _)| id.ends_with("shift-0") && *attempt == 1)
+        .unwrap_or_else(|| panic!("{seq:#?}"));
+    let again = seq
+        .iter()
+        .position(|(id, attempt, _)| id.ends_with("shift-0") && *attempt == 2)
+        .unwrap_or_else(|| panic!("{:#?}", &seq[first..]));
+    let looks: Vec<&(String, u32, Timestamp)> = seq[first + 1..again]
+        .iter()
+        .filter(|(id, _, at)| {
+            id.starts_with("web-1/shift-0") && id.contains("health") && *at > seq[first].2
+        })
+        .collect();
+    assert_eq!(
+        looks.len(),
+        1,
+        "one fresh look between: {:#?}",
+        &seq[first..=again]
+    );
+}
