@@ -882,3 +882,86 @@ fn a_failed_weight_write_is_resent_only_after_a_newer_look_at_green() {
         &seq[first..=again]
     );
 }
+
+/// Point the test listener of a full spec with these weights, by hand.
+fn test_listener_set(r: &mut Run, weights: Vec<TargetWeight>) {
+    let listener = r.d.spec().test_listener.clone().unwrap();
+    let _ = r.w.ideal.respond(&Command {
+        id: CommandId::new(r.d.id(), "by-hand"),
+        attempt: 1,
+        kind: CommandKind::SetListenerWeights { listener, weights },
+    });
+}
+
+#[test]
+fn a_test_listener_sending_traffic_elsewhere_refuses_to_start_but_a_zero_weight_does_not() {
+    let foreign = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/other/1";
+    let run = |weight: u32| {
+        let mut r = Run::new(full_spec(|d| d.approval_timeout_ms = None));
+        let tgs = r.d.spec().target_groups.clone();
+        test_listener_set(
+            &mut r,
+            vec![
+                TargetWeight {
+                    target_group: tgs[0].clone(),
+                    weight: 100,
+                },
+                TargetWeight {
+                    target_group: foreign.into(),
+                    weight,
+                },
+            ],
+        );
+        r.finish();
+        r
+    };
+    let r = run(5);
+    assert_eq!(r.d.phase_name(), PhaseName::Rejected);
+    let reason = r.d.outcome_reason().unwrap();
+    assert_eq!(reason.kind, ReasonKind::ListenerNotAtRest);
+    assert_eq!(
+        reason.detail,
+        "the test listener forwards to other, which is neither of this app's target groups"
+    );
+    assert_eq!(
+        run(0).d.phase_name(),
+        PhaseName::Completed,
+        "a zero weight sends nothing"
+    );
+}
+
+#[test]
+fn a_task_set_left_over_from_an_earlier_deployment_refuses_to_start() {
+    let mut r = Run::new(spec(|d| {
+        d.environment = EnvironmentModel::TaskSet {
+            service: "web".into(),
+        }
+    }));
+    let tgs = r.d.spec().target_groups.clone();
+    let _ = r.w.ideal.respond(&Command {
+        id: CommandId::new(r.d.id(), "by-hand"),
+        attempt: 1,
+        kind: CommandKind::EnsureGreen(EnsureGreen::TaskSet {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into(),
+            target_group: tgs[1].clone(),
+            like_task_set: "blue".into(),
+            external_id: "web-0".into(),
+        }),
+    });
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::Rejected,
+        "{:#?}",
+        r.d.history()
+    );
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason
+            .detail
+            .contains("(external id web-0) on web-b is left over from an earlier deployment"),
+        "{reason}"
+    );
+}

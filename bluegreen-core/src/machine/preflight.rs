@@ -344,7 +344,7 @@ mod tests {
         let e = live_slot(&st(&[("a", 90), ("b", 10)]), &tgs).unwrap_err();
         assert_eq!(e.kind, ReasonKind::ListenerNotAtRest);
         assert!(e.detail.contains("not at rest"), "{}", e.detail);
-        let e = live_slot(&st(&[("a", 50), ("x", 50)]), &tgs).unwrap_err();
+        let e = live_slot(&st(&[("a", 50), ("x", 50), ("y", 0)]), &tgs).unwrap_err();
         assert!(e.detail.contains("outside this app"));
         assert!(
             e.detail.ends_with(": x"),

@@ -422,4 +422,200 @@ mod tests {
             fatal()
         );
     }
+
+    fn service(
+        td: &str,
+        desired: u32,
+        task_sets: Vec<crate::command::TaskSetStatus>,
+    ) -> CommandResult {
+        CommandResult::Observed(Observation::Service(crate::command::ServiceStatus {
+            service: "web".into(),
+            status: "ACTIVE".into(),
+            desired_count: desired,
+            running_count: desired,
+            pending_count: 0,
+            task_definition: td.into(),
+            target_groups: vec![],
+            task_sets,
+            failed_tasks: 0,
+        }))
+    }
+
+    fn ts(arn: &str, external_id: &str, td: &str, status: &str) -> crate::command::TaskSetStatus {
+        crate::command::TaskSetStatus {
+            id: arn.into(),
+            arn: arn.into(),
+            status: status.into(),
+            external_id: Some(external_id.into()),
+            task_definition: td.into(),
+            target_groups: vec![],
+            computed_desired_count: 2,
+            running_count: 2,
+            pending_count: 0,
+            stability_status: "STEADY_STATE".into(),
+        }
+    }
+
+    #[test]
+    fn a_write_counts_as_applied_only_when_the_read_shows_its_whole_effect() {
+        let ensure = CommandKind::EnsureGreen(EnsureGreen::Service {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_definition: "td:2".into(),
+            desired_count: 3,
+        });
+        let ensured = Some(CommandResult::GreenEnsured { task_set: None });
+        assert_eq!(applied(&ensure, &service("td:2", 3, vec![])), ensured);
+        assert_eq!(
+            applied(&ensure, &service("td:1", 3, vec![])),
+            None,
+            "old revision"
+        );
+        assert_eq!(
+            applied(&ensure, &service("td:2", 2, vec![])),
+            None,
+            "old size"
+        );
+
+        let create = CommandKind::EnsureGreen(EnsureGreen::TaskSet {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_definition: "td:2".into(),
+            target_group: "g".into(),
+            like_task_set: "ts-blue".into(),
+            external_id: "web-1".into(),
+        });
+        let with = |sets| service("td:1", 3, sets);
+        assert_eq!(
+            applied(
+                &create,
+                &with(vec![
+                    ts("ts-blue", "web-0", "td:1", "PRIMARY"),
+                    ts("ts-g", "web-1", "td:2", "ACTIVE")
+                ])
+            ),
+            Some(CommandResult::GreenEnsured {
+                task_set: Some("ts-g".into())
+            })
+        );
+        assert_eq!(
+            applied(
+                &create,
+                &with(vec![ts("ts-g", "web-1", "td:2", "DRAINING")])
+            ),
+            None,
+            "being deleted"
+        );
+        assert_eq!(
+            applied(&create, &with(vec![ts("ts-g", "web-1", "td:1", "ACTIVE")])),
+            None,
+            "another revision"
+        );
+        assert_eq!(
+            applied(&create, &with(vec![ts("ts-g", "web-2", "td:2", "ACTIVE")])),
+            None,
+            "another deployment's"
+        );
+
+        let scale = CommandKind::ScaleEnvironment {
+            cluster: "prod".into(),
+            service: "web".into(),
+            desired_count: 0,
+        };
+        assert_eq!(
+            applied(&scale, &service("td:1", 0, vec![])),
+            Some(CommandResult::Scaled)
+        );
+        assert_eq!(applied(&scale, &service("td:1", 3, vec![])), None);
+
+        let delete = CommandKind::DeleteEnvironment {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_set: "ts-blue".into(),
+        };
+        assert_eq!(
+            applied(&delete, &with(vec![])),
+            Some(CommandResult::Deleted)
+        );
+        assert_eq!(
+            applied(
+                &delete,
+                &with(vec![ts("ts-blue", "web-0", "td:1", "DRAINING")])
+            ),
+            Some(CommandResult::Deleted),
+            "draining is deleted"
+        );
+        assert_eq!(
+            applied(
+                &delete,
+                &with(vec![ts("ts-blue", "web-0", "td:1", "ACTIVE")])
+            ),
+            None
+        );
+        assert_eq!(
+            applied(
+                &delete,
+                &with(vec![ts("ts-other", "web-0", "td:1", "ACTIVE")])
+            ),
+            Some(CommandResult::Deleted),
+            "another task set is not this one"
+        );
+
+        let primary = CommandKind::SetPrimaryTaskSet {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_set: "ts-g".into(),
+        };
+        assert_eq!(
+            applied(
+                &primary,
+                &with(vec![ts("ts-g", "web-1", "td:2", "PRIMARY")])
+            ),
+            Some(CommandResult::PrimarySet)
+        );
+        assert_eq!(
+            applied(
+                &primary,
+                &with(vec![
+                    ts("ts-g", "web-1", "td:2", "ACTIVE"),
+                    ts("ts-b", "web-0", "td:1", "PRIMARY")
+                ])
+            ),
+            None
+        );
+
+        let register = CommandKind::RegisterTaskDefinition {
+            base: "td:1".into(),
+            container: "web".into(),
+            image: "img".into(),
+        };
+        assert_eq!(
+            applied(
+                &register,
+                &CommandResult::TaskDefinitionFound {
+                    arn: Some("td:2".into())
+                }
+            ),
+            Some(CommandResult::TaskDefinitionRegistered { arn: "td:2".into() })
+        );
+        assert_eq!(
+            applied(&register, &CommandResult::TaskDefinitionFound { arn: None }),
+            None
+        );
+
+        let weights = vec![tw("b", 90), tw("g", 10)];
+        let set = CommandKind::SetListenerWeights {
+            listener: listener(),
+            weights: weights.clone(),
+        };
+        let seen =
+            |forwards| CommandResult::Observed(Observation::Listener(ListenerState { forwards }));
+        assert_eq!(
+            applied(&set, &seen(weights.clone())),
+            Some(CommandResult::WeightsSet(ListenerState {
+                forwards: weights
+            }))
+        );
+        assert_eq!(applied(&set, &seen(vec![tw("b", 100), tw("g", 0)])), None);
+    }
 }
