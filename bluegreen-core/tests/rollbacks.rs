@@ -664,8 +664,14 @@ fn a_green_that_never_empties_fails_the_rollback_with_a_last_look_at_the_deadlin
         }));
         advance_to(&mut r, PhaseName::HealthCheck);
         r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+        let aborted_at = r.now;
         r.w.green_stuck = Some(2);
         r.finish();
+        let failed_at = r.d.history().last().unwrap().at;
+        assert!(
+            failed_at.ms_since(aborted_at) >= scale_down_ms,
+            "{scale_down_ms}: not before green had its whole time to empty"
+        );
         assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
         let reason = r.d.outcome_reason().unwrap();
         assert!(
@@ -673,7 +679,6 @@ fn a_green_that_never_empties_fails_the_rollback_with_a_last_look_at_the_deadlin
             "{scale_down_ms}: {reason}"
         );
         // The last look went out no later than the deadline's instant.
-        let failed_at = r.d.history().last().unwrap().at;
         let last_look = r
             .outs
             .iter()
@@ -824,5 +829,86 @@ fn a_failed_blue_removal_that_finds_green_dark_before_its_resend_rolls_back_clea
             .detail
             .starts_with("green has no healthy targets; not retrying scale-environment"),
         "{reason}"
+    );
+}
+
+#[test]
+fn a_rollback_that_cannot_restore_the_test_listener_says_production_is_back_and_what_is_left() {
+    let mut r = Run::new(full_spec(|d| d.approval_timeout_ms = None));
+    advance_to(&mut r, PhaseName::Bake);
+    // Production's restore goes through; the test listener's, next, is refused.
+    r.w.fault("set-listener-weights", Fault::Pass);
+    r.w.fault(
+        "set-listener-weights",
+        Fault::Error(err(ErrorClass::Fatal, "AccessDenied")),
+    );
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    r.finish();
+    let Phase::Failed {
+        action_required, ..
+    } = r.d.phase()
+    else {
+        panic!("{:#?}", r.d.history())
+    };
+    assert_eq!(
+        action_required,
+        "production is back on web-a; set the test listener to forward 100 % to web-a, \
+         then scale service web-b to 0"
+    );
+    assert_eq!(r.w.prod_weights(), (100, 0));
+}
+
+#[test]
+fn a_task_set_rollback_removes_only_this_deployments_task_sets() {
+    let mut r = Run::new(spec(|d| {
+        d.environment = EnvironmentModel::TaskSet {
+            service: "web".into(),
+        }
+    }));
+    advance_to(&mut r, PhaseName::HealthCheck);
+    // Someone else's task set appears on the same service meanwhile.
+    let tgs = r.d.spec().target_groups.clone();
+    let foreign = r.w.ideal.respond(&Command {
+        id: CommandId::new(&DeploymentId::new("other-1").unwrap(), "create"),
+        attempt: 1,
+        kind: CommandKind::EnsureGreen(EnsureGreen::TaskSet {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into(),
+            target_group: tgs[1].clone(),
+            like_task_set: "blue".into(),
+            external_id: "other-1".into(),
+        }),
+    });
+    let Ok(CommandResult::GreenEnsured {
+        task_set: Some(foreign),
+    }) = foreign
+    else {
+        panic!("{foreign:?}")
+    };
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::RolledBack,
+        "{:#?}",
+        r.d.history()
+    );
+    let deleted: Vec<Name> = r
+        .commands()
+        .filter_map(|c| match &c.kind {
+            CommandKind::DeleteEnvironment { task_set, .. } => Some(task_set.clone()),
+            _ => None,
+        })
+        .collect();
+    let ours =
+        r.d.knowledge()
+            .green_task_set
+            .clone()
+            .expect("green was created");
+    assert_eq!(
+        deleted,
+        [ours],
+        "neither blue's nor someone else's ({foreign})"
     );
 }

@@ -355,3 +355,41 @@ fn green_left(cx: &Cx<'_>, green_service: &str) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rollback_stage_describes_itself_for_the_status_page() {
+        let t = Timestamp::from_millis(0);
+        let texts: Vec<String> = [
+            RollbackStage::Start,
+            RollbackStage::RestoringProduction,
+            RollbackStage::RestoringTest,
+            RollbackStage::Hooks,
+            RollbackStage::FindingGreen,
+            RollbackStage::RemovingGreen { remaining: vec![] },
+            RollbackStage::Verifying { deadline: t },
+        ]
+        .iter()
+        .map(RollbackStage::describe)
+        .collect();
+        assert_eq!(
+            texts[..6],
+            [
+                "starting rollback",
+                "restoring production to 100 % blue",
+                "restoring the test listener to blue",
+                "running rollback hooks",
+                "finding green's task sets",
+                "removing green",
+            ]
+        );
+        assert!(
+            texts[6].starts_with("waiting for green to empty (deadline "),
+            "{}",
+            texts[6]
+        );
+    }
+}
