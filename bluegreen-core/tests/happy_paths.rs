@@ -453,3 +453,28 @@ fn deployments_with_different_ids_do_not_poll_in_lockstep() {
     assert!(!a.is_empty() && !b.is_empty());
     assert_ne!(a, b, "the same offsets on the poll grid");
 }
+
+#[test]
+fn the_next_step_follows_the_end_of_a_hold_at_once_not_at_the_next_poll() {
+    let r = completes(spec(|d| {
+        d.pacing.poll_interval_ms = 60_000;
+        d.strategy = Strategy::Canary {
+            percent: 10,
+            wait_ms: 30_000,
+        };
+    }));
+    let written = |step: &str| {
+        r.outs
+            .iter()
+            .find(|o| matches!(&o.out, Output::Command(c) if c.id.as_str().ends_with(step)))
+            .map(|o| o.at)
+            .unwrap()
+    };
+    let hold_ended = written("shift-0").plus_ms(30_000);
+    let next = written("shift-1");
+    assert!(
+        next >= hold_ended && next.ms_since(hold_ended) < 1_000,
+        "the 100 % write came {} ms after the hold (a fresh look at once, not the 60 s grid)",
+        next.ms_since(hold_ended)
+    );
+}

@@ -79,7 +79,7 @@ fn promote_ends_the_test_traffic_hold_early_but_not_while_its_hooks_run() {
 
 #[test]
 fn promote_at_the_instant_a_hold_ends_is_refused_as_there_is_nothing_left_to_end() {
-    for want in [PhaseName::TestTraffic, PhaseName::Bake] {
+    for want in [PhaseName::TestTraffic, PhaseName::Shift, PhaseName::Bake] {
         let mut r = Run::new(full_spec(|d| {
             d.test_traffic_ms = 600_000;
             d.bake_ms = 600_000;
