@@ -478,3 +478,29 @@ fn the_next_step_follows_the_end_of_a_hold_at_once_not_at_the_next_poll() {
         next.ms_since(hold_ended)
     );
 }
+
+#[test]
+fn metrics_are_read_only_once_green_has_production_traffic() {
+    let r = completes(full_spec(|d| d.approval_timeout_ms = None));
+    let first_shift = r
+        .outs
+        .iter()
+        .position(|o| matches!(&o.out, Output::Command(c) if c.id.as_str().ends_with("shift-0")))
+        .unwrap();
+    let early_metrics: Vec<String> = r.outs[..first_shift]
+        .iter()
+        .filter_map(|o| match &o.out {
+            Output::Command(c) if c.kind.name() == "observe-metrics" => {
+                Some(format!("{} in {}", c.id, o.phase))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(early_metrics.is_empty(), "{early_metrics:?}");
+    assert!(
+        r.outs[first_shift..]
+            .iter()
+            .any(|o| matches!(&o.out, Output::Command(c) if c.kind.name() == "observe-metrics")),
+        "and are read after"
+    );
+}
