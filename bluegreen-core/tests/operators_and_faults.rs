@@ -231,6 +231,11 @@ fn a_resume_pushes_the_paused_phases_deadline_back_by_the_length_of_the_pause() 
         let before =
             clock_of(r.d.phase()).unwrap_or_else(|| panic!("{want} never started its clock"));
         r.operator(OperatorRequest::Pause).unwrap();
+        let status = r.d.status();
+        assert_eq!(
+            (status.phase, status.paused_in),
+            (PhaseName::Paused, Some(want))
+        );
         r.now = r.now.plus_ms(PAUSE_MS);
         r.operator(OperatorRequest::Resume).unwrap();
         assert_eq!(r.d.phase_name(), want);
@@ -829,6 +834,15 @@ fn a_controller_failure_ends_the_deployment_and_nothing_more_goes_out() {
         (ReasonKind::Invariant, "the driver panicked")
     );
     assert!(r.d.in_flight().next().is_none(), "nothing is waited for");
+    let status = r.d.status();
+    assert!(
+        status
+            .action_required
+            .as_deref()
+            .is_some_and(|a| a.starts_with("the controller failed while driving this deployment")),
+        "{status:?}"
+    );
+    assert_eq!(r.d.status().paused_in, None);
     for _ in 0..8 {
         match r.d.poll(r.now) {
             Output::Command(c) => panic!("{} went out after the failure", c.id),
