@@ -504,3 +504,42 @@ fn metrics_are_read_only_once_green_has_production_traffic() {
         "and are read after"
     );
 }
+
+#[test]
+fn the_scaling_target_follows_production_traffic_phase_by_phase() {
+    let live_slot = |r: &Run| match r.d.scaling_placement() {
+        Some(CommandKind::PlaceScaling { live_slot, .. }) => Some(live_slot),
+        None => None,
+        other => panic!("{other:?}"),
+    };
+    let mut r = Run::new(spec(|d| d.bake_ms = 600_000));
+    r.until(|r| r.d.phase_name() == PhaseName::Shift);
+    assert_eq!(
+        live_slot(&r),
+        None,
+        "before the shift completes: where it was"
+    );
+    r.until(|r| r.d.phase_name() == PhaseName::Bake);
+    assert_eq!(live_slot(&r), Some(1), "green (slot b) serves everything");
+    r.operator(OperatorRequest::Pause).unwrap();
+    assert_eq!(live_slot(&r), Some(1), "a paused bake is still green's");
+    r.operator(OperatorRequest::Resume).unwrap();
+    r.finish();
+    assert_eq!(live_slot(&r), Some(1));
+
+    let mut r = Run::new(spec(|d| d.bake_ms = 600_000));
+    r.until(|r| r.d.phase_name() == PhaseName::Bake);
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    assert_eq!(r.d.phase_name(), PhaseName::Rollback);
+    assert_eq!(live_slot(&r), Some(0), "rolling back: blue's again");
+    r.finish();
+    assert_eq!(live_slot(&r), Some(0));
+
+    let mut r = Run::new(spec(|d| {
+        d.environment = EnvironmentModel::TaskSet {
+            service: "web".into(),
+        }
+    }));
+    r.finish();
+    assert_eq!(live_slot(&r), None, "task sets share one service's scaling");
+}
