@@ -543,3 +543,19 @@ fn the_scaling_target_follows_production_traffic_phase_by_phase() {
     r.finish();
     assert_eq!(live_slot(&r), None, "task sets share one service's scaling");
 }
+
+#[test]
+fn the_status_says_in_words_where_the_deployment_is() {
+    let mut r = Run::new(spec(|d| d.bake_ms = 600_000));
+    r.until(|r| matches!(r.d.phase(), Phase::Shift(s) if matches!(s.stage, machine::ShiftStage::Holding { .. })));
+    let detail = r.d.status().detail;
+    assert!(
+        detail.starts_with("step 1/2: green 10 % until "),
+        "{detail}"
+    );
+    r.until(|r| matches!(r.d.phase(), Phase::Bake(b) if b.until.is_some()));
+    let detail = r.d.status().detail;
+    assert!(detail.starts_with("baking until "), "{detail}");
+    r.finish();
+    assert!(r.d.status().detail.starts_with("completed at "));
+}
