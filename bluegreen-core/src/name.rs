@@ -213,6 +213,9 @@ mod tests {
         assert!(core::ptr::eq(a.as_str(), b.as_str()));
     }
 
+    // Owned values on purpose: each `PartialEq` impl (`Name`/`str`/`&str`/`String`, both
+    // ways) is exercised, which is what clippy's `cmp_owned` would optimise away.
+    #[allow(clippy::cmp_owned)]
     #[test]
     fn a_name_compares_and_orders_like_its_text() {
         let a = Name::from("a");
@@ -225,7 +228,9 @@ mod tests {
         assert!(*"a" == a && *"b" != a);
         assert!("a" == a && "b" != a);
         assert!(String::from("a") == a && String::from("b") != a);
-        assert!(a < b && b > a && a.cmp(&a.clone()) == core::cmp::Ordering::Equal);
+        assert!(a < b);
+        assert!(b > a);
+        assert_eq!(a.cmp(&a.clone()), core::cmp::Ordering::Equal);
         assert_eq!(a.partial_cmp(&b), Some(core::cmp::Ordering::Less));
         let mut sorted = vec![Name::from("c"), b.clone(), a.clone()];
         sorted.sort();
