@@ -257,6 +257,16 @@ fn an_event_newer_than_the_last_read_rolls_back_even_though_that_read_said_ok() 
     // The read saw the alarm OK; the alarm changed a millisecond after it.
     let e = event("web-5xx", AlarmState::Alarm, read_at.plus_ms(1));
     assert_eq!(r.d.alarm_verdict(&e), AlarmVerdict::RollsBack);
+    // A read after the event that saw the alarm *in* ALARM confirms it: not stale.
+    let mut v = serde_json::to_value(&r.d).unwrap();
+    v["knowledge"]["alarms"]["value"]["alarms"][0]["state"] = serde_json::json!("ALARM");
+    let confirmed: bluegreen_core::Deployment = serde_json::from_value(v).unwrap();
+    let older = event(
+        "web-5xx",
+        AlarmState::Alarm,
+        Timestamp::from_millis(read_at.as_millis() - 1),
+    );
+    assert_eq!(confirmed.alarm_verdict(&older), AlarmVerdict::RollsBack);
     // An event from the very instant the deployment was created is not before it.
     let mut v = serde_json::to_value(&r.d).unwrap();
     v["knowledge"]["alarms"] = serde_json::Value::Null;
