@@ -912,3 +912,33 @@ fn a_task_set_rollback_removes_only_this_deployments_task_sets() {
         "neither blue's nor someone else's ({foreign})"
     );
 }
+
+#[test]
+fn a_scale_to_zero_that_never_took_counts_as_not_emptied_even_with_no_task_left() {
+    // Blue: its desired count stays at 3 after the scale-down, with no task running.
+    let mut r = Run::example();
+    r.w.blue_keeps_desired = Some(3);
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason
+            .detail
+            .starts_with("blue still holds 0 task(s) (desired 3) "),
+        "{reason}"
+    );
+    // Green, in a rollback: the same.
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::HealthCheck);
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    r.w.green_keeps_desired = Some(3);
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason
+            .detail
+            .contains("green still holds 0 task(s) (desired 3)"),
+        "{reason}"
+    );
+}

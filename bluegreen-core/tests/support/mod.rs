@@ -36,6 +36,10 @@ pub struct World {
     /// Blue's service keeps reporting at least these (running, pending) tasks: a
     /// scale-down that does not take.
     pub blue_left: Option<(u32, u32)>,
+    /// Blue's / green's service keeps reporting at least this desired count (a scale
+    /// to zero that ECS never took, with no task left running).
+    pub blue_keeps_desired: Option<u32>,
+    pub green_keeps_desired: Option<u32>,
     pub failed_tasks: u32,
     /// Blue's service reports this desired count (an autoscaler scaled it; slot 0 is
     /// blue in the example spec).
@@ -64,6 +68,8 @@ impl World {
             failed_tasks: 0,
             blue_desired: None,
             alarms_in_alarm: vec![],
+            blue_keeps_desired: None,
+            green_keeps_desired: None,
             blue_left: None,
             green_stabilizing: false,
             missing_alarms: vec![],
@@ -140,6 +146,13 @@ impl World {
                         if ts.target_groups.contains(green_tg) {
                             ts.running_count = n.min(ts.running_count);
                         }
+                    }
+                }
+                for (slot, keeps) in [(0, self.blue_keeps_desired), (1, self.green_keeps_desired)] {
+                    if let Some(n) = keeps
+                        && s.target_groups.contains(&self.spec.target_groups[slot])
+                    {
+                        s.desired_count = s.desired_count.max(n);
                     }
                 }
                 if let Some((running, pending)) = self.blue_left
