@@ -457,6 +457,13 @@ fn a_failing_rollback_hook_is_recorded_and_the_rollback_still_finishes() {
         r.notices()
             .any(|n| matches!(n, Notice::RollbackHookFailed { name, .. } if name == "on-rollback"))
     );
+    assert_eq!(
+        r.commands()
+            .filter(|c| matches!(&c.kind, CommandKind::CallHook(h) if h.name == "on-rollback"))
+            .count(),
+        1,
+        "a failed rollback hook is not called again: the rollback moves past it"
+    );
     // Order: production, test listener, hook, then green.
     let cmds = r.rollback_commands();
     let pos = |k: &str| cmds.iter().position(|c| *c == k).unwrap();
