@@ -285,7 +285,11 @@ mod tests {
             "3 % is exactly 2 × blue"
         );
         assert_eq!(evaluate(&spec, &rates(0.9, 0.1)), None, "under the floor");
-        assert_eq!(evaluate(&spec, &rates(1.0, 0.1)), None, "at the floor is not above it");
+        assert_eq!(
+            evaluate(&spec, &rates(1.0, 0.1)),
+            None,
+            "at the floor is not above it"
+        );
         assert_eq!(
             evaluate(&spec, &rates(5.0, 2.5)),
             None,
