@@ -719,6 +719,40 @@ mod tests {
     }
 
     #[test]
+    fn a_health_summary_names_every_state_present_and_the_reasons_given() {
+        let mut h = TargetHealth {
+            healthy: 0,
+            unhealthy: 2,
+            initial: 0,
+            draining: 1,
+            other: 0,
+            reasons: vec![],
+        };
+        assert_eq!(h.summary(), "0 healthy, 2 unhealthy, 1 draining");
+        h.note_reason(
+            "unhealthy",
+            "Target.ResponseCodeMismatch",
+            Some("Health checks failed with these codes: [502]".into()),
+            2,
+        );
+        h.note_reason("draining", "Target.DeregistrationInProgress", None, 1);
+        assert_eq!(
+            h.summary(),
+            "0 healthy, 2 unhealthy, 1 draining (2× Target.ResponseCodeMismatch: Health checks \
+             failed with these codes: [502]; 1× Target.DeregistrationInProgress)"
+        );
+        let all = TargetHealth {
+            healthy: 1,
+            unhealthy: 0,
+            initial: 3,
+            draining: 0,
+            other: 4,
+            reasons: vec![],
+        };
+        assert_eq!(all.summary(), "1 healthy, 3 initial, 4 unused/unavailable");
+    }
+
+    #[test]
     fn a_listener_reads_the_weight_of_each_group_and_the_total() {
         let l = ListenerState {
             forwards: vec![
