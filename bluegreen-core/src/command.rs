@@ -719,6 +719,34 @@ mod tests {
     }
 
     #[test]
+    fn a_preflight_reads_each_rule_and_the_test_listener_on_top_of_its_five_calls() {
+        let listener = |rule: Option<&str>| crate::spec::ListenerRef {
+            listener_arn: "arn:l".into(),
+            rule_arn: rule.map(Into::into),
+        };
+        let calls = |rule: Option<&str>, test: Option<crate::spec::ListenerRef>| {
+            CommandKind::Preflight(Preflight {
+                cluster: "prod".into(),
+                mode: crate::spec::Mode::ServicePair,
+                services: vec!["a".into(), "b".into()],
+                target_groups: ["x".into(), "y".into()],
+                listener: listener(rule),
+                test_listener: test,
+                container: "app".into(),
+            })
+            .aws_calls_min()
+        };
+        assert_eq!(calls(None, None), 5);
+        assert_eq!(calls(Some("arn:r"), None), 6, "the production rule");
+        assert_eq!(calls(None, Some(listener(None))), 6, "the test listener");
+        assert_eq!(
+            calls(Some("arn:r"), Some(listener(Some("arn:t")))),
+            8,
+            "and its rule"
+        );
+    }
+
+    #[test]
     fn a_health_summary_names_every_state_present_and_the_reasons_given() {
         let mut h = TargetHealth {
             healthy: 0,
