@@ -288,3 +288,37 @@ impl ReasonKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_kind_reads_as_its_json_name_and_a_reason_as_kind_then_detail() {
+        use ReasonKind as K;
+        for kind in [
+            K::CircuitBreaker,
+            K::Unhealthy,
+            K::Alarm,
+            K::Metric,
+            K::Hook,
+            K::Timeout,
+            K::Aborted,
+            K::CommandFailed,
+            K::RetriesExhausted,
+            K::ListenerNotAtRest,
+            K::Preflight,
+            K::Invariant,
+        ] {
+            // Metrics labels and the API's JSON use the same words.
+            assert_eq!(
+                serde_json::to_string(&kind).unwrap(),
+                format!("\"{}\"", kind.as_str())
+            );
+        }
+        assert_eq!(
+            Reason::new(ReasonKind::Timeout, "green not steady within 20m").to_string(),
+            "timeout: green not steady within 20m"
+        );
+    }
+}
