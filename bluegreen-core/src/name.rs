@@ -243,5 +243,7 @@ mod tests {
         assert_eq!(String::from(a.clone()), "a");
         assert_eq!(Name::default(), "");
         assert_eq!(a.len(), 1);
+        let as_ref: &str = a.as_ref();
+        assert_eq!(as_ref, "a");
     }
 }

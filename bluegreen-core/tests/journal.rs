@@ -39,6 +39,12 @@ fn recorded() -> Vec<JournalLine> {
         }
     }
     assert_eq!(d.phase_name(), PhaseName::Completed);
+    let n = rec.lines().len() as u64;
+    assert_eq!(
+        rec.lines().last().map(|l| l.seq),
+        Some(n),
+        "one line per seq"
+    );
     rec.into_lines()
 }
 
