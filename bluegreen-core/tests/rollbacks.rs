@@ -348,8 +348,8 @@ fn a_failing_hook_rolls_back_from_its_stage() {
     }
 }
 
-#[test]
-fn a_hook_answering_not_yet_is_called_again_until_it_passes() {
+/// A full deployment whose green-ready hook says "not yet" twice, then passes.
+fn ready_hook_passing_on_its_third_call() -> Run {
     let mut r = Run::new(full_spec(|_| {}));
     r.w.hooks.insert(
         "ready".into(),
@@ -360,6 +360,12 @@ fn a_hook_answering_not_yet_is_called_again_until_it_passes() {
         ]
         .into(),
     );
+    r
+}
+
+#[test]
+fn a_hook_answering_not_yet_is_called_again_until_it_passes() {
+    let mut r = ready_hook_passing_on_its_third_call();
     advance_to(&mut r, PhaseName::TestTraffic);
     let calls: Vec<(String, u32)> = r
         .commands()
@@ -383,16 +389,7 @@ fn a_hook_answering_not_yet_is_called_again_until_it_passes() {
 
 #[test]
 fn a_pause_while_a_hook_says_not_yet_does_not_count_against_its_deadline() {
-    let mut r = Run::new(full_spec(|_| {}));
-    r.w.hooks.insert(
-        "ready".into(),
-        [
-            Ok(HookVerdict::NotYet),
-            Ok(HookVerdict::NotYet),
-            Ok(HookVerdict::Pass),
-        ]
-        .into(),
-    );
+    let mut r = ready_hook_passing_on_its_third_call();
     r.until(|r| {
         r.commands()
             .any(|c| matches!(&c.kind, CommandKind::CallHook(h) if h.name == "ready"))
