@@ -136,9 +136,7 @@ fn blue_is_removed_only_in_the_instant_of_a_fresh_look_at_green() {
             d.pacing.poll_interval_ms = 7_000;
             d.drain_ms = 30_000;
             if task_sets {
-                d.environment = EnvironmentModel::TaskSet {
-                    service: "web".into(),
-                };
+                task_set_model(d);
             }
         }));
         let green_tg = r.d.spec().target_groups[1].clone();
@@ -168,11 +166,7 @@ fn blue_is_removed_only_in_the_instant_of_a_fresh_look_at_green() {
 
 #[test]
 fn task_set_model_creates_a_task_set_swaps_primary_and_deletes_blue() {
-    let r = completes(spec(|d| {
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        }
-    }));
+    let r = completes(spec(task_set_model));
     let kinds: Vec<&str> = r
         .commands()
         .map(|c| c.kind.name())
@@ -535,11 +529,7 @@ fn the_scaling_target_follows_production_traffic_phase_by_phase() {
     r.finish();
     assert_eq!(live_slot(&r), Some(0));
 
-    let mut r = Run::new(spec(|d| {
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        }
-    }));
+    let mut r = Run::new(spec(task_set_model));
     r.finish();
     assert_eq!(live_slot(&r), None, "task sets share one service's scaling");
 }

@@ -468,11 +468,7 @@ fn an_ambiguous_listener_write_that_did_not_apply_is_sent_again_with_the_same_id
 
 #[test]
 fn a_lost_task_set_create_is_found_by_its_external_id_and_never_duplicated() {
-    let mut r = Run::new(spec(|d| {
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        }
-    }));
+    let mut r = Run::new(spec(task_set_model));
     r.w.fault(
         "ensure-green",
         Fault::AppliedThen(err(ErrorClass::Ambiguous, "ConnectionReset")),
@@ -651,22 +647,18 @@ fn a_listener_left_mid_shift_refuses_to_start() {
     let reason = rejected_with(|r| {
         let tgs = r.d.spec().target_groups.clone();
         let listener = r.d.spec().listener.clone();
-        let _ = r.w.ideal.respond(&Command {
-            id: CommandId::new(r.d.id(), "by-hand"),
-            attempt: 1,
-            kind: CommandKind::SetListenerWeights {
-                listener,
-                weights: vec![
-                    TargetWeight {
-                        target_group: tgs[0].clone(),
-                        weight: 90,
-                    },
-                    TargetWeight {
-                        target_group: tgs[1].clone(),
-                        weight: 10,
-                    },
-                ],
-            },
+        let _ = r.w.by_hand(CommandKind::SetListenerWeights {
+            listener,
+            weights: vec![
+                TargetWeight {
+                    target_group: tgs[0].clone(),
+                    weight: 90,
+                },
+                TargetWeight {
+                    target_group: tgs[1].clone(),
+                    weight: 10,
+                },
+            ],
         });
     });
     assert_eq!(reason.kind, ReasonKind::ListenerNotAtRest);
@@ -706,14 +698,10 @@ fn a_preflight_failure_refuses_to_start_naming_the_resource() {
 #[test]
 fn a_live_service_with_no_tasks_refuses_to_start() {
     let reason = rejected_with(|r| {
-        let _ = r.w.ideal.respond(&Command {
-            id: CommandId::new(r.d.id(), "by-hand"),
-            attempt: 1,
-            kind: CommandKind::ScaleEnvironment {
-                cluster: "prod".into(),
-                service: "web-a".into(),
-                desired_count: 0,
-            },
+        let _ = r.w.by_hand(CommandKind::ScaleEnvironment {
+            cluster: "prod".into(),
+            service: "web-a".into(),
+            desired_count: 0,
         });
     });
     assert!(
@@ -900,11 +888,8 @@ fn a_failed_weight_write_is_resent_only_after_a_newer_look_at_green() {
 /// Point the test listener of a full spec with these weights, by hand.
 fn test_listener_set(r: &mut Run, weights: Vec<TargetWeight>) {
     let listener = r.d.spec().test_listener.clone().unwrap();
-    let _ = r.w.ideal.respond(&Command {
-        id: CommandId::new(r.d.id(), "by-hand"),
-        attempt: 1,
-        kind: CommandKind::SetListenerWeights { listener, weights },
-    });
+    let _ =
+        r.w.by_hand(CommandKind::SetListenerWeights { listener, weights });
 }
 
 #[test]
@@ -946,24 +931,8 @@ fn a_test_listener_sending_traffic_elsewhere_refuses_to_start_but_a_zero_weight_
 
 #[test]
 fn a_task_set_left_over_from_an_earlier_deployment_refuses_to_start() {
-    let mut r = Run::new(spec(|d| {
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        }
-    }));
-    let tgs = r.d.spec().target_groups.clone();
-    let _ = r.w.ideal.respond(&Command {
-        id: CommandId::new(r.d.id(), "by-hand"),
-        attempt: 1,
-        kind: CommandKind::EnsureGreen(EnsureGreen::TaskSet {
-            cluster: "prod".into(),
-            service: "web".into(),
-            task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into(),
-            target_group: tgs[1].clone(),
-            like_task_set: "blue".into(),
-            external_id: "web-0".into(),
-        }),
-    });
+    let mut r = Run::new(spec(task_set_model));
+    r.w.task_set_by_hand("web-0");
     r.finish();
     assert_eq!(
         r.d.phase_name(),

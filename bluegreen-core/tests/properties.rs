@@ -81,9 +81,7 @@ fn spec_strategy() -> impl Gen<Value = DeploymentSpec> {
                 },
             };
             if task_set {
-                d.environment = EnvironmentModel::TaskSet {
-                    service: "web".into(),
-                };
+                task_set_model(d);
             }
             d.bake_ms = 10_000;
             d.drain_ms = 5_000;

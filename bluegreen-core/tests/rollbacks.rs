@@ -728,9 +728,7 @@ fn create_green_that_cannot_finish_in_time_rolls_back_on_its_own_clock() {
 fn a_green_task_set_that_never_reports_steady_state_times_out_in_deploy() {
     let mut r = Run::new(spec(|d| {
         d.timeouts.deploy_ms = 30_000;
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        };
+        task_set_model(d);
     }));
     // Every count is right, but ECS never calls the task set steady.
     r.w.green_stabilizing = true;
@@ -790,9 +788,7 @@ fn a_blue_that_empties_after_its_first_verify_completes() {
 fn a_green_task_set_short_of_tasks_times_out_in_deploy() {
     let mut r = Run::new(spec(|d| {
         d.timeouts.deploy_ms = 30_000;
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        };
+        task_set_model(d);
     }));
     // One of three running and none pending: tasks that failed to place.
     r.w.green_running = Some(1);
@@ -864,32 +860,10 @@ fn a_rollback_that_cannot_restore_the_test_listener_says_production_is_back_and_
 
 #[test]
 fn a_task_set_rollback_removes_only_this_deployments_task_sets() {
-    let mut r = Run::new(spec(|d| {
-        d.environment = EnvironmentModel::TaskSet {
-            service: "web".into(),
-        }
-    }));
+    let mut r = Run::new(spec(task_set_model));
     advance_to(&mut r, PhaseName::HealthCheck);
     // Someone else's task set appears on the same service meanwhile.
-    let tgs = r.d.spec().target_groups.clone();
-    let foreign = r.w.ideal.respond(&Command {
-        id: CommandId::new(&DeploymentId::new("other-1").unwrap(), "create"),
-        attempt: 1,
-        kind: CommandKind::EnsureGreen(EnsureGreen::TaskSet {
-            cluster: "prod".into(),
-            service: "web".into(),
-            task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into(),
-            target_group: tgs[1].clone(),
-            like_task_set: "blue".into(),
-            external_id: "other-1".into(),
-        }),
-    });
-    let Ok(CommandResult::GreenEnsured {
-        task_set: Some(foreign),
-    }) = foreign
-    else {
-        panic!("{foreign:?}")
-    };
+    let foreign = r.w.task_set_by_hand("other-1");
     r.operator(OperatorRequest::Abort { reason: None }).unwrap();
     r.finish();
     assert_eq!(

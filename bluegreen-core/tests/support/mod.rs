@@ -54,6 +54,8 @@ pub struct World {
     pub faults: BTreeMap<&'static str, VecDeque<Fault>>,
     /// Every command answered, in order.
     pub log: Vec<Command>,
+    /// Commands applied by hand so far (names the next one).
+    by_hand: u64,
 }
 
 impl World {
@@ -77,6 +79,38 @@ impl World {
             hooks: BTreeMap::new(),
             faults: BTreeMap::new(),
             log: vec![],
+            by_hand: 0,
+        }
+    }
+
+    /// Apply `kind` to the world directly, as someone other than the machine would (a
+    /// console click, another pipeline): the machine sees only its effect.
+    pub fn by_hand(&mut self, kind: CommandKind) -> Result<CommandResult, CommandError> {
+        self.by_hand += 1;
+        let who = DeploymentId::new("by-hand").expect("a valid id");
+        self.ideal.respond(&Command {
+            id: CommandId::numbered(&who, "c", self.by_hand, ""),
+            attempt: 1,
+            kind,
+        })
+    }
+
+    /// A task set on green's target group of service `web` (the task-set model),
+    /// created by hand with `external_id`; its ARN.
+    pub fn task_set_by_hand(&mut self, external_id: &str) -> Name {
+        let made = self.by_hand(CommandKind::EnsureGreen(EnsureGreen::TaskSet {
+            cluster: "prod".into(),
+            service: "web".into(),
+            task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1".into(),
+            target_group: self.spec.target_groups[1].clone(),
+            like_task_set: "blue".into(),
+            external_id: external_id.into(),
+        }));
+        match made {
+            Ok(CommandResult::GreenEnsured {
+                task_set: Some(arn),
+            }) => arn,
+            other => panic!("a task set by hand: {other:?}"),
         }
     }
 
@@ -428,6 +462,13 @@ pub fn spec(f: impl FnOnce(&mut SpecDraft)) -> DeploymentSpec {
     d.pacing.retry_max_ms = 1_000;
     f(&mut d);
     DeploymentSpec::new(d).expect("valid test spec")
+}
+
+/// The task-set model: one service, `web`, whose task sets are blue and green.
+pub fn task_set_model(d: &mut SpecDraft) {
+    d.environment = EnvironmentModel::TaskSet {
+        service: "web".into(),
+    };
 }
 
 /// A spec that passes through every phase: test listener, all hook stages, approval,
