@@ -5,6 +5,7 @@
 
 use std::hint::black_box;
 
+use bluegreen_benches::CORE_STRATEGIES;
 use bluegreen_core::plan::{IdealCloud, drive, example_draft};
 use bluegreen_core::{Deployment, DeploymentId, DeploymentSpec, Strategy, Timestamp};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -26,23 +27,7 @@ fn steps_of(spec: &DeploymentSpec) -> u64 {
 
 fn benches(c: &mut Criterion) {
     let id = DeploymentId::new("bench-1").unwrap();
-    for (name, strategy) in [
-        ("all-at-once", Strategy::AllAtOnce),
-        (
-            "canary",
-            Strategy::Canary {
-                percent: 10,
-                wait_ms: 60_000,
-            },
-        ),
-        (
-            "linear",
-            Strategy::Linear {
-                step_percent: 10,
-                interval_ms: 30_000,
-            },
-        ),
-    ] {
+    for (name, strategy) in CORE_STRATEGIES {
         let spec = spec(strategy);
         let steps = steps_of(&spec);
         let mut group = c.benchmark_group(format!("core/{name}"));

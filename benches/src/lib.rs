@@ -23,6 +23,26 @@ pub const STRATEGIES: [(&str, Strategy); 3] = [
     ),
 ];
 
+/// The strategies the core benches time (the built-in example spec's pacing: a finer
+/// linear than the simulator's, so the core's steps per deployment span a wider range).
+pub const CORE_STRATEGIES: [(&str, Strategy); 3] = [
+    ("all-at-once", Strategy::AllAtOnce),
+    (
+        "canary",
+        Strategy::Canary {
+            percent: 10,
+            wait_ms: 60_000,
+        },
+    ),
+    (
+        "linear",
+        Strategy::Linear {
+            step_percent: 10,
+            interval_ms: 30_000,
+        },
+    ),
+];
+
 pub fn draft(strategy: &Strategy, task_set: bool) -> bluegreen_core::SpecDraft {
     let mut d = app_draft("web");
     d.strategy = strategy.clone();

@@ -578,7 +578,7 @@ mod tests {
             listener_arn: "arn:l".into(),
             rule_arn: None,
         };
-        let pre = CommandKind::Preflight(Preflight {
+        let pre = CommandKind::Preflight(Box::new(Preflight {
             cluster: "prod".into(),
             mode: Mode::ServicePair,
             services: vec!["a".into(), "b".into()],
@@ -586,7 +586,7 @@ mod tests {
             listener: listener.clone(),
             test_listener: None,
             container: "app".into(),
-        });
+        }));
         assert_eq!(Cost::of_command(&pre).of(ApiBucket::ElbDescribe), 3);
         let observe = CommandKind::Observe(Observe::Service {
             cluster: "prod".into(),
@@ -620,7 +620,7 @@ mod tests {
             rule_arn: rule.map(Into::into),
         };
         let pre = |test: Option<ListenerRef>| {
-            Cost::of_command(&CommandKind::Preflight(Preflight {
+            Cost::of_command(&CommandKind::Preflight(Box::new(Preflight {
                 cluster: "prod".into(),
                 mode: Mode::ServicePair,
                 services: vec!["a".into(), "b".into()],
@@ -628,7 +628,7 @@ mod tests {
                 listener: listener(None),
                 test_listener: test,
                 container: "app".into(),
-            }))
+            })))
         };
         // The listener and its rule (2), the test listener (1) and its rule (1), both
         // target groups in one call (1).

@@ -29,8 +29,11 @@ pub struct Command {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CommandKind {
     /// Check that every resource the deployment names exists and fits together. A
-    /// missing or mismatched resource is a `Fatal` error naming it.
-    Preflight(Preflight),
+    /// missing or mismatched resource is a `Fatal` error naming it. Boxed, as is
+    /// `CallHook`: the two largest variants are sent once or twice a deployment, and
+    /// inline they would make every command (moved through outbox, executor and
+    /// journal) 184 bytes instead of 128.
+    Preflight(Box<Preflight>),
     /// Find the revision green should run without registering anything: `base` itself
     /// when its `container` already runs exactly `image` (redeploying the live image),
     /// else a revision that [`CommandKind::RegisterTaskDefinition`] with the same fields
@@ -101,7 +104,7 @@ pub enum CommandKind {
     /// Read some state. Reads never change anything and are retried freely.
     Observe(Observe),
     /// Call a user's HTTP hook.
-    CallHook(HookCall),
+    CallHook(Box<HookCall>),
 }
 
 /// What preflight checks.
@@ -725,7 +728,7 @@ mod tests {
             rule_arn: rule.map(Into::into),
         };
         let calls = |rule: Option<&str>, test: Option<crate::spec::ListenerRef>| {
-            CommandKind::Preflight(Preflight {
+            CommandKind::Preflight(Box::new(Preflight {
                 cluster: "prod".into(),
                 mode: crate::spec::Mode::ServicePair,
                 services: vec!["a".into(), "b".into()],
@@ -733,7 +736,7 @@ mod tests {
                 listener: listener(rule),
                 test_listener: test,
                 container: "app".into(),
-            })
+            }))
             .aws_calls_min()
         };
         assert_eq!(calls(None, None), 5);

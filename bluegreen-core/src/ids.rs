@@ -62,23 +62,51 @@ impl fmt::Display for DeploymentId {
 /// `web-20261122T030405-1/ensure-green` or `…/observe-17`. Retries of the same step reuse
 /// the id; results are matched to in-flight commands by it.
 ///
-/// Shared, immutable text: a command id is cloned into every retry, resolution and
-/// journal line, so cloning it must not allocate.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CommandId(Arc<str>);
+/// Immutable text, cheap to make and to clone: a command id is made for every command
+/// (a monitor tick makes several) and cloned into every retry, resolution and journal
+/// line. An id of up to [`COMMAND_ID_INLINE_MAX`] bytes — every id the machine makes
+/// for a deployment id of up to ~25 characters — lives inline (no allocation to make,
+/// clone or drop it); a longer one is shared text (`Arc<str>`, cloned without
+/// allocating). Equality, order, hashing and serde all see only the text.
+#[derive(Clone)]
+pub struct CommandId(IdRepr);
+
+/// Longest id kept inline; sized so that a `CommandId` is 40 bytes.
+pub const COMMAND_ID_INLINE_MAX: usize = 38;
+
+#[derive(Clone)]
+enum IdRepr {
+    Inline {
+        len: u8,
+        bytes: [u8; COMMAND_ID_INLINE_MAX],
+    },
+    Shared(Arc<str>),
+}
 
 impl CommandId {
     pub fn new(deployment: &DeploymentId, step: &str) -> Self {
-        CommandId(joined(&[&deployment.0, "/", step]))
+        joined(&[&deployment.0, "/", step])
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => core::str::from_utf8(&bytes[..usize::from(*len)])
+                .expect("inline ids are copied from whole strs"),
+            IdRepr::Shared(text) => text,
+        }
     }
 
-    /// `<deployment>/<prefix><n><suffix>` without going through the formatter (the
-    /// observation batches make several of these per poll interval).
+    /// The id's text as bytes, without the UTF-8 check `as_str` makes of an inline id:
+    /// what equality, order and hashing (and the simulator's trace) compare.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IdRepr::Shared(text) => text.as_bytes(),
+        }
+    }
+
+    /// `<deployment>/<prefix><n><suffix>` (e.g. `web-1/t17-health`), the digits written
+    /// without formatting machinery: the monitor makes one of these per read.
     pub fn numbered(deployment: &DeploymentId, prefix: &str, n: u64, suffix: &str) -> Self {
         let mut digits = [0u8; 20];
         let mut i = digits.len();
@@ -92,45 +120,94 @@ impl CommandId {
             }
         }
         let digits = core::str::from_utf8(&digits[i..]).expect("ascii digits");
-        CommandId(joined(&[&deployment.0, "/", prefix, digits, suffix]))
+        joined(&[&deployment.0, "/", prefix, digits, suffix])
     }
 
-    /// An id for a command serving this one (the observation resolving an ambiguous
-    /// write): `<id>~<suffix>`.
+    /// An id for a step derived from this one (`<id>~<suffix>`), e.g. the read that
+    /// resolves whether a write took effect.
     pub fn derived(&self, suffix: &str) -> CommandId {
-        CommandId(joined(&[&self.0, "~", suffix]))
+        joined(&[self.as_str(), "~", suffix])
     }
 
-    /// A 32-character hex token for AWS `clientToken` parameters (ECS allows at most 36
-    /// characters, and our ids can be longer): a stable 128-bit hash of the id.
+    /// A 32-hex-digit token for AWS `clientToken` parameters: stable for this id, so
+    /// retries of the same step are idempotent at AWS.
     pub fn client_token(&self) -> String {
-        let hi = stable_hash64(self.0.as_bytes());
-        let lo = stable_hash64_with(self.0.as_bytes(), 0x9e37_79b9_7f4a_7c15);
+        let text = self.as_str().as_bytes();
+        let hi = stable_hash64(text);
+        let lo = stable_hash64_with(text, 0x9e37_79b9_7f4a_7c15);
         format!("{hi:016x}{lo:016x}")
     }
 }
 
-/// `parts` as one shared string, allocated once (the `Arc`'s own block): the parts are
-/// gathered on the stack first, since ids are short (a deployment id is at most
-/// [`DEPLOYMENT_ID_LEN_MAX`] characters). Going through a `String` would allocate twice.
-fn joined(parts: &[&str]) -> Arc<str> {
-    const STACK_MAX: usize = 256;
+/// The parts, concatenated: inline when they fit, else shared text.
+fn joined(parts: &[&str]) -> CommandId {
     let len: usize = parts.iter().map(|p| p.len()).sum();
-    if len > STACK_MAX {
-        return Arc::from(parts.concat());
+    if len > COMMAND_ID_INLINE_MAX {
+        return CommandId(IdRepr::Shared(Arc::from(parts.concat())));
     }
-    let mut buf = [0u8; STACK_MAX];
+    let mut bytes = [0u8; COMMAND_ID_INLINE_MAX];
     let mut n = 0;
     for p in parts {
-        buf[n..n + p.len()].copy_from_slice(p.as_bytes());
+        bytes[n..n + p.len()].copy_from_slice(p.as_bytes());
         n += p.len();
     }
-    Arc::from(core::str::from_utf8(&buf[..n]).expect("joined from whole strs"))
+    CommandId(IdRepr::Inline {
+        len: n as u8,
+        bytes,
+    })
+}
+
+impl PartialEq for CommandId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for CommandId {}
+
+impl PartialOrd for CommandId {
+    fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for CommandId {
+    fn cmp(&self, other: &Self) -> core::cmp::Ordering {
+        // Byte order is `str`'s order.
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl core::hash::Hash for CommandId {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes: the bytes, then 0xff.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
+impl fmt::Debug for CommandId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CommandId").field(&self.as_str()).finish()
+    }
+}
+
+impl Serialize for CommandId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CommandId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(joined(&[&text]))
+    }
 }
 
 impl fmt::Display for CommandId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -193,6 +270,48 @@ mod tests {
             CommandId::numbered(&d, &step, 42, "-x").as_str(),
             format!("{}/{step}42-x", d.as_str())
         );
+    }
+
+    #[test]
+    fn ids_at_the_inline_boundary_compare_hash_and_serialise_as_their_text() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        let hash = |id: &CommandId| {
+            let mut h = DefaultHasher::new();
+            id.hash(&mut h);
+            h.finish()
+        };
+        let d = DeploymentId::new("web-1").unwrap();
+        // "web-1/" is 6 bytes: steps of 32 and 33 bytes give ids of 38 (inline) and 39
+        // (shared) bytes.
+        let fits = CommandId::new(&d, &"a".repeat(COMMAND_ID_INLINE_MAX - 6));
+        let spills = CommandId::new(&d, &"a".repeat(COMMAND_ID_INLINE_MAX - 5));
+        assert!(matches!(fits.0, IdRepr::Inline { .. }));
+        assert!(matches!(spills.0, IdRepr::Shared(_)));
+        assert_eq!(fits.as_str().len(), COMMAND_ID_INLINE_MAX);
+        assert_eq!(spills.as_str().len(), COMMAND_ID_INLINE_MAX + 1);
+        // Order and equality are the text's, whatever the representation.
+        assert!(fits < spills, "a prefix sorts first");
+        assert_ne!(fits, spills);
+        let mut ids = vec![spills.clone(), fits.clone()];
+        ids.sort();
+        assert_eq!(ids, [fits.clone(), spills.clone()]);
+        // Equal text hashes equal, as the text itself does.
+        let shared = CommandId(IdRepr::Shared(Arc::from(fits.as_str())));
+        assert_eq!(shared, fits);
+        assert_eq!(hash(&shared), hash(&fits));
+        let mut h = DefaultHasher::new();
+        fits.as_str().hash(&mut h);
+        assert_eq!(hash(&fits), h.finish());
+        // Serde sees a plain string, and reads it back to the same id either way.
+        for id in [&fits, &spills] {
+            let json = serde_json::to_string(id).unwrap();
+            assert_eq!(json, format!("\"{}\"", id.as_str()));
+            let back: CommandId = serde_json::from_str(&json).unwrap();
+            assert_eq!(&back, id);
+            assert_eq!(format!("{back:?}"), format!("CommandId({:?})", id.as_str()));
+        }
+        assert_eq!(fits.derived("r").as_str(), format!("{}~r", fits.as_str()));
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl Rules {
         if !self.enabled || self.rules.is_empty() {
             return Verdict::Pass;
         }
-        let key = stable_hash64(command.id.as_str().as_bytes());
+        let key = stable_hash64(command.id.as_bytes());
         let streak = self.streaks.get(&key).copied().unwrap_or(0);
         if streak >= self.streak_max {
             self.streaks.remove(&key);

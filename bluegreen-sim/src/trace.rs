@@ -36,12 +36,16 @@ impl Trace {
         self.lines.is_some() || self.echo
     }
 
-    /// Fold an event's structured content into the hash.
+    /// Fold an event's structured content into the hash: a multiply-rotate per word
+    /// (FxHash's step, three instructions; every command mixes several words), then one
+    /// full avalanche per event so that a difference spreads before the next one.
     pub fn mix(&mut self, words: &[u64]) {
         self.events += 1;
+        let mut h = self.hash;
         for w in words {
-            self.hash = mix64(self.hash ^ w).wrapping_add(0x9e37_79b9_7f4a_7c15);
+            h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
+        self.hash = mix64(h);
     }
 
     /// A text line (built only when text is wanted).
@@ -81,8 +85,8 @@ impl Trace {
 /// A text (a command id) as one word for [`Trace::mix`]: eight bytes at a time, since
 /// every command sent is mixed in by its id and a byte-wise hash was a visible share of
 /// a simulated deployment.
-pub fn text_word(text: &str) -> u64 {
-    let bytes = text.as_bytes();
+pub fn text_word(text: impl AsRef<[u8]>) -> u64 {
+    let bytes = text.as_ref();
     let mut h = mix64(bytes.len() as u64);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {

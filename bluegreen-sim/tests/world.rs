@@ -479,7 +479,7 @@ fn hooks_answer_as_the_scenario_says() {
     let mut w = world(WorldProfile::fast());
     w.hooks.set("smoke", HookBehaviour::NotYet(2));
     let call = |name: &str| {
-        CommandKind::CallHook(bluegreen_core::HookCall {
+        CommandKind::CallHook(Box::new(bluegreen_core::HookCall {
             name: name.into(),
             url: "https://hooks.example/x".into(),
             timeout_ms: 1_000,
@@ -493,7 +493,7 @@ fn hooks_answer_as_the_scenario_says() {
                 green_target_group: None,
                 call: 1,
             },
-        })
+        }))
     };
     let verdict = |r| match r {
         Ok(CommandResult::Hook(v)) => v,

@@ -55,7 +55,7 @@ async fn preflight_passes_on_the_fixture_and_names_what_is_wrong() {
         return;
     };
     let (fx, aws) = (env.fx.clone(), env.aws.clone());
-    let ok = CommandKind::Preflight(web_preflight(&fx));
+    let ok = CommandKind::Preflight(Box::new(web_preflight(&fx)));
     let budget = ok.aws_calls_min();
     assert_eq!(run(&aws, ok).await, Ok(CommandResult::PreflightPassed));
     assert_eq!(
@@ -77,14 +77,16 @@ async fn preflight_passes_on_the_fixture_and_names_what_is_wrong() {
         ..web_preflight(&fx)
     };
     assert_eq!(
-        run(&aws, CommandKind::Preflight(task_sets.clone())).await,
+        run(&aws, CommandKind::Preflight(Box::new(task_sets.clone()))).await,
         Ok(CommandResult::PreflightPassed)
     );
 
     let fails = |p: Preflight, text: &'static str| {
         let aws = aws.clone();
         async move {
-            let err = run(&aws, CommandKind::Preflight(p)).await.unwrap_err();
+            let err = run(&aws, CommandKind::Preflight(Box::new(p)))
+                .await
+                .unwrap_err();
             assert_eq!(err.class, ErrorClass::Fatal, "{err}");
             assert!(err.message.contains(text), "expected {text:?} in: {err}");
         }

@@ -52,7 +52,7 @@ async fn preflight_passes_with_exactly_the_calls_the_core_budgets() {
         };
         let (e, l) = preflight_rules(out);
         let c = cloud(&refs(&e), &refs(&l), &[]);
-        let kind = CommandKind::Preflight(preflight(mode, rule));
+        let kind = CommandKind::Preflight(Box::new(preflight(mode, rule)));
         let budget = kind.aws_calls_min();
         assert_eq!(
             run(&c, kind).await,
@@ -129,7 +129,7 @@ async fn preflight_names_each_mismatched_resource() {
     for (out, mode, code, text) in cases {
         let (e, l) = preflight_rules(out);
         let c = cloud(&refs(&e), &refs(&l), &[]);
-        let err = run(&c, CommandKind::Preflight(preflight(mode, false)))
+        let err = run(&c, CommandKind::Preflight(Box::new(preflight(mode, false))))
             .await
             .unwrap_err();
         assert_eq!(
@@ -149,7 +149,9 @@ async fn preflight_names_each_mismatched_resource() {
     let c = cloud(&refs(&e), &refs(&l), &[]);
     let mut p = preflight(Mode::ServicePair, false);
     p.container = "worker".into();
-    let err = run(&c, CommandKind::Preflight(p)).await.unwrap_err();
+    let err = run(&c, CommandKind::Preflight(Box::new(p)))
+        .await
+        .unwrap_err();
     assert_eq!(err.code, "ContainerNotFound");
     assert!(
         err.message
@@ -178,7 +180,7 @@ async fn preflight_names_each_mismatched_resource() {
     let c = cloud(&refs(&e), &refs(&l), &[]);
     let err = run(
         &c,
-        CommandKind::Preflight(preflight(Mode::ServicePair, false)),
+        CommandKind::Preflight(Box::new(preflight(Mode::ServicePair, false))),
     )
     .await
     .unwrap_err();
@@ -204,7 +206,7 @@ async fn preflight_names_each_mismatched_resource() {
     let c = cloud(&[], &refs(&l), &[]);
     let err = run(
         &c,
-        CommandKind::Preflight(preflight(Mode::ServicePair, false)),
+        CommandKind::Preflight(Box::new(preflight(Mode::ServicePair, false))),
     )
     .await
     .unwrap_err();
@@ -216,7 +218,9 @@ async fn preflight_names_each_mismatched_resource() {
     p.listener.rule_arn = Some(RULE.replace("f2f7dc8efc522ab2", "0000000000000000").into());
     let l = [describe_listener(vec![forward(&[("web-a", 1)])])];
     let c = cloud(&[], &refs(&l), &[]);
-    let err = run(&c, CommandKind::Preflight(p)).await.unwrap_err();
+    let err = run(&c, CommandKind::Preflight(Box::new(p)))
+        .await
+        .unwrap_err();
     assert!(err.message.contains("does not belong to listener"), "{err}");
 }
 
@@ -1005,7 +1009,7 @@ async fn metric_data_is_requested_per_query_and_merged_across_pages() {
 #[tokio::test]
 async fn hooks_are_not_the_adapters_job() {
     let c = cloud(&[], &[], &[]);
-    let hook = CommandKind::CallHook(HookCall {
+    let hook = CommandKind::CallHook(Box::new(HookCall {
         name: "smoke".into(),
         url: "https://example.com/hook".into(),
         timeout_ms: 1000,
@@ -1019,7 +1023,7 @@ async fn hooks_are_not_the_adapters_job() {
             green_target_group: None,
             call: 1,
         },
-    });
+    }));
     let err = run(&c, hook).await.unwrap_err();
     assert_eq!(
         (err.class, err.code.as_str()),

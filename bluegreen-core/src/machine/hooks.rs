@@ -125,12 +125,12 @@ impl HookRun {
             };
             cx.issue(
                 &format!("hook-{}-{call}", hook.name),
-                CommandKind::CallHook(HookCall {
+                CommandKind::CallHook(Box::new(HookCall {
                     name: hook.name.clone(),
                     url: hook.url.clone(),
                     timeout_ms: hook.timeout_ms,
                     payload,
-                }),
+                })),
             );
             self.calling = true;
             return HookStep::Called;

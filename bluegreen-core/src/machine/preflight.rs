@@ -47,7 +47,7 @@ impl Preflight {
                 };
                 cx.issue(
                     "preflight",
-                    CommandKind::Preflight(PreflightCheck {
+                    CommandKind::Preflight(Box::new(PreflightCheck {
                         cluster: spec.cluster.clone(),
                         mode: spec.mode(),
                         services,
@@ -55,7 +55,7 @@ impl Preflight {
                         listener: spec.listener.clone(),
                         test_listener: spec.test_listener.clone(),
                         container: spec.container.clone(),
-                    }),
+                    })),
                 );
                 self.stage = PreflightStage::Checking;
                 Step::Issued

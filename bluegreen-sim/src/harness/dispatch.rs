@@ -60,7 +60,7 @@ impl Sim {
         self.trace.mix(&[
             10,
             u64::from(dep),
-            crate::trace::text_word(command.id.as_str()) ^ u64::from(command.attempt),
+            crate::trace::text_word(command.id.as_bytes()) ^ u64::from(command.attempt),
             verdict_tag(&verdict),
         ]);
         if self.trace.wants_text() {

@@ -249,7 +249,7 @@ mod tests {
     }
 
     fn preflight() -> CommandKind {
-        CommandKind::Preflight(bluegreen_core::command::Preflight {
+        CommandKind::Preflight(Box::new(bluegreen_core::command::Preflight {
             cluster: "c".into(),
             mode: bluegreen_core::Mode::ServicePair,
             services: vec!["a".into(), "b".into()],
@@ -260,7 +260,7 @@ mod tests {
             },
             test_listener: None,
             container: "app".into(),
-        })
+        }))
     }
 
     #[tokio::test(flavor = "current_thread")]
