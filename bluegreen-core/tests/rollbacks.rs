@@ -920,3 +920,58 @@ fn a_scale_to_zero_that_never_took_counts_as_not_emptied_even_with_no_task_left(
         "{reason}"
     );
 }
+
+/// The shift guard's wait for a fully healthy green is a clock like any other: a pause
+/// while it waits pushes its health deadline back by the pause, so a resume does not
+/// roll back at once for time spent paused.
+#[test]
+fn a_pause_while_the_shift_guard_waits_pushes_back_its_health_deadline() {
+    let mut r = Run::new(spec(|d| {
+        // Polls every 10 s: the degraded streak (100 looks) outlasts the guard and the pause.
+        d.pacing.poll_interval_ms = 10_000;
+        d.timeouts.health_ms = 60_000;
+        d.health.degraded_observations_max = 100;
+        d.strategy = Strategy::Linear {
+            step_percent: 50,
+            interval_ms: 60_000,
+        };
+    }));
+    advance_to(&mut r, PhaseName::Shift);
+    r.until(|r| r.d.knowledge().prod_weights.green == 50);
+    // Green loses a target during the first hold: the second step's guard waits.
+    r.w.green_healthy = Some(2);
+    let guarding = |r: &Run| match r.d.phase() {
+        Phase::Shift(s) if s.index == 1 => match s.stage {
+            machine::ShiftStage::Guarding { since } => Some(since),
+            _ => None,
+        },
+        _ => None,
+    };
+    r.until(|r| guarding(r).is_some() || r.d.is_terminal());
+    let since = guarding(&r).expect("the second step's guard is waiting");
+    r.operator(OperatorRequest::Pause).unwrap();
+    let paused_at = r.now;
+    let pause_ms = 120_000; // twice the health timeout
+    r.until(|r| r.now.ms_since(paused_at) >= pause_ms || r.d.is_terminal());
+    assert_eq!(r.d.phase_name(), PhaseName::Paused, "{:?}", r.d.outcome_reason());
+    r.operator(OperatorRequest::Resume).unwrap();
+    let resumed_at = r.now;
+    assert_eq!(r.d.phase_name(), PhaseName::Shift, "resumed into the guard");
+    r.finish();
+    assert_clean_rollback(&r, PhaseName::Shift, ReasonKind::Unhealthy);
+    let reason = &r.d.outcome_reason().unwrap().detail;
+    assert!(reason.contains("before shift step 2"), "{reason}");
+    let rolled_at =
+        r.d.history()
+            .iter()
+            .find(|t| t.to == PhaseName::Rollback)
+            .unwrap()
+            .at;
+    // What was left of the guard's minute when the pause began, counted from the resume.
+    let left_ms = 60_000 - paused_at.ms_since(since);
+    assert!(
+        rolled_at.ms_since(resumed_at) >= left_ms,
+        "rolled back {} ms after the resume; {left_ms} ms of the guard were left",
+        rolled_at.ms_since(resumed_at)
+    );
+}
