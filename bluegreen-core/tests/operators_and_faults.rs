@@ -948,3 +948,67 @@ fn a_task_set_left_over_from_an_earlier_deployment_refuses_to_start() {
         "{reason}"
     );
 }
+
+// ----- a batch of commands cut short -----
+
+/// The machine after preflight passed: it has queued preflight's four reads at once and
+/// the caller has taken only the first. Returns the machine, the time, and the ids of
+/// the whole batch.
+fn mid_batch() -> (Deployment, Timestamp, Vec<CommandId>) {
+    let mut r = Run::example();
+    let now = r.now;
+    let Output::Command(pre) = r.d.poll(now) else {
+        panic!("preflight first")
+    };
+    assert_eq!(pre.kind.name(), "preflight");
+    let result = r.w.respond(&pre);
+    r.d.handle(now, Input::CommandDone { id: pre.id, result })
+        .unwrap();
+    let Output::Command(first) = r.d.poll(now) else {
+        panic!("a read after preflight")
+    };
+    // Everything queued is in flight already (the machine counts a command out as it
+    // queues it); the first is among them.
+    let mut batch: Vec<CommandId> = r.d.in_flight().map(|c| c.id.clone()).collect();
+    batch.sort();
+    assert!(batch.contains(&first.id));
+    assert!(batch.len() >= 3, "a batch of reads: {batch:?}");
+    (r.d, now, batch)
+}
+
+/// Every command the machine hands over until it says it is idle.
+fn drained(d: &mut Deployment, now: Timestamp) -> Vec<CommandId> {
+    let mut ids = vec![];
+    for _ in 0..POLLS_PER_DRAIN_MAX {
+        match d.poll(now) {
+            Output::Command(c) => ids.push(c.id),
+            Output::Notice(_) => {}
+            Output::Idle { .. } => return ids,
+        }
+    }
+    panic!("the machine never went idle")
+}
+
+#[test]
+fn a_restart_in_the_middle_of_a_batch_resends_each_command_once() {
+    let (mut d, now, batch) = mid_batch();
+    d.handle(now, Input::Restarted).unwrap();
+    let mut resent = drained(&mut d, now);
+    resent.sort();
+    assert_eq!(
+        resent, batch,
+        "the taken command and the ones still queued, each exactly once"
+    );
+}
+
+#[test]
+fn a_controller_failure_in_the_middle_of_a_batch_sends_nothing_more() {
+    let (mut d, now, _) = mid_batch();
+    d.fail_externally(now, "the executor lost its store".into());
+    assert_eq!(d.phase_name(), PhaseName::Failed);
+    assert_eq!(
+        drained(&mut d, now),
+        Vec::<CommandId>::new(),
+        "commands still queued are dropped"
+    );
+}

@@ -953,7 +953,12 @@ fn a_pause_while_the_shift_guard_waits_pushes_back_its_health_deadline() {
     let paused_at = r.now;
     let pause_ms = 120_000; // twice the health timeout
     r.until(|r| r.now.ms_since(paused_at) >= pause_ms || r.d.is_terminal());
-    assert_eq!(r.d.phase_name(), PhaseName::Paused, "{:?}", r.d.outcome_reason());
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::Paused,
+        "{:?}",
+        r.d.outcome_reason()
+    );
     r.operator(OperatorRequest::Resume).unwrap();
     let resumed_at = r.now;
     assert_eq!(r.d.phase_name(), PhaseName::Shift, "resumed into the guard");
