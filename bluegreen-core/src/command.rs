@@ -28,11 +28,8 @@ pub struct Command {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum CommandKind {
-    /// Check that every resource the deployment names exists and fits together. A
-    /// missing or mismatched resource is a `Fatal` error naming it. Boxed, as is
-    /// `CallHook`: the two largest variants are sent once or twice a deployment, and
-    /// inline they would make every command (moved through outbox, executor and
-    /// journal) 184 bytes instead of 128.
+    /// Check that every resource the deployment names exists and fits together (else `Fatal`,
+    /// naming it). Boxed, as `CallHook` is: both are rare, and inline made commands 184 bytes.
     Preflight(Box<Preflight>),
     /// Find the revision green should run without registering anything: `base` itself
     /// when its `container` already runs exactly `image` (redeploying the live image),
