@@ -246,4 +246,25 @@ mod tests {
         let as_ref: &str = a.as_ref();
         assert_eq!(as_ref, "a");
     }
+
+    #[test]
+    fn every_conversion_into_a_name_keeps_the_text() {
+        let text = "arn:aws:ecs:us-east-1:123456789012:service/prod/web-a";
+        let mut owned = String::from(text);
+        let from_mut: Name = owned.as_mut_str().into();
+        let all = [
+            Name::from(text),
+            from_mut,
+            Name::from(String::from(text)),
+            Name::from(&String::from(text)),
+            Name::from(Box::<str>::from(text)),
+            Name::from(Cow::Borrowed(text)),
+            Name::from(Cow::<str>::Owned(text.to_string())),
+            Name::from(&Name::from(text)),
+            Name::new(text),
+        ];
+        for (i, n) in all.iter().enumerate() {
+            assert_eq!(n.as_str(), text, "conversion {i}");
+        }
+    }
 }
