@@ -218,3 +218,39 @@ fn unknown_fields_are_rejected_not_ignored() {
         .to_string();
     assert!(err.contains("bake_time"), "{err}");
 }
+
+#[test]
+fn a_mode_prints_as_the_spec_file_names_it() {
+    for (mode, name) in [
+        (Mode::ServicePair, "service-pair"),
+        (Mode::TaskSet, "task-set"),
+    ] {
+        assert_eq!(mode.as_str(), name);
+        assert_eq!(serde_json::to_string(&mode).unwrap(), format!("\"{name}\""));
+    }
+}
+
+#[test]
+fn cloudwatch_dimensions_come_from_the_listener_and_target_group_arns() {
+    let listener = ListenerRef {
+        listener_arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2".into(),
+        rule_arn: None,
+    };
+    assert_eq!(
+        listener.load_balancer_dimension().as_deref(),
+        Some("app/web/50dc6c495c0c9188")
+    );
+    let not_an_arn = ListenerRef {
+        listener_arn: "web-listener".into(),
+        rule_arn: None,
+    };
+    assert_eq!(not_an_arn.load_balancer_dimension(), None);
+    assert_eq!(
+        spec::target_group_dimension(
+            "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-a/73e2d6bc24d8a067"
+        )
+        .as_deref(),
+        Some("targetgroup/web-a/73e2d6bc24d8a067")
+    );
+    assert_eq!(spec::target_group_dimension("web-a"), None);
+}
