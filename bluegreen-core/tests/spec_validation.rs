@@ -254,3 +254,53 @@ fn cloudwatch_dimensions_come_from_the_listener_and_target_group_arns() {
     );
     assert_eq!(spec::target_group_dimension("web-a"), None);
 }
+
+#[test]
+fn names_are_one_to_sixty_four_characters() {
+    let valid = |name: String| {
+        let mut d = example_draft();
+        d.app = name.into();
+        DeploymentSpec::new(d).map(|_| ()).map_err(|e| e.field)
+    };
+    assert_eq!(valid("a".repeat(64)), Ok(()));
+    assert_eq!(valid("a".repeat(65)), Err("app".to_string()));
+    assert_eq!(valid(String::new()), Err("app".to_string()));
+}
+
+#[test]
+fn a_listener_must_be_an_elbv2_listener_arn_of_bounded_plain_text() {
+    let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012";
+    let good = format!("{lb}:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2");
+    let accepted = |arn: &str| {
+        let mut d = example_draft();
+        d.listener.listener_arn = arn.into();
+        match DeploymentSpec::new(d) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.field),
+        }
+    };
+    assert_eq!(accepted(&good), Ok(()));
+    let longest = format!("{good}/{}", "x".repeat(2048 - good.len() - 1));
+    assert_eq!(longest.len(), 2048);
+    assert_eq!(
+        accepted(&longest),
+        Ok(()),
+        "2,048 characters is AWS's limit"
+    );
+    let field = Err("listener.listener_arn".to_string());
+    for bad in [
+        // Another service's ARN with a listener-shaped resource.
+        "arn:aws:ecs:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/f2f7dc8efc522ab2"
+            .to_string(),
+        // An ELBv2 ARN of another kind.
+        format!("{lb}:targetgroup/web-a/73e2d6bc24d8a067"),
+        // A listener ARN with nothing after the type.
+        format!("{lb}:listener/"),
+        // Whitespace anywhere.
+        format!("{good} "),
+        // Longer than AWS's 2,048 characters.
+        format!("{good}/{}", "x".repeat(2048)),
+    ] {
+        assert_eq!(accepted(&bad), field, "{bad:?}");
+    }
+}
