@@ -304,3 +304,110 @@ fn a_listener_must_be_an_elbv2_listener_arn_of_bounded_plain_text() {
         assert_eq!(accepted(&bad), field, "{bad:?}");
     }
 }
+
+/// Every limit holds at its edge and is refused one past it, naming its field.
+#[test]
+fn each_limit_accepts_its_edge_and_names_its_field_one_past_it() {
+    use bluegreen_core::spec::{DESIRED_COUNT_MAX, DRAIN_MS_MAX, WAIT_MS_MAX};
+    let with_test_listener = |d: &mut SpecDraft| {
+        d.test_listener = Some(ListenerRef {
+            listener_arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/50dc6c495c0c9188/bbbbbbbbbbbbbbbb".into(),
+            rule_arn: None,
+        });
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut SpecDraft, bool)>)> = vec![
+        (
+            "cluster",
+            Box::new(|d, past| d.cluster = "c".repeat(2048 + usize::from(past)).into()),
+        ),
+        (
+            "image",
+            Box::new(|d, past| {
+                let repo = "registry.example/web:";
+                let tag = "v".repeat(1024 - repo.len() + usize::from(past));
+                d.artifact = Artifact::Image(format!("{repo}{tag}").into())
+            }),
+        ),
+        (
+            "test_traffic",
+            Box::new(move |d, past| {
+                with_test_listener(d);
+                d.test_traffic_ms = WAIT_MS_MAX + u64::from(past);
+            }),
+        ),
+        (
+            "desired_count",
+            Box::new(|d, past| d.desired_count = Some(DESIRED_COUNT_MAX + u32::from(past))),
+        ),
+        (
+            "bake",
+            Box::new(|d, past| d.bake_ms = WAIT_MS_MAX + u64::from(past)),
+        ),
+        (
+            "drain",
+            Box::new(|d, past| d.drain_ms = DRAIN_MS_MAX + u64::from(past)),
+        ),
+        (
+            "approval",
+            Box::new(|d, past| d.approval_timeout_ms = Some(7 * WAIT_MS_MAX + u64::from(past))),
+        ),
+        (
+            "health.healthy_observations_min",
+            Box::new(|d, past| d.health.healthy_observations_min = 100 + u32::from(past)),
+        ),
+        (
+            "health.degraded_observations_max",
+            Box::new(|d, past| d.health.degraded_observations_max = 100 + u32::from(past)),
+        ),
+        (
+            "circuit_breaker.failed_tasks_max",
+            Box::new(|d, past| d.circuit_breaker.failed_tasks_max = 1000 + u32::from(past)),
+        ),
+        (
+            "alarms[0]",
+            Box::new(|d, past| d.alarms = vec!["a".repeat(255 + usize::from(past)).into()]),
+        ),
+        (
+            "timeouts.deploy",
+            Box::new(|d, past| d.timeouts.deploy_ms = WAIT_MS_MAX + u64::from(past)),
+        ),
+        (
+            "timeouts.command",
+            Box::new(|d, past| d.timeouts.command_ms = 600_000 + u64::from(past)),
+        ),
+        (
+            "timeouts.approval",
+            Box::new(|d, past| d.timeouts.approval_ms = 7 * WAIT_MS_MAX + u64::from(past)),
+        ),
+        (
+            "pacing.poll_interval",
+            Box::new(|d, past| d.pacing.poll_interval_ms = 600_000 + u64::from(past)),
+        ),
+        (
+            "pacing.signal_poll",
+            Box::new(|d, past| d.pacing.signal_poll_ms = Some(3_600_000 + u64::from(past))),
+        ),
+        (
+            "pacing.attempts_max",
+            Box::new(|d, past| d.pacing.attempts_max = 100 + u32::from(past)),
+        ),
+        (
+            "pacing.retry_min",
+            Box::new(|d, past| {
+                d.pacing.retry_min_ms = 1_000;
+                d.pacing.retry_max_ms = 600_000 + u64::from(past);
+            }),
+        ),
+    ];
+    for (field, set) in &cases {
+        let mut edge = example_draft();
+        set(&mut edge, false);
+        if let Err(e) = DeploymentSpec::new(edge) {
+            panic!("{field} at its edge was refused: {e:?}");
+        }
+        let mut past = example_draft();
+        set(&mut past, true);
+        let err = DeploymentSpec::new(past).expect_err(field);
+        assert_eq!(err.field, *field);
+    }
+}
