@@ -411,3 +411,31 @@ fn each_limit_accepts_its_edge_and_names_its_field_one_past_it() {
         assert_eq!(err.field, *field);
     }
 }
+
+#[test]
+fn an_artifact_is_an_image_reference_or_a_task_definition() {
+    let field_for = |artifact: Artifact| {
+        let mut d = example_draft();
+        d.artifact = artifact;
+        DeploymentSpec::new(d).err().map(|e| e.field)
+    };
+    let td = |s: &str| Artifact::TaskDefinition(s.into());
+    assert_eq!(
+        field_for(td(
+            "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3"
+        )),
+        None
+    );
+    assert_eq!(field_for(td("web:3")), None, "family:revision");
+    assert_eq!(field_for(td("task-definition/web")), None);
+    assert_eq!(
+        field_for(td("web")),
+        Some("task_definition".to_string()),
+        "neither an ARN nor family:revision"
+    );
+    assert_eq!(
+        field_for(Artifact::Image("registry.example/web:v2 beta".into())),
+        Some("image".to_string()),
+        "whitespace in an image reference"
+    );
+}
