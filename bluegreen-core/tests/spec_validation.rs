@@ -439,3 +439,76 @@ fn an_artifact_is_an_image_reference_or_a_task_definition() {
         "whitespace in an image reference"
     );
 }
+
+#[test]
+fn lists_hold_up_to_their_limit_of_distinct_well_formed_entries() {
+    use bluegreen_core::spec::{ALARMS_MAX, HOOKS_MAX, METRIC_CHECKS_MAX};
+    let field = |f: &dyn Fn(&mut SpecDraft)| {
+        let mut d = example_draft();
+        f(&mut d);
+        DeploymentSpec::new(d).err().map(|e| e.field)
+    };
+    let alarms = |n: usize| {
+        (0..n)
+            .map(|i| format!("alarm-{i}").into())
+            .collect::<Vec<Name>>()
+    };
+    let metrics = |n: usize| {
+        (0..n)
+            .map(|i| MetricCheck {
+                name: format!("m{i}").into(),
+                metric: MetricKind::ErrorRate5xx,
+                max: Some(5.0),
+                max_ratio_to_blue: None,
+                floor: 0.0,
+                window_ms: 300_000,
+            })
+            .collect::<Vec<_>>()
+    };
+    let hooks = |n: usize| {
+        (0..n)
+            .map(|i| HookSpec {
+                name: format!("h{i}").into(),
+                stage: HookStage::GreenReady,
+                url: format!("http://127.0.0.1:9/{i}").into(),
+                timeout_ms: 1_000,
+                deadline_ms: 10_000,
+                interval_ms: 1_000,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field(&|d| d.alarms = alarms(ALARMS_MAX)), None);
+    assert_eq!(
+        field(&|d| d.alarms = alarms(ALARMS_MAX + 1)),
+        Some("alarms".into())
+    );
+    assert_eq!(
+        field(&|d| d.alarms = vec!["".into()]),
+        Some("alarms[0]".into())
+    );
+    assert_eq!(
+        field(&|d| d.alarms = vec!["a".into(), "a".into()]),
+        Some("alarms[1]".into())
+    );
+    assert_eq!(field(&|d| d.metrics = metrics(METRIC_CHECKS_MAX)), None);
+    assert_eq!(
+        field(&|d| d.metrics = metrics(METRIC_CHECKS_MAX + 1)),
+        Some("metrics".into())
+    );
+    assert_eq!(field(&|d| d.hooks = hooks(HOOKS_MAX)), None);
+    assert_eq!(
+        field(&|d| d.hooks = hooks(HOOKS_MAX + 1)),
+        Some("hooks".into())
+    );
+    // Metric checks read the load balancer from the listener ARN; without checks a
+    // listener ARN that does not name one is fine.
+    let bare = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/web";
+    assert_eq!(field(&|d| d.listener.listener_arn = bare.into()), None);
+    assert_eq!(
+        field(&|d| {
+            d.listener.listener_arn = bare.into();
+            d.metrics = metrics(1);
+        }),
+        Some("listener.listener_arn".into())
+    );
+}
