@@ -512,3 +512,18 @@ fn lists_hold_up_to_their_limit_of_distinct_well_formed_entries() {
         Some("listener.listener_arn".into())
     );
 }
+
+#[test]
+fn retries_may_wait_one_fixed_time() {
+    let mut d = example_draft();
+    d.pacing.retry_min_ms = 5_000;
+    d.pacing.retry_max_ms = 5_000;
+    assert!(DeploymentSpec::new(d).is_ok(), "retry_min = retry_max");
+    let mut d = example_draft();
+    d.pacing.retry_min_ms = 5_001;
+    d.pacing.retry_max_ms = 5_000;
+    assert_eq!(
+        DeploymentSpec::new(d).unwrap_err().field,
+        "pacing.retry_min"
+    );
+}
