@@ -30,7 +30,7 @@ fn every_step_carries_the_deadline_its_phase_and_hooks_allow() {
             interval_ms: 60_000,
         };
     });
-    let t = s.timeouts.clone();
+    let t = s.timeouts;
     let plan = Plan::for_deployment(&id(), &s);
     let rows: Vec<(PhaseName, Option<u64>, Weights)> = plan
         .steps

@@ -305,6 +305,9 @@ fn a_listener_must_be_an_elbv2_listener_arn_of_bounded_plain_text() {
     }
 }
 
+/// Sets a limited field: at its edge (`false`) or one past it (`true`).
+type Limit = Box<dyn Fn(&mut SpecDraft, bool)>;
+
 /// Every limit holds at its edge and is refused one past it, naming its field.
 #[test]
 fn each_limit_accepts_its_edge_and_names_its_field_one_past_it() {
@@ -315,7 +318,7 @@ fn each_limit_accepts_its_edge_and_names_its_field_one_past_it() {
             rule_arn: None,
         });
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut SpecDraft, bool)>)> = vec![
+    let cases: Vec<(&str, Limit)> = vec![
         (
             "cluster",
             Box::new(|d, past| d.cluster = "c".repeat(2048 + usize::from(past)).into()),
