@@ -949,6 +949,62 @@ fn a_task_set_left_over_from_an_earlier_deployment_refuses_to_start() {
     );
 }
 
+/// Blue's task set as the ideal world reports it, copied under another id and status
+/// onto the same target group.
+fn another_blue_task_set(s: &ServiceStatus, id: &str, status: &str) -> TaskSetStatus {
+    let mut ts = s.task_sets[0].clone();
+    assert_eq!(ts.status, "PRIMARY", "the ideal world's blue: {ts:?}");
+    ts.id = id.into();
+    ts.arn = format!("arn:aws:ecs:us-east-1:123456789012:task-set/prod/web/{id}").into();
+    ts.external_id = Some("someone-else".into());
+    ts.status = status.into();
+    ts
+}
+
+#[test]
+fn with_two_task_sets_serving_the_live_target_group_the_primary_is_blue_and_the_other_is_left_over()
+{
+    let mut r = Run::new(spec(task_set_model));
+    r.w.edit_service = Some(|s| {
+        if !s.task_sets.is_empty() {
+            let stray = another_blue_task_set(s, "ecs-svc-stray", "ACTIVE");
+            s.task_sets.insert(0, stray);
+        }
+    });
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::Rejected,
+        "{:#?}",
+        r.d.history()
+    );
+    let detail = &r.d.outcome_reason().unwrap().detail;
+    assert!(
+        detail
+            .starts_with("task set ecs-svc-stray (external id someone-else) on web-a is left over"),
+        "the ACTIVE one is named, not the PRIMARY one: {detail}"
+    );
+}
+
+#[test]
+fn a_draining_task_set_on_the_live_target_group_is_neither_blue_nor_left_over() {
+    let mut r = Run::new(spec(task_set_model));
+    // No PRIMARY: blue is the ACTIVE task set, listed after one that is draining away.
+    r.w.edit_service = Some(|s| {
+        if s.task_sets.first().is_some_and(|t| t.status == "PRIMARY") {
+            let draining = another_blue_task_set(s, "ecs-svc-old", "DRAINING");
+            s.task_sets[0].status = "ACTIVE".into();
+            s.task_sets.insert(0, draining);
+        }
+    });
+    r.until(|r| r.d.phase_name() != PhaseName::Preflight);
+    assert!(
+        !matches!(r.d.phase_name(), PhaseName::Rejected),
+        "preflight refused: {:?}",
+        r.d.outcome_reason()
+    );
+}
+
 // ----- a batch of commands cut short -----
 
 /// The machine after preflight passed: it has queued preflight's four reads at once and

@@ -891,6 +891,137 @@ fn a_task_set_rollback_removes_only_this_deployments_task_sets() {
     );
 }
 
+/// Task-set model, aborted in the health check: run until the rollback's find (its one
+/// read of the service) has been answered. Returns the time of that answer, which is also
+/// when the rollback's verification starts (the ideal world answers at once).
+fn aborted_until_found() -> (Run, Timestamp) {
+    let mut r = Run::new(spec(task_set_model));
+    advance_to(&mut r, PhaseName::HealthCheck);
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    r.until(|r| {
+        r.w.log
+            .iter()
+            .any(|c| c.id.as_str().ends_with("rollback-find-green"))
+    });
+    let at = r.now;
+    (r, at)
+}
+
+/// When the command deleting `task_set` went out.
+fn deleted_at(r: &Run, task_set: &str) -> Option<Timestamp> {
+    r.outs.iter().find_map(|rec| match &rec.out {
+        Output::Command(Command {
+            kind: CommandKind::DeleteEnvironment { task_set: t, .. },
+            ..
+        }) if t == task_set => Some(rec.at),
+        _ => None,
+    })
+}
+
+/// A task set of deployment `web-1` on green's target group that the ideal cloud never
+/// made (a create answered late), reported with `status`. `DRAINING`: deleted, but its
+/// tasks never stop, so it never goes away.
+fn ours_unseen(r: &Run, id: &str, status: &str) -> TaskSetStatus {
+    TaskSetStatus {
+        id: id.into(),
+        arn: format!("arn:aws:ecs:us-east-1:123456789012:task-set/prod/web/{id}").into(),
+        status: status.into(),
+        external_id: Some("web-1".into()),
+        task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2".into(),
+        target_groups: vec![r.d.spec().target_groups[1].clone()],
+        computed_desired_count: 0,
+        running_count: 1,
+        pending_count: 0,
+        stability_status: "STEADY_STATE".into(),
+    }
+}
+
+#[test]
+fn a_task_set_of_ours_created_after_the_rollbacks_find_is_deleted_at_once() {
+    let (mut r, found_at) = aborted_until_found();
+    // A create of this deployment's, answered only now: known by its external id alone.
+    let late = ours_unseen(&r, "ecs-svc-late", "ACTIVE");
+    r.w.extra_task_sets.push(late.clone());
+    let late = late.arn;
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::RolledBack,
+        "{:#?}",
+        r.d.history()
+    );
+    let at = deleted_at(&r, &late).expect("the late task set is deleted");
+    assert_eq!(
+        at, found_at,
+        "at the first look that shows it, not at the deadline"
+    );
+}
+
+#[test]
+fn a_task_set_of_ours_that_never_finishes_draining_fails_the_rollback_at_its_deadline() {
+    let (mut r, found_at) = aborted_until_found();
+    let stuck = ours_unseen(&r, "ecs-svc-stuck", "DRAINING");
+    r.w.extra_task_sets.push(stuck);
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason
+            .detail
+            .contains("but green still holds 1 task set(s) after "),
+        "{reason}"
+    );
+    let failed_at = r.d.history().last().expect("transitions").at;
+    let deadline = found_at.plus_ms(r.d.spec().timeouts.scale_down_ms);
+    assert_eq!(failed_at, deadline, "neither earlier nor re-armed");
+}
+
+#[test]
+fn a_task_set_first_seen_at_the_rollbacks_deadline_is_reported_not_chased() {
+    let (mut r, found_at) = aborted_until_found();
+    let stuck = ours_unseen(&r, "ecs-svc-stuck", "DRAINING");
+    r.w.extra_task_sets.push(stuck);
+    let deadline = found_at.plus_ms(r.d.spec().timeouts.scale_down_ms);
+    // Up to the moment the machine waits for its last look, at the deadline.
+    r.until(|r| r.wake_at == Some(deadline) && r.inbox.is_empty());
+    assert!(!r.d.is_terminal(), "{:#?}", r.d.history());
+    let late = ours_unseen(&r, "ecs-svc-late", "ACTIVE");
+    r.w.extra_task_sets.push(late.clone());
+    let late = late.arn;
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason
+            .detail
+            .contains("but green still holds 2 task set(s) after "),
+        "{reason}"
+    );
+    assert_eq!(
+        deleted_at(&r, &late),
+        None,
+        "the deadline bounds the rollback"
+    );
+}
+
+#[test]
+fn green_with_tasks_still_pending_after_its_scale_down_is_not_empty() {
+    let mut r = Run::example();
+    advance_to(&mut r, PhaseName::HealthCheck);
+    r.operator(OperatorRequest::Abort { reason: None }).unwrap();
+    // Green's scale-down to zero took, but two tasks are still pending (none running).
+    r.w.green_left = Some((0, 2));
+    r.finish();
+    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+    let reason = r.d.outcome_reason().unwrap();
+    assert!(
+        reason
+            .detail
+            .contains("but green still holds 2 task(s) (desired 0) after "),
+        "{reason}"
+    );
+}
+
 #[test]
 fn a_scale_to_zero_that_never_took_counts_as_not_emptied_even_with_no_task_left() {
     // Blue: its desired count stays at 3 after the scale-down, with no task running.

@@ -36,6 +36,8 @@ pub struct World {
     /// Blue's service keeps reporting at least these (running, pending) tasks: a
     /// scale-down that does not take.
     pub blue_left: Option<(u32, u32)>,
+    /// The same for green's service (a rollback's scale-down that does not take).
+    pub green_left: Option<(u32, u32)>,
     /// Blue's / green's service keeps reporting at least this desired count (a scale
     /// to zero that ECS never took, with no task left running).
     pub blue_keeps_desired: Option<u32>,
@@ -52,6 +54,12 @@ pub struct World {
     pub hooks: BTreeMap<String, VecDeque<Result<HookVerdict, CommandError>>>,
     /// Faults by command kind name, consumed front first.
     pub faults: BTreeMap<&'static str, VecDeque<Fault>>,
+    /// Task sets the ideal cloud does not hold (someone else made them, or a create it
+    /// never saw), reported on every service that has task sets; deleting one removes it.
+    pub extra_task_sets: Vec<TaskSetStatus>,
+    /// Applied last to every service the world reports (a state the ideal cloud never
+    /// reaches by itself: extra task sets, another status).
+    pub edit_service: Option<fn(&mut ServiceStatus)>,
     /// Every command answered, in order.
     pub log: Vec<Command>,
     /// Commands applied by hand so far (names the next one).
@@ -73,11 +81,14 @@ impl World {
             blue_keeps_desired: None,
             green_keeps_desired: None,
             blue_left: None,
+            green_left: None,
             green_stabilizing: false,
             missing_alarms: vec![],
             metrics: BTreeMap::new(),
             hooks: BTreeMap::new(),
             faults: BTreeMap::new(),
+            extra_task_sets: vec![],
+            edit_service: None,
             log: vec![],
             by_hand: 0,
         }
@@ -140,6 +151,9 @@ impl World {
                 .unwrap_or(Ok(HookVerdict::Pass));
             return verdict.map(CommandResult::Hook);
         }
+        if let CommandKind::DeleteEnvironment { task_set, .. } = &cmd.kind {
+            self.extra_task_sets.retain(|t| &t.arn != task_set);
+        }
         let mut r = self.ideal.respond(cmd)?;
         match (&cmd.kind, &mut r) {
             (
@@ -189,11 +203,13 @@ impl World {
                         s.desired_count = s.desired_count.max(n);
                     }
                 }
-                if let Some((running, pending)) = self.blue_left
-                    && s.target_groups.contains(&self.spec.target_groups[0])
-                {
-                    s.running_count = s.running_count.max(running);
-                    s.pending_count = s.pending_count.max(pending);
+                for (slot, left) in [(0, self.blue_left), (1, self.green_left)] {
+                    if let Some((running, pending)) = left
+                        && s.target_groups.contains(&self.spec.target_groups[slot])
+                    {
+                        s.running_count = s.running_count.max(running);
+                        s.pending_count = s.pending_count.max(pending);
+                    }
                 }
                 if self.green_stabilizing {
                     let green_tg = &self.spec.target_groups[1];
@@ -202,6 +218,12 @@ impl World {
                             ts.stability_status = "STABILIZING".into();
                         }
                     }
+                }
+                if !s.task_sets.is_empty() {
+                    s.task_sets.extend(self.extra_task_sets.iter().cloned());
+                }
+                if let Some(edit) = self.edit_service {
+                    edit(s);
                 }
             }
             (_, CommandResult::Observed(Observation::Alarms(a))) => {
