@@ -271,6 +271,36 @@ mod tests {
         assert_eq!(format_duration_human(250), "250ms");
         assert_eq!(format_duration_human(170_149), "2m50s");
         assert_eq!(format_duration_human(3_600_400), "1h");
+        // A minute exactly is "1m", not "60s".
+        assert_eq!(format_duration_human(59_999), "59.999s");
+        assert_eq!(format_duration_human(60_000), "1m");
+    }
+
+    #[test]
+    fn every_day_from_1970_to_2500_displays_as_the_day_after_the_one_before() {
+        // An independent calendar, counted a day at a time with the Gregorian rules
+        // (century years leap only every 400), against the display of each midnight.
+        let leap = |y: u32| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+        let (mut y, mut m, mut d) = (1970_u32, 1_u32, 1_u32);
+        let mut day = 0_u64;
+        while y < 2500 {
+            let want = format!("{y:04}-{m:02}-{d:02}T00:00:00.000Z");
+            assert_eq!(Timestamp::from_millis(day * 86_400_000).to_string(), want);
+            day += 1;
+            let len = match m {
+                2 if leap(y) => 29,
+                2 => 28,
+                4 | 6 | 9 | 11 => 30,
+                _ => 31,
+            };
+            d += 1;
+            if d > len {
+                (d, m) = (1, m + 1);
+                if m > 12 {
+                    (m, y) = (1, y + 1);
+                }
+            }
+        }
     }
 
     #[test]

@@ -193,3 +193,144 @@ fn the_printed_plan_has_a_header_and_one_row_per_step() {
         )
     );
 }
+
+/// `Plan::expected` as rows of (phase, expected ms, deadline ms).
+fn estimates(
+    plan: &Plan,
+    s: &DeploymentSpec,
+    t: &plan::Timings,
+) -> Vec<(PhaseName, u64, Option<u64>)> {
+    let (rows, total) = plan.expected(s, t);
+    assert_eq!(
+        total,
+        rows.iter().map(|r| r.expected_ms).sum::<u64>(),
+        "the whole is the sum"
+    );
+    rows.into_iter()
+        .map(|r| (r.phase, r.expected_ms, r.deadline_ms))
+        .collect()
+}
+
+#[test]
+fn expected_durations_add_the_accounts_waits_to_the_ideal_runs_phase_by_phase() {
+    // Two shift steps (50 %, 100 %), so one phase spans two plan steps.
+    let s = spec(|d| {
+        d.strategy = Strategy::Linear {
+            step_percent: 50,
+            interval_ms: 60_000,
+        };
+        d.desired_count = Some(3);
+    });
+    let plan = Plan::for_deployment(&id(), &s);
+    let poll = s.pacing.poll_interval_ms;
+    let k = u64::from(s.health.healthy_observations_min);
+    let instant = plan::Timings {
+        task_start_ms: (0, 0),
+        health_interval_ms: 0,
+        healthy_threshold: 1,
+        deregistration_delay_ms: 0,
+        api_ms: 0,
+    };
+    let base = estimates(&plan, &s, &instant);
+
+    // One row per run of consecutive steps of a phase, in the plan's order.
+    let mut phases: Vec<PhaseName> = plan.steps.iter().map(|p| p.phase).collect();
+    phases.dedup();
+    assert_eq!(base.iter().map(|r| r.0).collect::<Vec<_>>(), phases);
+    assert!(
+        plan.steps
+            .iter()
+            .filter(|p| p.phase == PhaseName::Shift)
+            .count()
+            == 2,
+        "{:#?}",
+        plan.steps
+    );
+    let steps_of = |phase| {
+        plan.steps
+            .iter()
+            .filter(move |p: &&plan::PlanStep| p.phase == phase)
+    };
+
+    // An account that takes no time: the ideal run's own waits, plus the half poll on
+    // average before an observation sees green steady, healthy or blue empty; the health
+    // check also waits out its consecutive healthy observations. Deadlines add up.
+    for &(phase, ms, deadline) in &base {
+        let waits: u64 = steps_of(phase).map(|p| p.wait_ms).sum();
+        let want = match phase {
+            PhaseName::Deploy => poll / 2,
+            PhaseName::HealthCheck => poll * (k - 1) + poll / 2,
+            PhaseName::DrainBlue => waits + poll / 2,
+            _ => waits,
+        };
+        assert_eq!(ms, want, "{phase}");
+        let deadlines: Option<u64> = steps_of(phase).map(|p| p.deadline_ms).sum();
+        assert_eq!(deadline, deadlines, "{phase}");
+    }
+    let shift = base.iter().find(|r| r.0 == PhaseName::Shift).unwrap();
+    assert_eq!(shift.1, 60_000, "one hold at 50 %; at 100 % the bake takes over");
+
+    // Each of the account's waits lands on its own phase, and only there.
+    let delta = |t: plan::Timings| -> Vec<(PhaseName, u64)> {
+        estimates(&plan, &s, &t)
+            .iter()
+            .zip(&base)
+            .map(|(after, before)| (after.0, after.1 - before.1))
+            .filter(|&(_, d)| d > 0)
+            .collect()
+    };
+    // The last of 3 task starts, uniform over 20–90 s: 20 + 70 · 3/4 s.
+    assert_eq!(
+        delta(plan::Timings {
+            task_start_ms: (20_000, 90_000),
+            ..instant
+        }),
+        [(PhaseName::Deploy, 72_500)]
+    );
+    // The first check within half an interval, then four more 30 s apart.
+    assert_eq!(
+        delta(plan::Timings {
+            health_interval_ms: 30_000,
+            healthy_threshold: 5,
+            ..instant
+        }),
+        [(PhaseName::HealthCheck, 15_000 + 4 * 30_000)]
+    );
+    assert_eq!(
+        delta(plan::Timings {
+            deregistration_delay_ms: 300_000,
+            ..instant
+        }),
+        [(PhaseName::DrainBlue, 300_000)]
+    );
+    // Every call's round trip, on the phase that makes it.
+    let calls: Vec<(PhaseName, u64)> = base
+        .iter()
+        .map(|r| (r.0, steps_of(r.0).map(|p| p.aws_calls_min * 60).sum()))
+        .filter(|&(_, d)| d > 0)
+        .collect();
+    assert!(calls.len() >= 6, "{calls:?}");
+    assert_eq!(
+        delta(plan::Timings {
+            api_ms: 60,
+            ..instant
+        }),
+        calls
+    );
+
+    // A phase with no deadline in one of its steps has none.
+    let mut open = plan.clone();
+    for p in open
+        .steps
+        .iter_mut()
+        .filter(|p| p.phase == PhaseName::Shift)
+        .take(1)
+    {
+        p.deadline_ms = None;
+    }
+    let shift = estimates(&open, &s, &instant)
+        .into_iter()
+        .find(|r| r.0 == PhaseName::Shift)
+        .unwrap();
+    assert_eq!(shift.2, None);
+}
