@@ -268,7 +268,10 @@ fn expected_durations_add_the_accounts_waits_to_the_ideal_runs_phase_by_phase() 
         assert_eq!(deadline, deadlines, "{phase}");
     }
     let shift = base.iter().find(|r| r.0 == PhaseName::Shift).unwrap();
-    assert_eq!(shift.1, 60_000, "one hold at 50 %; at 100 % the bake takes over");
+    assert_eq!(
+        shift.1, 60_000,
+        "one hold at 50 %; at 100 % the bake takes over"
+    );
 
     // Each of the account's waits lands on its own phase, and only there.
     let delta = |t: plan::Timings| -> Vec<(PhaseName, u64)> {
