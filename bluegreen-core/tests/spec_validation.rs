@@ -514,3 +514,200 @@ fn retries_may_wait_one_fixed_time() {
         "pacing.retry_min"
     );
 }
+
+/// The example draft with one metric check, changed by `f`.
+fn with_metric(f: impl FnOnce(&mut MetricCheck)) -> impl FnOnce(&mut SpecDraft) {
+    move |d| {
+        let mut m = MetricCheck {
+            name: "latency".into(),
+            metric: MetricKind::Custom {
+                namespace: "App".into(),
+                metric_name: "Latency".into(),
+                stat: "p99".into(),
+                dimensions: vec![],
+            },
+            max: Some(5.0),
+            max_ratio_to_blue: None,
+            floor: 0.0,
+            window_ms: 300_000,
+        };
+        f(&mut m);
+        d.metrics = vec![m];
+    }
+}
+
+fn custom(m: &mut MetricCheck) -> (&mut Name, &mut Name, &mut Name, &mut Vec<(Name, Name)>) {
+    match &mut m.metric {
+        MetricKind::Custom {
+            namespace,
+            metric_name,
+            stat,
+            dimensions,
+        } => (namespace, metric_name, stat, dimensions),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_metric_checks_limits_and_statistic_are_refused_past_their_edges() {
+    let ok = |f: fn(&mut MetricCheck)| assert_eq!(refused(with_metric(f)), None);
+    let no = |f: fn(&mut MetricCheck), field: &str| {
+        assert_eq!(refused(with_metric(f)).as_deref(), Some(field));
+    };
+    ok(|_| {});
+    // Limits and the floor are finite and not negative; zero is a limit.
+    ok(|m| m.max = Some(0.0));
+    no(|m| m.max = Some(-0.001), "metrics[0].max");
+    no(|m| m.max = Some(f64::INFINITY), "metrics[0].max");
+    ok(|m| m.max_ratio_to_blue = Some(0.0));
+    no(
+        |m| m.max_ratio_to_blue = Some(f64::NAN),
+        "metrics[0].max_ratio_to_blue",
+    );
+    no(|m| m.floor = -1.0, "metrics[0].floor");
+    no(|m| m.floor = f64::NAN, "metrics[0].floor");
+    no(|m| m.floor = f64::INFINITY, "metrics[0].floor");
+    // A custom metric needs both its namespace and its name.
+    no(|m| *custom(m).0 = "".into(), "metrics[0].metric");
+    no(|m| *custom(m).1 = "".into(), "metrics[0].metric");
+    // Percentiles strictly between 0 and 100.
+    for stat in [
+        "Sum",
+        "Average",
+        "Maximum",
+        "Minimum",
+        "SampleCount",
+        "p50",
+        "p0.1",
+        "p99.9",
+    ] {
+        let mut d = example_draft();
+        with_metric(|m| *custom(m).2 = stat.into())(&mut d);
+        assert!(DeploymentSpec::new(d).is_ok(), "{stat}");
+    }
+    for stat in ["p0", "p100", "p", "pxx", "avg"] {
+        let mut d = example_draft();
+        with_metric(|m| *custom(m).2 = stat.into())(&mut d);
+        let e = DeploymentSpec::new(d).expect_err(stat);
+        assert_eq!(e.field, "metrics[0].metric.stat", "{stat}");
+    }
+    // At most 30 dimensions, as CloudWatch allows.
+    let dims = |n: usize| -> Vec<(Name, Name)> {
+        (0..n)
+            .map(|i| (format!("D{i}").into(), "v".into()))
+            .collect()
+    };
+    for (n, refusal) in [(30, None), (31, Some("metrics[0].metric.dimensions"))] {
+        let mut d = example_draft();
+        with_metric(|m| *custom(m).3 = dims(n))(&mut d);
+        assert_eq!(
+            DeploymentSpec::new(d).err().map(|e| e.field).as_deref(),
+            refusal,
+            "{n}"
+        );
+    }
+}
+
+#[test]
+fn a_hooks_url_and_deadline_are_refused_past_their_edges() {
+    use bluegreen_core::spec::WAIT_MS_MAX;
+    let hook = |url: &str, timeout_ms: u64, deadline_ms: u64| {
+        let url = Name::from(url);
+        move |d: &mut SpecDraft| {
+            d.hooks = vec![HookSpec {
+                name: "smoke".into(),
+                stage: HookStage::GreenReady,
+                url,
+                timeout_ms,
+                deadline_ms,
+                interval_ms: 10_000,
+            }]
+        }
+    };
+    let ok = "https://hooks.example/smoke";
+    assert_eq!(refused(hook(ok, 10_000, 300_000)), None);
+    assert_eq!(refused(hook("http://h", 10_000, 300_000)), None);
+    for bad in [
+        "https://",
+        "http://",
+        "ftp://h/x",
+        "https://h/a b",
+        "https://h/\tx",
+        "h",
+    ] {
+        assert_eq!(
+            refused(hook(bad, 10_000, 300_000)).as_deref(),
+            Some("hooks[0].url"),
+            "{bad:?}"
+        );
+    }
+    // The deadline: at least one call's timeout, at most a day.
+    assert_eq!(refused(hook(ok, 10_000, 10_000)), None);
+    assert_eq!(
+        refused(hook(ok, 10_000, 9_999)).as_deref(),
+        Some("hooks[0].deadline")
+    );
+    assert_eq!(refused(hook(ok, 10_000, WAIT_MS_MAX)), None);
+    assert_eq!(
+        refused(hook(ok, 10_000, WAIT_MS_MAX + 1)).as_deref(),
+        Some("hooks[0].deadline")
+    );
+}
+
+#[test]
+fn a_hook_left_at_its_defaults_waits_10s_a_call_5m_in_all_and_10s_between_calls() {
+    let h: HookSpec = serde_json::from_value(serde_json::json!({
+        "name": "smoke",
+        "stage": "green-ready",
+        "url": "https://hooks.example/smoke",
+    }))
+    .expect("a hook with only a name, a stage and a URL");
+    assert_eq!(
+        (h.timeout_ms, h.deadline_ms, h.interval_ms),
+        (10_000, 300_000, 10_000)
+    );
+}
+
+#[test]
+fn each_hook_stage_names_itself_as_the_spec_file_does() {
+    for (stage, text) in [
+        (HookStage::GreenReady, "green-ready"),
+        (HookStage::TestTraffic, "test-traffic"),
+        (HookStage::BeforeShift, "before-shift"),
+        (HookStage::AfterShift, "after-shift"),
+        (HookStage::Rollback, "rollback"),
+    ] {
+        assert_eq!(stage.as_str(), text);
+        assert_eq!(
+            serde_json::to_value(stage).unwrap(),
+            serde_json::json!(text)
+        );
+    }
+}
+
+#[test]
+fn a_strategys_hold_may_last_a_day_and_no_longer() {
+    use bluegreen_core::spec::WAIT_MS_MAX;
+    for (strategy, field) in [
+        (
+            (|w| Strategy::Canary {
+                percent: 10,
+                wait_ms: w,
+            }) as fn(u64) -> Strategy,
+            "strategy.wait",
+        ),
+        (
+            |w| Strategy::Linear {
+                step_percent: 10,
+                interval_ms: w,
+            },
+            "strategy.wait",
+        ),
+    ] {
+        assert_eq!(refused(|d| d.strategy = strategy(WAIT_MS_MAX)), None);
+        assert_eq!(
+            refused(|d| d.strategy = strategy(WAIT_MS_MAX + 1)).as_deref(),
+            Some(field)
+        );
+    }
+}
