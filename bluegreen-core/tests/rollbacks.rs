@@ -1111,3 +1111,129 @@ fn a_pause_while_the_shift_guard_waits_pushes_back_its_health_deadline() {
         rolled_at.ms_since(resumed_at)
     );
 }
+
+#[test]
+fn a_weight_write_retried_after_green_went_dark_looks_first_and_rolls_back_unwritten() {
+    let mut r = Run::new(spec(|d| {
+        d.pacing.retry_min_ms = 30_000;
+        d.pacing.retry_max_ms = 30_000;
+    }));
+    r.w.fault(
+        "set-listener-weights",
+        Fault::Error(err(ErrorClass::Retryable, "ThrottlingException")),
+    );
+    r.until(|r| {
+        r.w.log
+            .iter()
+            .any(|c| c.kind.name() == "set-listener-weights")
+    });
+    assert_eq!(r.d.phase_name(), PhaseName::Shift);
+    // Green goes dark while the first shift write waits for its retry.
+    r.w.green_healthy = Some(0);
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::RolledBack,
+        "{:#?}",
+        r.d.history()
+    );
+    let reason = r.d.outcome_reason().unwrap();
+    assert_eq!(reason.kind, ReasonKind::Unhealthy, "{reason}");
+    assert!(
+        reason
+            .detail
+            .starts_with("green has no healthy targets; not retrying set-listener-weights"),
+        "{reason}"
+    );
+    assert_eq!(
+        r.prod_green_writes(),
+        [10, 0],
+        "the failed attempt, then the rollback's: the retry never went out"
+    );
+}
+
+#[test]
+fn a_shift_guard_that_times_out_gives_elbv2s_reasons_for_the_targets_not_healthy() {
+    for with_reasons in [false, true] {
+        let mut r = Run::new(spec(|d| {
+            d.strategy = Strategy::Linear {
+                step_percent: 50,
+                interval_ms: 60_000,
+            };
+            // Degraded looks while green holds 50 % do not roll back before the guard does.
+            d.pacing.poll_interval_ms = 10_000;
+            d.timeouts.health_ms = 60_000;
+            d.health.degraded_observations_max = 100;
+        }));
+        advance_to(&mut r, PhaseName::Shift);
+        r.until(|r| r.d.knowledge().prod_weights.green == 50);
+        // One of green's targets is still registering when the second step's guard looks.
+        r.w.green_healthy = Some(2);
+        if with_reasons {
+            r.w.edit_green_health = Some(|h| {
+                h.initial += 1;
+                h.note_reason(
+                    "initial",
+                    "Elb.RegistrationInProgress",
+                    Some("Target registration is in progress".into()),
+                    1,
+                );
+            });
+        }
+        r.finish();
+        assert_clean_rollback(&r, PhaseName::Shift, ReasonKind::Unhealthy);
+        let reason = &r.d.outcome_reason().unwrap().detail;
+        assert!(
+            reason.contains("before shift step 2 (2 of 3 healthy, 0 unhealthy"),
+            "{reason}"
+        );
+        assert_eq!(
+            reason.contains(
+                "; targets: 2 healthy, 1 initial (1× Elb.RegistrationInProgress: Target registration is in progress)"
+            ),
+            with_reasons,
+            "{reason}"
+        );
+    }
+}
+
+#[test]
+fn the_next_shift_step_waits_for_a_look_at_green_taken_after_the_hold_ended() {
+    // A 65 s hold ends between two 10 s polls: the last look is 5 s old by then.
+    let mut r = Run::new(spec(|d| {
+        d.strategy = Strategy::Linear {
+            step_percent: 50,
+            interval_ms: 65_000,
+        };
+    }));
+    advance_to(&mut r, PhaseName::Shift);
+    r.finish();
+    assert_eq!(
+        r.d.phase_name(),
+        PhaseName::Completed,
+        "{:#?}",
+        r.d.history()
+    );
+    let sent: Vec<(Timestamp, &'static str, String)> = r
+        .outs
+        .iter()
+        .filter_map(|o| match &o.out {
+            Output::Command(c) => Some((o.at, c.kind.name(), c.id.to_string())),
+            _ => None,
+        })
+        .collect();
+    let (i, (at, _, _)) = sent
+        .iter()
+        .enumerate()
+        .find(|(_, c)| c.2.ends_with("/shift-1"))
+        .expect("the second step's write");
+    let looked = sent[..i]
+        .iter()
+        .rev()
+        .take_while(|c| c.0 == *at)
+        .any(|c| c.1 == "observe-target-health");
+    assert!(
+        looked,
+        "a look in the same instant, before the write: {sent:#?}"
+    );
+}

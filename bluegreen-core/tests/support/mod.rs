@@ -26,6 +26,8 @@ pub struct World {
     /// Override green's healthy target count (None: all tasks healthy).
     pub green_healthy: Option<u32>,
     pub green_unhealthy: u32,
+    /// Applied last to green's target health (reasons, other states).
+    pub edit_green_health: Option<fn(&mut TargetHealth)>,
     /// Override the running count green's service (or task set) reports.
     pub green_running: Option<u32>,
     /// Green's service keeps reporting this many running tasks whatever its desired
@@ -73,6 +75,7 @@ impl World {
             spec: spec.clone(),
             green_healthy: None,
             green_unhealthy: 0,
+            edit_green_health: None,
             green_running: None,
             green_stuck: None,
             failed_tasks: 0,
@@ -164,6 +167,9 @@ impl World {
                     h.healthy = n.min(h.healthy);
                 }
                 h.unhealthy = self.green_unhealthy;
+                if let Some(edit) = self.edit_green_health {
+                    edit(h);
+                }
             }
             (
                 CommandKind::Observe(Observe::Service { failures, .. }),
