@@ -936,6 +936,22 @@ fn ours_unseen(r: &Run, id: &str, status: &str) -> TaskSetStatus {
     }
 }
 
+/// The rollback failed at its verification deadline with green still holding `what`.
+fn assert_green_still_holds(r: &Run, what: &str) {
+    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
+    let reason = r.d.outcome_reason().unwrap();
+    let words = format!("but green still holds {what} after ");
+    assert!(reason.detail.contains(&words), "{reason}");
+}
+
+/// As `aborted_until_found`, with a task set of ours that never finishes draining.
+fn aborted_with_a_stuck_task_set() -> (Run, Timestamp) {
+    let (mut r, found_at) = aborted_until_found();
+    let stuck = ours_unseen(&r, "ecs-svc-stuck", "DRAINING");
+    r.w.extra_task_sets.push(stuck);
+    (r, found_at)
+}
+
 #[test]
 fn a_task_set_of_ours_created_after_the_rollbacks_find_is_deleted_at_once() {
     let (mut r, found_at) = aborted_until_found();
@@ -959,18 +975,9 @@ fn a_task_set_of_ours_created_after_the_rollbacks_find_is_deleted_at_once() {
 
 #[test]
 fn a_task_set_of_ours_that_never_finishes_draining_fails_the_rollback_at_its_deadline() {
-    let (mut r, found_at) = aborted_until_found();
-    let stuck = ours_unseen(&r, "ecs-svc-stuck", "DRAINING");
-    r.w.extra_task_sets.push(stuck);
+    let (mut r, found_at) = aborted_with_a_stuck_task_set();
     r.finish();
-    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
-    let reason = r.d.outcome_reason().unwrap();
-    assert!(
-        reason
-            .detail
-            .contains("but green still holds 1 task set(s) after "),
-        "{reason}"
-    );
+    assert_green_still_holds(&r, "1 task set(s)");
     let failed_at = r.d.history().last().expect("transitions").at;
     let deadline = found_at.plus_ms(r.d.spec().timeouts.scale_down_ms);
     assert_eq!(failed_at, deadline, "neither earlier nor re-armed");
@@ -978,9 +985,7 @@ fn a_task_set_of_ours_that_never_finishes_draining_fails_the_rollback_at_its_dea
 
 #[test]
 fn a_task_set_first_seen_at_the_rollbacks_deadline_is_reported_not_chased() {
-    let (mut r, found_at) = aborted_until_found();
-    let stuck = ours_unseen(&r, "ecs-svc-stuck", "DRAINING");
-    r.w.extra_task_sets.push(stuck);
+    let (mut r, found_at) = aborted_with_a_stuck_task_set();
     let deadline = found_at.plus_ms(r.d.spec().timeouts.scale_down_ms);
     // Up to the moment the machine waits for its last look, at the deadline.
     r.until(|r| r.wake_at == Some(deadline) && r.inbox.is_empty());
@@ -989,14 +994,7 @@ fn a_task_set_first_seen_at_the_rollbacks_deadline_is_reported_not_chased() {
     r.w.extra_task_sets.push(late.clone());
     let late = late.arn;
     r.finish();
-    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
-    let reason = r.d.outcome_reason().unwrap();
-    assert!(
-        reason
-            .detail
-            .contains("but green still holds 2 task set(s) after "),
-        "{reason}"
-    );
+    assert_green_still_holds(&r, "2 task set(s)");
     assert_eq!(
         deleted_at(&r, &late),
         None,
@@ -1012,14 +1010,7 @@ fn green_with_tasks_still_pending_after_its_scale_down_is_not_empty() {
     // Green's scale-down to zero took, but two tasks are still pending (none running).
     r.w.green_left = Some((0, 2));
     r.finish();
-    assert_eq!(r.d.phase_name(), PhaseName::Failed, "{:#?}", r.d.history());
-    let reason = r.d.outcome_reason().unwrap();
-    assert!(
-        reason
-            .detail
-            .contains("but green still holds 2 task(s) (desired 0) after "),
-        "{reason}"
-    );
+    assert_green_still_holds(&r, "2 task(s) (desired 0)");
 }
 
 #[test]
