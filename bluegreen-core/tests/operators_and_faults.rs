@@ -628,6 +628,11 @@ fn a_listener_that_reads_back_other_weights_is_retried() {
 fn rejected_with(setup: impl FnOnce(&mut Run)) -> Reason {
     let mut r = Run::example();
     setup(&mut r);
+    rejected(r)
+}
+
+/// Run `r` to its end: preflight rejects it, and nothing was written.
+fn rejected(mut r: Run) -> Reason {
     r.finish();
     assert_eq!(
         r.d.phase_name(),
@@ -933,14 +938,7 @@ fn a_test_listener_sending_traffic_elsewhere_refuses_to_start_but_a_zero_weight_
 fn a_task_set_left_over_from_an_earlier_deployment_refuses_to_start() {
     let mut r = Run::new(spec(task_set_model));
     r.w.task_set_by_hand("web-0");
-    r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::Rejected,
-        "{:#?}",
-        r.d.history()
-    );
-    let reason = r.d.outcome_reason().unwrap();
+    let reason = rejected(r);
     assert!(
         reason
             .detail
@@ -971,14 +969,7 @@ fn with_two_task_sets_serving_the_live_target_group_the_primary_is_blue_and_the_
             s.task_sets.insert(0, stray);
         }
     });
-    r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::Rejected,
-        "{:#?}",
-        r.d.history()
-    );
-    let detail = &r.d.outcome_reason().unwrap().detail;
+    let detail = &rejected(r).detail;
     assert!(
         detail
             .starts_with("task set ecs-svc-stray (external id someone-else) on web-a is left over"),

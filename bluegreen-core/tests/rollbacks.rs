@@ -1043,13 +1043,11 @@ fn a_scale_to_zero_that_never_took_counts_as_not_emptied_even_with_no_task_left(
     );
 }
 
-/// The shift guard's wait for a fully healthy green is a clock like any other: a pause
-/// while it waits pushes its health deadline back by the pause, so a resume does not
-/// roll back at once for time spent paused.
-#[test]
-fn a_pause_while_the_shift_guard_waits_pushes_back_its_health_deadline() {
+/// Linear in two 50 % steps a minute apart, polled every 10 s with a 60 s health timeout,
+/// run to green's 50 %: from now green has 2 of its 3 targets healthy, so the second
+/// step's guard waits (and times out). The degraded streak (100 looks) outlasts it.
+fn second_step_guard_will_wait() -> Run {
     let mut r = Run::new(spec(|d| {
-        // Polls every 10 s: the degraded streak (100 looks) outlasts the guard and the pause.
         d.pacing.poll_interval_ms = 10_000;
         d.timeouts.health_ms = 60_000;
         d.health.degraded_observations_max = 100;
@@ -1060,8 +1058,16 @@ fn a_pause_while_the_shift_guard_waits_pushes_back_its_health_deadline() {
     }));
     advance_to(&mut r, PhaseName::Shift);
     r.until(|r| r.d.knowledge().prod_weights.green == 50);
-    // Green loses a target during the first hold: the second step's guard waits.
     r.w.green_healthy = Some(2);
+    r
+}
+
+/// The shift guard's wait for a fully healthy green is a clock like any other: a pause
+/// while it waits pushes its health deadline back by the pause, so a resume does not
+/// roll back at once for time spent paused.
+#[test]
+fn a_pause_while_the_shift_guard_waits_pushes_back_its_health_deadline() {
+    let mut r = second_step_guard_will_wait();
     let guarding = |r: &Run| match r.d.phase() {
         Phase::Shift(s) if s.index == 1 => match s.stage {
             machine::ShiftStage::Guarding { since } => Some(since),
@@ -1146,20 +1152,8 @@ fn a_weight_write_retried_after_green_went_dark_looks_first_and_rolls_back_unwri
 #[test]
 fn a_shift_guard_that_times_out_gives_elbv2s_reasons_for_the_targets_not_healthy() {
     for with_reasons in [false, true] {
-        let mut r = Run::new(spec(|d| {
-            d.strategy = Strategy::Linear {
-                step_percent: 50,
-                interval_ms: 60_000,
-            };
-            // Degraded looks while green holds 50 % do not roll back before the guard does.
-            d.pacing.poll_interval_ms = 10_000;
-            d.timeouts.health_ms = 60_000;
-            d.health.degraded_observations_max = 100;
-        }));
-        advance_to(&mut r, PhaseName::Shift);
-        r.until(|r| r.d.knowledge().prod_weights.green == 50);
         // One of green's targets is still registering when the second step's guard looks.
-        r.w.green_healthy = Some(2);
+        let mut r = second_step_guard_will_wait();
         if with_reasons {
             r.w.edit_green_health = Some(|h| {
                 h.initial += 1;
