@@ -596,6 +596,7 @@ mod tests {
                 since: t(0),
                 started_by: None,
             }),
+            also: None,
         });
         let c = Cost::of_command(&observe);
         assert_eq!(

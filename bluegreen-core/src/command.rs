@@ -160,10 +160,15 @@ pub enum Observe {
     Listener(ListenerRef),
     /// A service, its task sets, and (when `failures` is set) how many tasks of a
     /// task definition stopped by failure since a time — the circuit breaker's count.
+    /// `also`: a second service of the same cluster read in the same `DescribeServices`
+    /// call (it takes up to ten) — the monitor reads blue, which green follows, in
+    /// green's call; its status comes back in [`ServiceStatus::also`].
     Service {
         cluster: Name,
         service: Name,
         failures: Option<FailureFilter>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        also: Option<Name>,
     },
     TargetHealth {
         target_group: Name,
@@ -335,6 +340,10 @@ pub struct ServiceStatus {
     pub task_sets: Vec<TaskSetStatus>,
     /// Tasks matching the request's `FailureFilter` that stopped by failure.
     pub failed_tasks: u32,
+    /// The read's `also` service, read in the same call (its `failed_tasks` is 0: the
+    /// filter is for the first service only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also: Option<Box<ServiceStatus>>,
 }
 
 /// A task set as observed.

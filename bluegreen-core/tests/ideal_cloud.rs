@@ -26,6 +26,7 @@ fn observe_service(service: &str) -> Command {
             cluster: "prod".into(),
             service: service.into(),
             failures: None,
+            also: None,
         }),
     )
 }

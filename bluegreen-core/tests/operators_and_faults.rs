@@ -133,8 +133,8 @@ fn a_pause_before_preflight_read_the_sides_waits_its_bound_then_gives_up() {
     assert!(r.commands().next().is_none(), "nothing was ever sent");
 }
 
-/// The reads (command id endings) a paused deployment makes over 30 s, paused where
-/// `stop` first holds.
+/// The reads (command id endings; "blue" for blue read in green's call) a paused
+/// deployment makes over 30 s, paused where `stop` first holds.
 fn reads_while_paused(stop: impl Fn(&Run) -> bool) -> std::collections::BTreeSet<String> {
     let mut r = Run::new(full_spec(|d| {
         d.approval_timeout_ms = None;
@@ -153,7 +153,14 @@ fn reads_while_paused(stop: impl Fn(&Run) -> bool) -> std::collections::BTreeSet
     assert_eq!(r.d.phase_name(), PhaseName::Paused);
     r.commands()
         .skip(from)
-        .map(|c| c.id.as_str().rsplit('-').next().unwrap().to_string())
+        .flat_map(|c| {
+            let word = c.id.as_str().rsplit('-').next().unwrap().to_string();
+            let blue = matches!(
+                &c.kind,
+                CommandKind::Observe(Observe::Service { also: Some(_), .. })
+            );
+            std::iter::once(word).chain(blue.then(|| "blue".to_string()))
+        })
         .collect()
 }
 

@@ -115,6 +115,7 @@ fn unknown_resources_are_fatal_with_aws_error_codes() {
             cluster: c.into(),
             service: s.into(),
             failures: None,
+            also: None,
         })
     };
     assert_eq!(
@@ -315,6 +316,7 @@ fn crash_looping_tasks_fail_and_are_replaced() {
             since: Timestamp::from_millis(T0),
             started_by: None,
         }),
+        also: None,
     });
     let Ok(CommandResult::Observed(Observation::Service(s))) = run(&mut w, service) else {
         panic!()

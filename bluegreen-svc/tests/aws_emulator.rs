@@ -271,6 +271,7 @@ async fn service_pair_commands_update_scale_and_observe_services() {
             cluster: fixture::CLUSTER.into(),
             service: service.into(),
             failures,
+            also: None,
         })
     };
     let filter = FailureFilter {
@@ -279,7 +280,7 @@ async fn service_pair_commands_update_scale_and_observe_services() {
         started_by: None,
     };
     let before = aws.calls_total();
-    let kind = observe("web-b", Some(filter));
+    let kind = observe("web-b", Some(filter.clone()));
     let Ok(CommandResult::Observed(Observation::Service(s))) = run(&aws, kind.clone()).await else {
         panic!("observed")
     };
@@ -295,6 +296,23 @@ async fn service_pair_commands_update_scale_and_observe_services() {
     );
     assert_eq!(s.task_definition, fx.web_task_definition);
     assert_eq!(s.target_groups, vec![fx.web_target_groups[1].clone()]);
+    assert_eq!(s.also, None);
+    // Blue read with green: one DescribeServices for both, the failure count green's.
+    let before = aws.calls_total();
+    let mut both = observe("web-b", Some(filter.clone()));
+    if let CommandKind::Observe(Observe::Service { also, .. }) = &mut both {
+        *also = Some("web-a".into());
+    }
+    let Ok(CommandResult::Observed(Observation::Service(s))) = run(&aws, both.clone()).await else {
+        panic!("observed")
+    };
+    assert_eq!(aws.calls_total() - before, u64::from(both.aws_calls_min()));
+    assert_eq!((s.service.as_str(), s.desired_count), ("web-b", 3));
+    let blue = s.also.expect("blue read in green's call");
+    assert_eq!(blue.service.as_str(), "web-a");
+    assert_eq!(blue.status.as_str(), "ACTIVE");
+    assert_eq!(blue.target_groups, vec![fx.web_target_groups[0].clone()]);
+    assert_eq!(blue.also, None);
 
     let scale = CommandKind::ScaleEnvironment {
         cluster: fixture::CLUSTER.into(),
@@ -378,6 +396,7 @@ async fn task_set_commands_create_once_promote_by_arn_and_delete() {
             cluster: fixture::CLUSTER.into(),
             service: fixture::API_SERVICE.into(),
             failures: None,
+            also: None,
         }),
     )
     .await

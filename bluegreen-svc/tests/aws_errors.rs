@@ -73,6 +73,7 @@ async fn server_errors_are_retryable_except_on_the_write_without_a_token() {
         cluster: "prod".into(),
         service: "web-a".into(),
         failures: None,
+        also: None,
     });
     assert_eq!(
         run(&c, observe).await.unwrap_err().class,
@@ -116,6 +117,7 @@ async fn client_errors_are_fatal_and_keep_the_aws_code_and_message() {
         cluster: "prod".into(),
         service: "web-a".into(),
         failures: None,
+        also: None,
     });
     let err = run(&c, observe).await.unwrap_err();
     assert_eq!(
@@ -144,6 +146,7 @@ async fn an_unreadable_answer_to_a_write_is_ambiguous_and_to_a_read_retryable() 
         cluster: "prod".into(),
         service: "web-a".into(),
         failures: None,
+        also: None,
     });
     assert_eq!(
         run(&c, observe).await.unwrap_err().class,
@@ -181,6 +184,7 @@ async fn lost_answers_make_writes_ambiguous_and_reads_retryable_while_refused_co
             cluster: "prod".into(),
             service: "web-a".into(),
             failures: None,
+            also: None,
         });
         let err = run(&c, observe).await.unwrap_err();
         assert_eq!(err.class, ErrorClass::Retryable, "{failure:?} read: {err}");
@@ -209,6 +213,7 @@ fn every_call_is_counted_in_the_metrics_by_operation_and_result() {
                 cluster: "prod".into(),
                 service: "web-a".into(),
                 failures: None,
+                also: None,
             });
             run(&c, observe).await.unwrap_err();
             let denied = mock!(aws_sdk_elasticloadbalancingv2::Client::describe_listeners).then_http_response(|| {

@@ -696,6 +696,7 @@ async fn service_observation_counts_only_green_failures_since_the_start() {
             since,
             started_by: None,
         }),
+        also: None,
     });
     let Ok(CommandResult::Observed(Observation::Service(s))) = run(&c, kind.clone()).await else {
         panic!("observed")
@@ -735,6 +736,7 @@ async fn service_observation_counts_only_green_failures_since_the_start() {
             since,
             started_by: Some(GREEN_TS.into()),
         }),
+        also: None,
     });
     let Ok(CommandResult::Observed(Observation::Service(s))) = run(&c, kind.clone()).await else {
         panic!("observed")
@@ -1102,6 +1104,7 @@ async fn concurrent_service_reads_in_one_cluster_share_describe_services_calls()
                 cluster: "prod".into(),
                 service: name.clone().into(),
                 failures: None,
+                also: None,
             });
             (name, run(&c, kind).await)
         });

@@ -213,6 +213,7 @@ impl DrainBlue {
                     cluster: cx.spec.cluster.clone(),
                     service: blue_service,
                     failures: None,
+                    also: None,
                 }),
             );
             return Step::Issued;

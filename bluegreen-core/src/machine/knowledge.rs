@@ -212,14 +212,11 @@ impl Knowledge {
             ) => {
                 self.record_listener(spec, l, state, now);
             }
-            (_, CommandResult::Observed(Observation::Service(s))) => {
-                match self.services.get_mut(&s.service) {
-                    Some(sample) => *sample = Sample { at: now, value: s },
-                    None => {
-                        let name = s.service.clone();
-                        self.services.insert(name, Sample { at: now, value: s });
-                    }
+            (_, CommandResult::Observed(Observation::Service(mut s))) => {
+                if let Some(also) = s.also.take() {
+                    self.record_service(*also, now);
                 }
+                self.record_service(s, now);
             }
             (
                 CommandKind::Observe(Observe::TargetHealth { target_group }),
@@ -242,6 +239,16 @@ impl Knowledge {
                     .insert(call.name.clone(), Sample { at: now, value: v });
             }
             _ => {}
+        }
+    }
+
+    fn record_service(&mut self, s: ServiceStatus, now: Timestamp) {
+        match self.services.get_mut(&s.service) {
+            Some(sample) => *sample = Sample { at: now, value: s },
+            None => {
+                let name = s.service.clone();
+                self.services.insert(name, Sample { at: now, value: s });
+            }
         }
     }
 

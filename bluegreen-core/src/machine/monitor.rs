@@ -161,7 +161,10 @@ impl Monitor {
             self.signals_read_at = Some(cx.now);
         }
         let holding = watch.green_health == HealthRule::Sustain;
-        if watch.green_service && (slow_due || !holding) {
+        let read_blue = watch.follow_blue && follows_blue(cx.spec) && (slow_due || !holding);
+        let blue_service = read_blue.then(|| cx.sides.blue_service(spec).clone());
+        let green_read = watch.green_service && (slow_due || !holding);
+        if green_read {
             let service = cx.sides.green_service(spec);
             let failures = cx.k.green_task_definition.clone().map(|td| FailureFilter {
                 task_definition: td,
@@ -177,11 +180,24 @@ impl Monitor {
                     cluster: spec.cluster.clone(),
                     service: service.clone(),
                     failures,
+                    // Blue rides in green's `DescribeServices` call: one call, not two.
+                    also: blue_service.clone(),
                 }),
             );
         }
-        if watch.follow_blue && follows_blue(cx.spec) && (slow_due || !holding) {
+        if read_blue {
             self.follow_blue(cx, tick);
+        }
+        if let Some(blue_service) = blue_service.filter(|_| !green_read) {
+            cx.issue_as(
+                CommandId::numbered(cx.id, "t", tick, "-blue"),
+                CommandKind::Observe(Observe::Service {
+                    cluster: spec.cluster.clone(),
+                    service: blue_service,
+                    failures: None,
+                    also: None,
+                }),
+            );
         }
         if watch.green_health != HealthRule::Off {
             let tg = cx.green_tg().clone();
@@ -209,7 +225,8 @@ impl Monitor {
 
     /// Scale green up to blue's desired count if blue grew (an autoscaler's scale-out
     /// during the deployment) — never down: blue scales in as its traffic moves to
-    /// green, and green must end at least as large as blue was. Then read blue again.
+    /// green, and green must end at least as large as blue was. (Blue is read again in
+    /// the same batch: in green's read, or alone when green is not read.)
     fn follow_blue(&mut self, cx: &mut Cx<'_>, tick: u64) {
         let spec = cx.spec;
         let blue_service = cx.sides.blue_service(spec).clone();
@@ -233,14 +250,6 @@ impl Monitor {
                 },
             );
         }
-        cx.issue_as(
-            CommandId::numbered(cx.id, "t", tick, "-blue"),
-            CommandKind::Observe(Observe::Service {
-                cluster: spec.cluster.clone(),
-                service: blue_service,
-                failures: None,
-            }),
-        );
     }
 
     fn schedule_next(&mut self, cx: &Cx<'_>) {
@@ -425,8 +434,15 @@ mod tests {
             .iter()
             .filter_map(|o| match o {
                 Output::Command(c) => {
-                    if let CommandKind::ScaleEnvironment { desired_count, .. } = c.kind {
-                        follow = Some(desired_count);
+                    match &c.kind {
+                        CommandKind::ScaleEnvironment { desired_count, .. } => {
+                            follow = Some(*desired_count);
+                        }
+                        // A read carrying a second service shows it: `…-service+web-a`.
+                        CommandKind::Observe(Observe::Service {
+                            also: Some(also), ..
+                        }) => return Some(format!("{}+{also}", c.id)),
+                        _ => {}
                     }
                     Some(c.id.to_string())
                 }
@@ -451,6 +467,7 @@ mod tests {
                     target_groups: vec![],
                     task_sets: vec![],
                     failed_tasks: 0,
+                    also: None,
                 },
             },
         );
@@ -465,18 +482,15 @@ mod tests {
         };
         let mut m = Monitor::new(at(0));
         let (ids, _) = tick(&s, &mut k, &mut m, Watch::DEPLOY, 0);
-        assert_eq!(ids, ["web-1/t1-service", "web-1/t1-blue"]);
+        // Blue (which green follows) rides in green's read: one DescribeServices.
+        assert_eq!(ids, ["web-1/t1-service+web-a"]);
         let (ids, _) = tick(&s, &mut k, &mut m, Watch::HEALTH_CHECK, 10_000);
-        assert_eq!(
-            ids,
-            ["web-1/t2-service", "web-1/t2-blue", "web-1/t2-health"]
-        );
+        assert_eq!(ids, ["web-1/t2-service+web-a", "web-1/t2-health"]);
         let (ids, _) = tick(&s, &mut k, &mut m, Watch::READY, 20_000);
         assert_eq!(
             ids,
             [
-                "web-1/t3-service",
-                "web-1/t3-blue",
+                "web-1/t3-service+web-a",
                 "web-1/t3-health",
                 "web-1/t3-alarms"
             ]
@@ -518,7 +532,11 @@ mod tests {
             assert_eq!(follows_blue(&s), follows);
             let mut m = Monitor::new(at(0));
             let (ids, _) = tick(&s, &mut k, &mut m, Watch::DEPLOY, 0);
-            assert_eq!(ids.iter().any(|i| i.ends_with("-blue")), follows, "{ids:?}");
+            assert_eq!(
+                ids.iter().any(|i| i.ends_with("+web-a")),
+                follows,
+                "{ids:?}"
+            );
         }
     }
 
@@ -569,8 +587,10 @@ mod tests {
         let mut m = Monitor::new(at(0));
         tick(&s, &mut k, &mut m, Watch::HEALTH_CHECK, 0);
         let (ids, _) = tick(&s, &mut k, &mut m, Watch::HEALTH_CHECK, 10_000);
-        assert!(ids.contains(&"web-1/t5-service".to_string()), "{ids:?}");
-        assert!(ids.contains(&"web-1/t5-blue".to_string()), "{ids:?}");
+        assert!(
+            ids.contains(&"web-1/t5-service+web-a".to_string()),
+            "{ids:?}"
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl Preflight {
                             cluster: spec.cluster.clone(),
                             service: service.clone(),
                             failures: None,
+                            also: None,
                         }),
                     );
                 }

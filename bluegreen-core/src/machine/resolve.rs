@@ -18,6 +18,7 @@ pub(crate) fn resolver(write: &CommandKind) -> Option<CommandKind> {
             cluster: cluster.clone(),
             service: service.clone(),
             failures: None,
+            also: None,
         })
     };
     Some(match write {
@@ -438,6 +439,7 @@ mod tests {
             target_groups: vec![],
             task_sets,
             failed_tasks: 0,
+            also: None,
         }))
     }
 

@@ -211,6 +211,7 @@ impl Rollback {
                             cluster: spec.cluster.clone(),
                             service: service.clone(),
                             failures: None,
+                            also: None,
                         }),
                     );
                     return Step::Issued;
@@ -301,6 +302,7 @@ impl Rollback {
                     cluster: spec.cluster.clone(),
                     service: green_service,
                     failures: None,
+                    also: None,
                 }),
             );
             return Step::Issued;

@@ -159,7 +159,31 @@ impl IdealCloud {
             target_groups: s.target_groups.clone(),
             task_sets: s.task_sets.clone(),
             failed_tasks: 0,
+            also: None,
         })
+    }
+
+    fn adopt_service(&mut self, service: &Name, status: &ServiceStatus) {
+        self.revisions = self
+            .revisions
+            .max(revision_of(&status.task_definition))
+            .max(
+                status
+                    .task_sets
+                    .iter()
+                    .map(|t| revision_of(&t.task_definition))
+                    .max()
+                    .unwrap_or(0),
+            );
+        self.services.insert(
+            service.clone(),
+            Service {
+                desired: status.desired_count,
+                task_definition: status.task_definition.clone(),
+                target_groups: status.target_groups.clone(),
+                task_sets: status.task_sets.clone(),
+            },
+        );
     }
 
     /// Take in what a real cloud answered to a read, so the ideal world continues from
@@ -178,26 +202,10 @@ impl IdealCloud {
                 CommandKind::Observe(Observe::Service { service, .. }),
                 CommandResult::Observed(Observation::Service(status)),
             ) => {
-                self.revisions = self
-                    .revisions
-                    .max(revision_of(&status.task_definition))
-                    .max(
-                        status
-                            .task_sets
-                            .iter()
-                            .map(|t| revision_of(&t.task_definition))
-                            .max()
-                            .unwrap_or(0),
-                    );
-                self.services.insert(
-                    service.clone(),
-                    Service {
-                        desired: status.desired_count,
-                        task_definition: status.task_definition.clone(),
-                        target_groups: status.target_groups.clone(),
-                        task_sets: status.task_sets.clone(),
-                    },
-                );
+                self.adopt_service(service, status);
+                if let Some(also) = &status.also {
+                    self.adopt_service(&also.service, also);
+                }
             }
             (
                 CommandKind::FindTaskDefinition { base, image, .. },
@@ -342,8 +350,12 @@ impl IdealCloud {
                     forwards: self.listeners.get(l).cloned().unwrap_or_default(),
                 }))
             }
-            CommandKind::Observe(Observe::Service { service, .. }) => {
-                CommandResult::Observed(Observation::Service(self.status(service)?))
+            CommandKind::Observe(Observe::Service { service, also, .. }) => {
+                let mut status = self.status(service)?;
+                if let Some(also) = also {
+                    status.also = Some(Box::new(self.status(also)?));
+                }
+                CommandResult::Observed(Observation::Service(status))
             }
             CommandKind::Observe(Observe::TargetHealth { target_group }) => {
                 CommandResult::Observed(Observation::TargetHealth(TargetHealth {

@@ -131,6 +131,65 @@ impl World {
     pub fn fault(&mut self, kind: &'static str, f: Fault) {
         self.faults.entry(kind).or_default().push_back(f);
     }
+    /// What this world's knobs make of a service read (green's, or blue's riding in it).
+    fn shape_service(&self, s: &mut ServiceStatus, failures: bool) {
+        if failures {
+            s.failed_tasks = self.failed_tasks;
+        }
+        if let Some(n) = self.blue_desired
+            && s.target_groups.contains(&self.spec.target_groups[0])
+        {
+            s.desired_count = n;
+            s.running_count = n;
+            s.pending_count = 0;
+        }
+        if let Some(n) = self.green_stuck
+            && s.target_groups.contains(&self.spec.target_groups[1])
+        {
+            s.running_count = s.running_count.max(n);
+        }
+        if let Some(n) = self.green_running {
+            let green_tg = &self.spec.target_groups[1];
+            if s.target_groups.contains(green_tg) && s.desired_count > 0 {
+                s.running_count = n.min(s.running_count);
+                s.pending_count = s.desired_count - s.running_count;
+            }
+            for ts in &mut s.task_sets {
+                if ts.target_groups.contains(green_tg) {
+                    ts.running_count = n.min(ts.running_count);
+                }
+            }
+        }
+        for (slot, keeps) in [(0, self.blue_keeps_desired), (1, self.green_keeps_desired)] {
+            if let Some(n) = keeps
+                && s.target_groups.contains(&self.spec.target_groups[slot])
+            {
+                s.desired_count = s.desired_count.max(n);
+            }
+        }
+        for (slot, left) in [(0, self.blue_left), (1, self.green_left)] {
+            if let Some((running, pending)) = left
+                && s.target_groups.contains(&self.spec.target_groups[slot])
+            {
+                s.running_count = s.running_count.max(running);
+                s.pending_count = s.pending_count.max(pending);
+            }
+        }
+        if self.green_stabilizing {
+            let green_tg = &self.spec.target_groups[1];
+            for ts in &mut s.task_sets {
+                if ts.target_groups.contains(green_tg) {
+                    ts.stability_status = "STABILIZING".into();
+                }
+            }
+        }
+        if !s.task_sets.is_empty() {
+            s.task_sets.extend(self.extra_task_sets.iter().cloned());
+        }
+        if let Some(edit) = self.edit_service {
+            edit(s);
+        }
+    }
 
     pub fn respond(&mut self, cmd: &Command) -> Result<CommandResult, CommandError> {
         self.log.push(cmd.clone());
@@ -175,61 +234,9 @@ impl World {
                 CommandKind::Observe(Observe::Service { failures, .. }),
                 CommandResult::Observed(Observation::Service(s)),
             ) => {
-                if failures.is_some() {
-                    s.failed_tasks = self.failed_tasks;
-                }
-                if let Some(n) = self.blue_desired
-                    && s.target_groups.contains(&self.spec.target_groups[0])
-                {
-                    s.desired_count = n;
-                    s.running_count = n;
-                    s.pending_count = 0;
-                }
-                if let Some(n) = self.green_stuck
-                    && s.target_groups.contains(&self.spec.target_groups[1])
-                {
-                    s.running_count = s.running_count.max(n);
-                }
-                if let Some(n) = self.green_running {
-                    let green_tg = &self.spec.target_groups[1];
-                    if s.target_groups.contains(green_tg) && s.desired_count > 0 {
-                        s.running_count = n.min(s.running_count);
-                        s.pending_count = s.desired_count - s.running_count;
-                    }
-                    for ts in &mut s.task_sets {
-                        if ts.target_groups.contains(green_tg) {
-                            ts.running_count = n.min(ts.running_count);
-                        }
-                    }
-                }
-                for (slot, keeps) in [(0, self.blue_keeps_desired), (1, self.green_keeps_desired)] {
-                    if let Some(n) = keeps
-                        && s.target_groups.contains(&self.spec.target_groups[slot])
-                    {
-                        s.desired_count = s.desired_count.max(n);
-                    }
-                }
-                for (slot, left) in [(0, self.blue_left), (1, self.green_left)] {
-                    if let Some((running, pending)) = left
-                        && s.target_groups.contains(&self.spec.target_groups[slot])
-                    {
-                        s.running_count = s.running_count.max(running);
-                        s.pending_count = s.pending_count.max(pending);
-                    }
-                }
-                if self.green_stabilizing {
-                    let green_tg = &self.spec.target_groups[1];
-                    for ts in &mut s.task_sets {
-                        if ts.target_groups.contains(green_tg) {
-                            ts.stability_status = "STABILIZING".into();
-                        }
-                    }
-                }
-                if !s.task_sets.is_empty() {
-                    s.task_sets.extend(self.extra_task_sets.iter().cloned());
-                }
-                if let Some(edit) = self.edit_service {
-                    edit(s);
+                self.shape_service(s, failures.is_some());
+                if let Some(also) = &mut s.also {
+                    self.shape_service(also, false);
                 }
             }
             (_, CommandResult::Observed(Observation::Alarms(a))) => {

@@ -453,12 +453,19 @@ fn stale_key(command: &Command) -> Option<u64> {
             cluster,
             service,
             failures,
+            also,
         }) => {
             let f = failures
                 .as_ref()
                 .map(|f| format!("{}@{}", f.task_definition, f.since.as_millis()))
                 .unwrap_or_default();
-            Some(h(&["S", cluster, service, &f]))
+            Some(h(&[
+                "S",
+                cluster,
+                service,
+                &f,
+                also.as_deref().unwrap_or(""),
+            ]))
         }
         CommandKind::Observe(Observe::TargetHealth { target_group }) => {
             Some(h(&["T", target_group]))
@@ -510,15 +517,24 @@ fn result_text(r: &CommandResult) -> String {
             "health {} healthy, {} unhealthy, {} initial, {} draining",
             h.healthy, h.unhealthy, h.initial, h.draining
         ),
-        CommandResult::Observed(Observation::Service(s)) => format!(
-            "service {} desired {} running {} pending {} failed {} task sets {}",
-            s.service,
-            s.desired_count,
-            s.running_count,
-            s.pending_count,
-            s.failed_tasks,
-            s.task_sets.len()
-        ),
+        CommandResult::Observed(Observation::Service(s)) => {
+            let mut text = format!(
+                "service {} desired {} running {} pending {} failed {} task sets {}",
+                s.service,
+                s.desired_count,
+                s.running_count,
+                s.pending_count,
+                s.failed_tasks,
+                s.task_sets.len()
+            );
+            if let Some(a) = &s.also {
+                text.push_str(&format!(
+                    "; service {} desired {} running {}",
+                    a.service, a.desired_count, a.running_count
+                ));
+            }
+            text
+        }
         CommandResult::Observed(Observation::Listener(l)) | CommandResult::WeightsSet(l) => {
             let parts: Vec<String> = l
                 .forwards

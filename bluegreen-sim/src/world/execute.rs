@@ -613,8 +613,14 @@ impl World {
                 cluster,
                 service,
                 failures,
+                also,
             } => {
                 let s = self.lookup_service(cluster, service)?;
+                let also = also
+                    .as_ref()
+                    .map(|a| self.lookup_service(cluster, a))
+                    .transpose()?;
+                // One DescribeServices for both (it takes up to ten).
                 self.call(ApiCall::DescribeServices)?;
                 if let Some(f) = failures {
                     self.call(ApiCall::ListTasks)?;
@@ -622,9 +628,9 @@ impl World {
                         self.call(ApiCall::DescribeTasks)?;
                     }
                 }
-                Ok(Observation::Service(
-                    self.describe_service(s, failures.as_ref()),
-                ))
+                let mut status = self.describe_service(s, failures.as_ref());
+                status.also = also.map(|a| Box::new(self.describe_service(a, None)));
+                Ok(Observation::Service(status))
             }
             Observe::TargetHealth { target_group } => {
                 let tg = self.lookup_tg(target_group)?;

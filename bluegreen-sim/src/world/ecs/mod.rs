@@ -567,6 +567,7 @@ impl World {
                 .unwrap_or_default(),
             task_sets,
             failed_tasks,
+            also: None,
         }
     }
 

@@ -312,7 +312,11 @@ impl AwsCloud {
                 cluster,
                 service,
                 failures,
-            }) => ecs::observe_service(self, cluster, service, failures.as_ref()).await,
+                also,
+            }) => {
+                ecs::observe_service(self, cluster, service, failures.as_ref(), also.as_deref())
+                    .await
+            }
             CommandKind::Observe(Observe::TargetHealth { target_group }) => {
                 elbv2::target_health(self, target_group).await
             }

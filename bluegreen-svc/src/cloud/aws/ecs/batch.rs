@@ -47,28 +47,48 @@ pub(crate) async fn describe_one(
     cluster: &str,
     service: &str,
 ) -> Result<Service, CommandError> {
-    let (tx, rx) = oneshot::channel();
+    let mut found = describe_many(cloud, cluster, &[service]).await?;
+    Ok(found.remove(0))
+}
+
+/// Services of one cluster (at most ten), queued together so that they ride in one
+/// call (a monitor's read of green with blue); in the order asked.
+pub(crate) async fn describe_many(
+    cloud: &AwsCloud,
+    cluster: &str,
+    services: &[&str],
+) -> Result<Vec<Service>, CommandError> {
+    debug_assert!(!services.is_empty() && services.len() <= SERVICES_PER_CALL);
+    let mut replies = Vec::with_capacity(services.len());
     let start_worker = {
         let mut clusters = cloud.shared.service_batches.lock();
         let q = clusters.entry(cluster.to_string()).or_default();
-        if q.waiting.len() >= WAITING_MAX {
+        if q.waiting.len() + services.len() > WAITING_MAX {
             return Err(CommandError::throttled(
                 "BatchQueueFull",
                 format!("{WAITING_MAX} reads of cluster {cluster} are already waiting"),
             ));
         }
-        q.waiting.push_back((Name::from(service), tx));
+        for service in services {
+            let (tx, rx) = oneshot::channel();
+            q.waiting.push_back((Name::from(*service), tx));
+            replies.push(rx);
+        }
         !std::mem::replace(&mut q.draining, true)
     };
     if start_worker {
         tokio::spawn(drain(cloud.clone(), cluster.to_string()));
     }
-    rx.await.unwrap_or_else(|_| {
-        Err(CommandError::retryable(
-            "BatchDropped",
-            "the batched DescribeServices read ended without an answer",
-        ))
-    })
+    let mut found = Vec::with_capacity(replies.len());
+    for rx in replies {
+        found.push(rx.await.unwrap_or_else(|_| {
+            Err(CommandError::retryable(
+                "BatchDropped",
+                "the batched DescribeServices read ended without an answer",
+            ))
+        })?);
+    }
+    Ok(found)
 }
 
 /// Call for whoever waits, ten services at a time, until nobody does.

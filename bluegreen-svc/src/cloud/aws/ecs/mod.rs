@@ -330,28 +330,40 @@ pub(crate) async fn observe_service(
     cluster: &str,
     service: &str,
     failures: Option<&FailureFilter>,
+    also: Option<&str>,
 ) -> Result<CommandResult, CommandError> {
-    // Batched with other deployments' reads of this cluster's services.
-    let s = batch::describe_one(cloud, cluster, service).await?;
+    // Batched with other deployments' reads of this cluster's services; `also` rides in
+    // the same call.
+    let found = match also {
+        Some(also) => batch::describe_many(cloud, cluster, &[service, also]).await?,
+        None => vec![batch::describe_one(cloud, cluster, service).await?],
+    };
     let failed_tasks = match failures {
         Some(filter) => stopped_tasks::failed_tasks(cloud, cluster, service, filter).await?,
         None => 0,
     };
-    Ok(CommandResult::Observed(Observation::Service(
-        ServiceStatus {
-            service: Name::from(service),
-            status: Name::from(s.status().unwrap_or_default()),
-            desired_count: count(s.desired_count()),
-            running_count: count(s.running_count()),
-            pending_count: count(s.pending_count()),
-            task_definition: Name::from(s.task_definition().unwrap_or_default()),
-            target_groups: s
-                .load_balancers()
-                .iter()
-                .filter_map(|lb| lb.target_group_arn().map(Name::from))
-                .collect(),
-            task_sets: s.task_sets().iter().map(task_set_status).collect(),
-            failed_tasks,
-        },
-    )))
+    let mut status = service_status(service, &found[0], failed_tasks);
+    if let (Some(also), Some(s)) = (also, found.get(1)) {
+        status.also = Some(Box::new(service_status(also, s, 0)));
+    }
+    Ok(CommandResult::Observed(Observation::Service(status)))
+}
+
+fn service_status(service: &str, s: &Service, failed_tasks: u32) -> ServiceStatus {
+    ServiceStatus {
+        service: Name::from(service),
+        status: Name::from(s.status().unwrap_or_default()),
+        desired_count: count(s.desired_count()),
+        running_count: count(s.running_count()),
+        pending_count: count(s.pending_count()),
+        task_definition: Name::from(s.task_definition().unwrap_or_default()),
+        target_groups: s
+            .load_balancers()
+            .iter()
+            .filter_map(|lb| lb.target_group_arn().map(Name::from))
+            .collect(),
+        task_sets: s.task_sets().iter().map(task_set_status).collect(),
+        failed_tasks,
+        also: None,
+    }
 }
