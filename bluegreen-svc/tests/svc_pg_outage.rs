@@ -250,7 +250,22 @@ pacing = {{ poll_interval = "500ms", attempts_max = 8, retry_min = "200ms", retr
     }
     assert!(pg.stop(), "the private server stops");
     let stopped = Instant::now();
-    // Meanwhile the replica says it cannot take work.
+    // Meanwhile a read is answered "not answering; retry" (503 with Retry-After), never a
+    // 500, and nothing it asked is lost.
+    let r = http
+        .get(format!("{base}/v1/deployments/{}", ids[1]))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503, "a read while the store is down");
+    assert_eq!(
+        r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+    // And the replica says it cannot take work.
     let mut saw_unready = false;
     while stopped.elapsed() < Duration::from_secs(10) {
         if status(&http, &format!("{base}/readyz")).await == Some(503) {

@@ -215,7 +215,7 @@ pub async fn cloudwatch<C: Cloud + 'static>(
         .runner
         .alarm(change.event, |app| pinned.iter().any(|p| p == app))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let mut rolled_back = Vec::new();
     let mut not = Vec::new();
     let mut unavailable = Vec::new();
@@ -226,6 +226,7 @@ pub async fn cloudwatch<C: Cloud + 'static>(
                 not.push(json!({ "deployment": d.deployment, "ignored": r.reason }))
             }
             Err(OperateError::Unavailable(_)) => unavailable.push(d.deployment),
+            Err(OperateError::Store(e)) => return Err(ApiError::store(e)),
             Err(other) => return Err(ApiError::internal(other)),
         }
     }

@@ -212,6 +212,7 @@ pub async fn release<C: Cloud + 'static>(
         crate::runner::SubmitError::UnknownApp(_) => {
             ApiError::not_found(format!("no app named {app:?} is configured")).field("app")
         }
+        crate::runner::SubmitError::Store(e) => ApiError::store(e),
         other => ApiError::internal(other),
     })?;
     let body = match next {

@@ -110,7 +110,7 @@ fn submit_error(e: SubmitError) -> ApiError {
             "too_many_deployments",
             e.to_string(),
         ),
-        SubmitError::Store(e) => ApiError::internal(e),
+        SubmitError::Store(e) => ApiError::store(e),
     }
 }
 
@@ -124,7 +124,7 @@ async fn view<C: Cloud + 'static>(
         .store()
         .get(id)
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::store)?
         .ok_or_else(|| ApiError::not_found(format!("no deployment {id}")))?;
     Ok(DeploymentView::of(&stored, with_plan))
 }
@@ -209,7 +209,7 @@ pub async fn list<C: Cloud + 'static>(
         .store()
         .list_page(q.app.as_deref(), after.as_ref(), limit)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let views: Vec<DeploymentView> = rows.iter().map(|r| DeploymentView::of(r, false)).collect();
     Ok(Json(serde_json::json!({
         "deployments": views,
@@ -272,8 +272,8 @@ pub async fn journal<C: Cloud + 'static>(
     let mut first = store
         .journal_page(&id, after, first_size)
         .await
-        .map_err(ApiError::internal)?;
-    if first.is_empty() && store.get(&id).await.map_err(ApiError::internal)?.is_none() {
+        .map_err(ApiError::store)?;
+    if first.is_empty() && store.get(&id).await.map_err(ApiError::store)?.is_none() {
         return Err(ApiError::not_found(format!("no deployment {id}")));
     }
     let content_type = [(header::CONTENT_TYPE, "application/x-ndjson")];
@@ -388,7 +388,7 @@ pub async fn operate<C: Cloud + 'static>(
             "unavailable",
             e.to_string(),
         )),
-        Err(OperateError::Store(e)) => Err(ApiError::internal(e)),
+        Err(OperateError::Store(e)) => Err(ApiError::store(e)),
     }
 }
 

@@ -23,12 +23,15 @@ pub struct ErrorBody {
 pub const INTERNAL_MESSAGE: &str =
     "internal error: the server's log has the detail under this request id";
 
+/// `Retry-After` on a 503 for a store that is not answering: about a pool's wait.
+pub const STORE_RETRY_AFTER_S: u64 = 5;
+
 /// An API error: a status and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
-    /// Seconds for a `Retry-After` header (429).
+    /// Seconds for a `Retry-After` header (429, and 503 for a store not answering).
     pub retry_after: Option<u64>,
 }
 
@@ -96,6 +99,23 @@ impl ApiError {
             "internal",
             INTERNAL_MESSAGE,
         )
+    }
+
+    /// A store error: 503 `store_unavailable` with `Retry-After` when the store is not
+    /// answering right now (nothing was done; a webhook sender or client retries), else
+    /// a 500 as [`ApiError::internal`].
+    pub fn store(e: crate::store::StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "the store is not answering");
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the deployment store is not answering right now; nothing was done, retry shortly",
+            );
+            err.retry_after = Some(STORE_RETRY_AFTER_S);
+            return err;
+        }
+        ApiError::internal(e)
     }
 
     /// 422 when `value` holds a control character (they would reach logs, journals and
@@ -204,4 +224,42 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
 #[derive(Deserialize)]
 struct Wrapped {
     error: ErrorBody,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn a_store_that_does_not_answer_is_a_503_to_retry_and_a_broken_row_a_500() {
+        for unavailable in [
+            StoreError::Db(sqlx::Error::PoolTimedOut),
+            StoreError::Db(sqlx::Error::PoolClosed),
+            StoreError::Db(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            ))),
+            StoreError::WriterGone,
+        ] {
+            let e = ApiError::store(unavailable);
+            assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.body.code, "store_unavailable");
+            assert_eq!(e.retry_after, Some(STORE_RETRY_AFTER_S));
+            let response = e.into_response();
+            assert_eq!(
+                response.headers().get(header::RETRY_AFTER),
+                Some(&HeaderValue::from(STORE_RETRY_AFTER_S))
+            );
+        }
+        let e = ApiError::store(StoreError::Corrupt {
+            id: "web-1".into(),
+            reason: "bad json".into(),
+        });
+        assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            e.body.message, INTERNAL_MESSAGE,
+            "the detail stays in the log"
+        );
+        assert_eq!(e.retry_after, None);
+    }
 }

@@ -370,6 +370,7 @@ pub async fn ecr<C: Cloud + 'static>(
                     "unavailable",
                     e.to_string(),
                 ),
+                SubmitError::Store(e) => ApiError::store(e),
                 other => ApiError::internal(other),
             })?;
         let (state, label, id) = match &submitted {

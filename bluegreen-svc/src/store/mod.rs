@@ -53,6 +53,26 @@ pub enum StoreError {
     BadUrl(String),
 }
 
+impl StoreError {
+    /// The store is not answering right now (no connection within the pool's wait, the
+    /// connection broke, the server is restarting, the writer stopped): the request did
+    /// nothing and may be sent again — not a fault in what was asked.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(e) => matches!(
+                e,
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            ),
+            StoreError::WriterGone => true,
+            StoreError::Fenced { .. } | StoreError::Corrupt { .. } | StoreError::BadUrl(_) => false,
+        }
+    }
+}
+
 /// Where a deployment is in the service's life cycle (the machine's phase says where it
 /// is in the deployment).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
