@@ -541,6 +541,21 @@ mod tests {
     }
 
     #[test]
+    fn blue_is_read_alone_only_when_a_watch_follows_blue_without_reading_green() {
+        // No phase's watch does (following blue implies reading green), but the read
+        // must not vanish if one ever did.
+        let s = spec(|_| {});
+        let mut k = Knowledge::default();
+        let mut m = Monitor::new(at(0));
+        let watch = Watch {
+            green_service: false,
+            ..Watch::DEPLOY
+        };
+        let (ids, _) = tick(&s, &mut k, &mut m, watch, 0);
+        assert_eq!(ids, ["web-1/t1-blue"]);
+    }
+
+    #[test]
     fn green_scales_up_to_a_larger_active_blue_and_never_past_the_ecs_limit() {
         let s = spec(|_| {});
         let follow = |status: &str, blue: u32| {
