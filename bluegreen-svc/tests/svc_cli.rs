@@ -153,3 +153,158 @@ fn deploy_without_a_server_runs_the_deployment_in_process_to_completion() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A server on 127.0.0.1 that answers each request (one per connection) with the next of
+/// `answers`, and records the request lines it saw. Stops after the last answer, or when
+/// no request came for 30 s (a client that stopped asking must not hang the test).
+fn scripted_server(answers: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        for answer in answers {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break Some(stream),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if std::time::Instant::now() >= deadline {
+                            break None;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            };
+            let Some(stream) = stream else {
+                return seen;
+            };
+            stream.set_nonblocking(false).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            seen.push(line.trim_end().to_string());
+            let mut length = 0usize;
+            loop {
+                let mut header = String::new();
+                reader.read_line(&mut header).unwrap();
+                if header.trim_end().is_empty() {
+                    break;
+                }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = stream;
+            stream.write_all(answer.as_bytes()).unwrap();
+        }
+        seen
+    });
+    (base, handle)
+}
+
+fn http_answer(status: &str, extra_headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra_headers}\r\n{body}",
+        body.len()
+    )
+}
+
+#[test]
+fn a_read_that_meets_a_store_not_answering_is_asked_again_after_retry_after() {
+    let dir = temp_dir("retry-read");
+    let unavailable = http_answer(
+        "503 Service Unavailable",
+        "retry-after: 1\r\n",
+        r#"{"error":{"code":"store_unavailable","message":"the deployment store is not answering right now; nothing was done, retry shortly","field":null}}"#,
+    );
+    let view = http_answer(
+        "200 OK",
+        "",
+        r#"{"id":"web-20261130T120000-1","phase":"shift"}"#,
+    );
+    let (base, server) = scripted_server(vec![unavailable, view]);
+    let out = bluegreen(
+        &dir,
+        &[
+            "status",
+            "web-20261130T120000-1",
+            "--json",
+            "--server",
+            &base,
+        ],
+        &[("BLUEGREEN_API_TOKEN", "cli-test-token-0123456789")],
+    );
+    let seen = server.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|l| l.starts_with("GET /v1/deployments/web-20261130T120000-1 "))
+    );
+    let printed: serde_json::Value = serde_json::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(printed["phase"], "shift");
+    assert!(
+        text(&out.stderr).contains("HTTP 503 store_unavailable")
+            && text(&out.stderr).contains("retrying in 1s"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_write_is_sent_again_only_when_the_server_said_nothing_was_done() {
+    let dir = temp_dir("retry-write");
+    // A 503 that does not say "nothing was done" (a gateway's, a server shutting down):
+    // the submission may have landed, so the CLI reports it and does not send it twice.
+    let shutting_down = http_answer(
+        "503 Service Unavailable",
+        "",
+        r#"{"error":{"code":"shutting_down","message":"the service is shutting down","field":null}}"#,
+    );
+    let (base, server) = scripted_server(vec![shutting_down]);
+    let token = [("BLUEGREEN_API_TOKEN", "cli-test-token-0123456789")];
+    let args = [
+        "deploy",
+        "web",
+        "--image",
+        "web:v2",
+        "--no-wait",
+        "--server",
+        &base,
+    ];
+    let out = bluegreen(&dir, &args, &token);
+    assert_eq!(server.join().unwrap().len(), 1);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("HTTP 503 shutting_down"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The store's "nothing was done": sent again, and accepted.
+    let unavailable = http_answer(
+        "503 Service Unavailable",
+        "retry-after: 1\r\n",
+        r#"{"error":{"code":"store_unavailable","message":"nothing was done, retry shortly","field":null}}"#,
+    );
+    let created = http_answer("201 Created", "", r#"{"id":"web-20261130T120000-2"}"#);
+    let (base, server) = scripted_server(vec![unavailable, created]);
+    let args = [
+        "deploy",
+        "web",
+        "--image",
+        "web:v2",
+        "--no-wait",
+        "--server",
+        &base,
+    ];
+    let out = bluegreen(&dir, &args, &token);
+    let seen = server.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(seen, ["POST /v1/deployments HTTP/1.1"; 2]);
+    assert_eq!(text(&out.stdout).trim(), "web-20261130T120000-2");
+}

@@ -40,6 +40,28 @@ fn is_loopback_url(url: &str) -> bool {
     matches!(host, "127.0.0.1" | "localhost" | "[") || host.starts_with("127.")
 }
 
+/// Tries of one request to the server, the first included.
+const REQUEST_ATTEMPTS_MAX: u32 = 6;
+/// Longest wait between tries, whatever `Retry-After` asks.
+const RETRY_WAIT_MAX_S: u64 = 10;
+
+/// A gateway's or the server's "not now" (502, 503, 504): a read is asked again; a write
+/// only when the server said nothing was done (`store_unavailable`).
+fn retryable(method: &reqwest::Method, status: u16, err: Option<&ErrorBody>) -> bool {
+    matches!(status, 502..=504)
+        && (method == reqwest::Method::GET || err.is_some_and(|e| e.code == "store_unavailable"))
+}
+
+/// `Retry-After` when given (capped), else 1, 2, 4, 8 s…
+fn retry_wait(attempt: u32, retry_after_s: Option<u64>) -> Duration {
+    let backoff_s = 1u64 << (attempt - 1).min(4);
+    Duration::from_secs(
+        retry_after_s
+            .unwrap_or(backoff_s)
+            .clamp(1, RETRY_WAIT_MAX_S),
+    )
+}
+
 impl Backend {
     pub(super) fn is_local(&self) -> bool {
         matches!(self, Backend::Local { .. })
@@ -105,26 +127,58 @@ impl Backend {
         else {
             unreachable!("only remote backends make requests")
         };
-        let mut req = client
-            .request(method, format!("{base}{path}"))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.map_err(|e| format!("{base}: {e}"))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.map_err(|e| format!("{base}: {e}"))?;
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if status >= 400 {
+        // Bounded: a store restart or a replica's takeover is seconds; a `deploy` being
+        // followed must not exit 1 ("did not complete") over one of those.
+        for attempt in 1..=REQUEST_ATTEMPTS_MAX {
+            let mut req = client
+                .request(method.clone(), format!("{base}{path}"))
+                .bearer_auth(token);
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(resp) => resp,
+                // A read that never reached the server (connection refused or reset):
+                // nothing happened, so it may go again. A write may have landed: never.
+                Err(e) if method == reqwest::Method::GET && attempt < REQUEST_ATTEMPTS_MAX => {
+                    let wait = retry_wait(attempt, None);
+                    eprintln!("bluegreen: {base}: {e}; retrying in {}s", wait.as_secs());
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                Err(e) => return Err(format!("{base}: {e}")),
+            };
+            let status = resp.status().as_u16();
+            let retry_after = resp
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            let text = resp.text().await.map_err(|e| format!("{base}: {e}"))?;
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            if status < 400 {
+                return Ok((status, value));
+            }
             let err: Option<ErrorBody> = value
                 .get("error")
                 .and_then(|e| serde_json::from_value(e.clone()).ok());
+            if retryable(&method, status, err.as_ref()) && attempt < REQUEST_ATTEMPTS_MAX {
+                let wait = retry_wait(attempt, retry_after);
+                let code = err.as_ref().map_or("", |e| e.code.as_str());
+                eprintln!(
+                    "bluegreen: HTTP {status} {code} from {base}; retrying in {}s (attempt {} of {REQUEST_ATTEMPTS_MAX})",
+                    wait.as_secs(),
+                    attempt + 1
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
             return Err(match err {
                 Some(e) => format!("HTTP {status} {}: {}", e.code, cli_words(&e.message)),
                 None => format!("HTTP {status}: {value}"),
             });
         }
-        Ok((status, value))
+        unreachable!("the last attempt returns")
     }
 
     async fn store(config: &Config) -> Result<Store, String> {
