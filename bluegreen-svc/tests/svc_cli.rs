@@ -266,18 +266,24 @@ fn a_write_is_sent_again_only_when_the_server_said_nothing_was_done() {
         "",
         r#"{"error":{"code":"shutting_down","message":"the service is shutting down","field":null}}"#,
     );
+    let deploy_to = |base: &str| {
+        let args = [
+            "deploy",
+            "web",
+            "--image",
+            "web:v2",
+            "--no-wait",
+            "--server",
+            base,
+        ];
+        bluegreen(
+            &dir,
+            &args,
+            &[("BLUEGREEN_API_TOKEN", "cli-test-token-0123456789")],
+        )
+    };
     let (base, server) = scripted_server(vec![shutting_down]);
-    let token = [("BLUEGREEN_API_TOKEN", "cli-test-token-0123456789")];
-    let args = [
-        "deploy",
-        "web",
-        "--image",
-        "web:v2",
-        "--no-wait",
-        "--server",
-        &base,
-    ];
-    let out = bluegreen(&dir, &args, &token);
+    let out = deploy_to(&base);
     assert_eq!(server.join().unwrap().len(), 1);
     assert!(!out.status.success());
     assert!(
@@ -293,16 +299,7 @@ fn a_write_is_sent_again_only_when_the_server_said_nothing_was_done() {
     );
     let created = http_answer("201 Created", "", r#"{"id":"web-20261130T120000-2"}"#);
     let (base, server) = scripted_server(vec![unavailable, created]);
-    let args = [
-        "deploy",
-        "web",
-        "--image",
-        "web:v2",
-        "--no-wait",
-        "--server",
-        &base,
-    ];
-    let out = bluegreen(&dir, &args, &token);
+    let out = deploy_to(&base);
     let seen = server.join().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(seen, ["POST /v1/deployments HTTP/1.1"; 2]);

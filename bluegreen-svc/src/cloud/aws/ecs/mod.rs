@@ -302,6 +302,14 @@ pub(crate) async fn describe_services_each(
         .collect())
 }
 
+/// The target groups a service or task set is bound to.
+fn target_groups(load_balancers: &[aws_sdk_ecs::types::LoadBalancer]) -> Vec<Name> {
+    load_balancers
+        .iter()
+        .filter_map(|lb| lb.target_group_arn().map(Name::from))
+        .collect()
+}
+
 fn task_set_status(ts: &TaskSet) -> TaskSetStatus {
     TaskSetStatus {
         id: Name::from(ts.id().unwrap_or_default()),
@@ -309,11 +317,7 @@ fn task_set_status(ts: &TaskSet) -> TaskSetStatus {
         status: Name::from(ts.status().unwrap_or_default()),
         external_id: ts.external_id().map(Name::from),
         task_definition: Name::from(ts.task_definition().unwrap_or_default()),
-        target_groups: ts
-            .load_balancers()
-            .iter()
-            .filter_map(|lb| lb.target_group_arn().map(Name::from))
-            .collect(),
+        target_groups: target_groups(ts.load_balancers()),
         computed_desired_count: count(ts.computed_desired_count()),
         running_count: count(ts.running_count()),
         pending_count: count(ts.pending_count()),
@@ -357,11 +361,7 @@ fn service_status(service: &str, s: &Service, failed_tasks: u32) -> ServiceStatu
         running_count: count(s.running_count()),
         pending_count: count(s.pending_count()),
         task_definition: Name::from(s.task_definition().unwrap_or_default()),
-        target_groups: s
-            .load_balancers()
-            .iter()
-            .filter_map(|lb| lb.target_group_arn().map(Name::from))
-            .collect(),
+        target_groups: target_groups(s.load_balancers()),
         task_sets: s.task_sets().iter().map(task_set_status).collect(),
         failed_tasks,
         also: None,
