@@ -13,12 +13,7 @@ fn completes(spec: DeploymentSpec) -> Run {
         r.operator(OperatorRequest::Promote).unwrap();
     }
     r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::Completed,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::Completed);
     r
 }
 

@@ -641,12 +641,7 @@ fn rejected_with(setup: impl FnOnce(&mut Run)) -> Reason {
 /// Run `r` to its end: preflight rejects it, and nothing was written.
 fn rejected(mut r: Run) -> Reason {
     r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::Rejected,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::Rejected);
     assert!(
         r.commands().all(|c| !c.kind.is_write()),
         "a rejected deployment changed nothing"

@@ -66,12 +66,7 @@ fn expected_kind(t: Trigger, phase: PhaseName) -> ReasonKind {
 }
 
 fn assert_clean_rollback(r: &Run, from: PhaseName, kind: ReasonKind) {
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::RolledBack,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::RolledBack);
     assert_eq!(
         r.d.outcome_reason().unwrap().kind,
         kind,
@@ -812,12 +807,7 @@ fn a_failed_blue_removal_that_finds_green_dark_before_its_resend_rolls_back_clea
     r.finish();
     // A plain rollback from the drain wait (blue is whole), not a failure that needs an
     // operator, though a scale-down of blue was sent once.
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::RolledBack,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::RolledBack);
     assert_eq!(r.rolled_back_from(), Some(PhaseName::DrainBlue));
     assert_eq!(r.w.prod_weights(), (100, 0));
     assert_eq!(r.w.tasks(0), 3, "blue was never scaled down");
@@ -866,12 +856,7 @@ fn a_task_set_rollback_removes_only_this_deployments_task_sets() {
     let foreign = r.w.task_set_by_hand("other-1");
     r.operator(OperatorRequest::Abort { reason: None }).unwrap();
     r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::RolledBack,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::RolledBack);
     let deleted: Vec<Name> = r
         .commands()
         .filter_map(|c| match &c.kind {
@@ -960,12 +945,7 @@ fn a_task_set_of_ours_created_after_the_rollbacks_find_is_deleted_at_once() {
     r.w.extra_task_sets.push(late.clone());
     let late = late.arn;
     r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::RolledBack,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::RolledBack);
     let at = deleted_at(&r, &late).expect("the late task set is deleted");
     assert_eq!(
         at, found_at,
@@ -1128,12 +1108,7 @@ fn a_weight_write_retried_after_green_went_dark_looks_first_and_rolls_back_unwri
     // Green goes dark while the first shift write waits for its retry.
     r.w.green_healthy = Some(0);
     r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::RolledBack,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::RolledBack);
     let reason = r.d.outcome_reason().unwrap();
     assert_eq!(reason.kind, ReasonKind::Unhealthy, "{reason}");
     assert!(
@@ -1193,12 +1168,7 @@ fn the_next_shift_step_waits_for_a_look_at_green_taken_after_the_hold_ended() {
     }));
     advance_to(&mut r, PhaseName::Shift);
     r.finish();
-    assert_eq!(
-        r.d.phase_name(),
-        PhaseName::Completed,
-        "{:#?}",
-        r.d.history()
-    );
+    r.assert_phase(PhaseName::Completed);
     let sent: Vec<(Timestamp, &'static str, String)> = r
         .outs
         .iter()

@@ -395,6 +395,11 @@ impl Run {
         self
     }
 
+    /// The deployment is in phase `p` (its history in the message when not).
+    pub fn assert_phase(&self, p: PhaseName) {
+        assert_eq!(self.d.phase_name(), p, "{:#?}", self.d.history());
+    }
+
     pub fn finish(&mut self) -> &mut Self {
         self.until(|r| r.d.is_terminal())
     }
