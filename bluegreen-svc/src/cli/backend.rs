@@ -129,7 +129,9 @@ impl Backend {
         };
         // Bounded: a store restart or a replica's takeover is seconds; a `deploy` being
         // followed must not exit 1 ("did not complete") over one of those.
-        for attempt in 1..=REQUEST_ATTEMPTS_MAX {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let mut req = client
                 .request(method.clone(), format!("{base}{path}"))
                 .bearer_auth(token);
@@ -178,7 +180,6 @@ impl Backend {
                 None => format!("HTTP {status}: {value}"),
             });
         }
-        unreachable!("the last attempt returns")
     }
 
     async fn store(config: &Config) -> Result<Store, String> {
