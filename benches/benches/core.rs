@@ -102,7 +102,10 @@ fn record(spec: &DeploymentSpec) -> Vec<Step> {
             match d.poll(now) {
                 Output::Command(c) => {
                     let result = cloud.respond(&c);
-                    inbox.push(Input::CommandDone { id: c.id, result });
+                    inbox.push(Input::CommandDone {
+                        id: c.id.clone(),
+                        result,
+                    });
                 }
                 Output::Notice(_) => {}
                 Output::Idle { wake_at: w } => {

@@ -145,16 +145,21 @@ fn joined(parts: &[&str]) -> CommandId {
     if len > COMMAND_ID_INLINE_MAX {
         return CommandId(IdRepr::Shared(Arc::from(parts.concat())));
     }
-    let mut bytes = [0u8; COMMAND_ID_INLINE_MAX];
-    let mut n = 0;
-    for p in parts {
-        bytes[n..n + p.len()].copy_from_slice(p.as_bytes());
-        n += p.len();
+    // Filled in place: building the bytes in a local array and moving it into the id
+    // made the CPU reload freshly stored bytes at another width (a store-forwarding
+    // stall on every id made).
+    let mut id = CommandId(IdRepr::Inline {
+        len: len as u8,
+        bytes: [0u8; COMMAND_ID_INLINE_MAX],
+    });
+    if let IdRepr::Inline { bytes, .. } = &mut id.0 {
+        let mut n = 0;
+        for p in parts {
+            bytes[n..n + p.len()].copy_from_slice(p.as_bytes());
+            n += p.len();
+        }
     }
-    CommandId(IdRepr::Inline {
-        len: n as u8,
-        bytes,
-    })
+    id
 }
 
 impl PartialEq for CommandId {

@@ -1,6 +1,7 @@
 //! What goes into the machine ([`Input`]) and what comes out ([`Output`]).
 
 use core::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +88,10 @@ pub struct Refused {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "output", rename_all = "snake_case")]
 pub enum Output {
-    /// Perform this, then report with `Input::CommandDone`.
-    Command(Command),
+    /// Perform this, then report with `Input::CommandDone`. Shared with the machine's
+    /// in-flight table (it re-sends or resolves from there), so handing it out moves a
+    /// pointer; read it through the `Arc`, or `Arc::unwrap_or_clone` to own it.
+    Command(Arc<Command>),
     /// Something worth recording (journal, log, metrics).
     Notice(Notice),
     /// Nothing to do until `wake_at` (or until a command result or operator request

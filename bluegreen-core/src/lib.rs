@@ -41,7 +41,7 @@
 //!             Output::Command(cmd) => {
 //!                 // Your executor goes here; the ideal cloud answers at once.
 //!                 let result = cloud.respond(&cmd);
-//!                 inbox.push(Input::CommandDone { id: cmd.id, result });
+//!                 inbox.push(Input::CommandDone { id: cmd.id.clone(), result });
 //!             }
 //!             Output::Notice(_) => {}
 //!             Output::Idle { wake_at: w } => { wake_at = w; break; }

@@ -389,15 +389,14 @@ fn green_follows_blue_scaling_out_during_a_canary_hold_but_not_once_live() {
         r.outs
             .iter()
             .filter_map(|rec| match &rec.out {
-                Output::Command(Command {
-                    kind:
-                        CommandKind::ScaleEnvironment {
-                            service,
-                            desired_count,
-                            ..
-                        },
-                    ..
-                }) if *service == green_service && *desired_count == n => Some(rec.phase),
+                Output::Command(c) => match &c.kind {
+                    CommandKind::ScaleEnvironment {
+                        service,
+                        desired_count,
+                        ..
+                    } if *service == green_service && *desired_count == n => Some(rec.phase),
+                    _ => None,
+                },
                 _ => None,
             })
             .collect::<Vec<_>>()

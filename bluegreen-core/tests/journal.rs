@@ -23,7 +23,10 @@ fn recorded() -> Vec<JournalLine> {
                 match out {
                     Output::Command(c) => {
                         let result = cloud.respond(&c);
-                        inbox.push(Input::CommandDone { id: c.id, result });
+                        inbox.push(Input::CommandDone {
+                            id: c.id.clone(),
+                            result,
+                        });
                     }
                     Output::Idle { wake_at } => wake = wake_at,
                     Output::Notice(_) => {}

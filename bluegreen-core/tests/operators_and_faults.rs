@@ -1011,8 +1011,14 @@ fn mid_batch() -> (Deployment, Timestamp, Vec<CommandId>) {
     };
     assert_eq!(pre.kind.name(), "preflight");
     let result = r.w.respond(&pre);
-    r.d.handle(now, Input::CommandDone { id: pre.id, result })
-        .unwrap();
+    r.d.handle(
+        now,
+        Input::CommandDone {
+            id: pre.id.clone(),
+            result,
+        },
+    )
+    .unwrap();
     let Output::Command(first) = r.d.poll(now) else {
         panic!("a read after preflight")
     };
@@ -1030,7 +1036,7 @@ fn drained(d: &mut Deployment, now: Timestamp) -> Vec<CommandId> {
     let mut ids = vec![];
     for _ in 0..POLLS_PER_DRAIN_MAX {
         match d.poll(now) {
-            Output::Command(c) => ids.push(c.id),
+            Output::Command(c) => ids.push(c.id.clone()),
             Output::Notice(_) => {}
             Output::Idle { .. } => return ids,
         }

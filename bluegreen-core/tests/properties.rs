@@ -258,11 +258,11 @@ fn run(spec: DeploymentSpec, script: Vec<Act>) {
         blue_weighted_now: true,
         trail: Default::default(),
     };
-    let mut pending: std::collections::VecDeque<Command> = Default::default();
+    let mut pending: std::collections::VecDeque<std::sync::Arc<Command>> = Default::default();
     let mut wake_at: Option<Timestamp> = Some(now);
 
     let drain = |m: &mut Pair,
-                 pending: &mut std::collections::VecDeque<Command>,
+                 pending: &mut std::collections::VecDeque<std::sync::Arc<Command>>,
                  now: Timestamp|
      -> Option<Timestamp> {
         for _ in 0..10_000 {
@@ -307,7 +307,13 @@ fn run(spec: DeploymentSpec, script: Vec<Act>) {
                 if let Some(c) = pending.pop_front() {
                     let accepted = m.a.in_flight().any(|f| f.id == c.id);
                     if let Some(result) = answer(&mut j, &c, how, now, accepted) {
-                        m.handle(now, Input::CommandDone { id: c.id, result });
+                        m.handle(
+                            now,
+                            Input::CommandDone {
+                                id: c.id.clone(),
+                                result,
+                            },
+                        );
                     }
                 } else if let Some(t) = wake_at {
                     now = now.max(t);
@@ -364,7 +370,13 @@ fn run(spec: DeploymentSpec, script: Vec<Act>) {
         if let Some(c) = pending.pop_front() {
             let accepted = m.a.in_flight().any(|f| f.id == c.id);
             let result = answer(&mut j, &c, Answer::Ok, now, accepted).unwrap();
-            m.handle(now, Input::CommandDone { id: c.id, result });
+            m.handle(
+                now,
+                Input::CommandDone {
+                    id: c.id.clone(),
+                    result,
+                },
+            );
         } else if m.a.phase_name() == PhaseName::Approval && !asked {
             asked = true;
             m.handle(now, Input::Operator(OperatorRequest::Promote));

@@ -481,10 +481,10 @@ fn rollback_restores_the_test_listener_to_blue_after_production() {
         .iter()
         .filter(|o| o.phase == PhaseName::Rollback)
         .filter_map(|o| match &o.out {
-            Output::Command(Command {
-                kind: CommandKind::SetListenerWeights { listener, .. },
-                ..
-            }) => Some(listener),
+            Output::Command(c) => match &c.kind {
+                CommandKind::SetListenerWeights { listener, .. } => Some(listener),
+                _ => None,
+            },
             _ => None,
         })
         .collect();
@@ -895,10 +895,10 @@ fn aborted_until_found() -> (Run, Timestamp) {
 /// When the command deleting `task_set` went out.
 fn deleted_at(r: &Run, task_set: &str) -> Option<Timestamp> {
     r.outs.iter().find_map(|rec| match &rec.out {
-        Output::Command(Command {
-            kind: CommandKind::DeleteEnvironment { task_set: t, .. },
-            ..
-        }) if t == task_set => Some(rec.at),
+        Output::Command(c) => match &c.kind {
+            CommandKind::DeleteEnvironment { task_set: t, .. } if t == task_set => Some(rec.at),
+            _ => None,
+        },
         _ => None,
     })
 }

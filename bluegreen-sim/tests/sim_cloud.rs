@@ -54,7 +54,10 @@ fn drive(draft: SpecDraft, profile: WorldProfile) -> (Deployment, SimCloud) {
             match d.poll(now) {
                 Output::Command(cmd) => {
                     let result = ready(cloud.execute(&cmd));
-                    inbox.push(Input::CommandDone { id: cmd.id, result });
+                    inbox.push(Input::CommandDone {
+                        id: cmd.id.clone(),
+                        result,
+                    });
                 }
                 Output::Notice(_) => {}
                 Output::Idle { wake_at } => break wake_at,

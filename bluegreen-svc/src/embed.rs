@@ -207,7 +207,8 @@ impl<'a, C: Cloud + 'static> Deploy<'a, C> {
             }
         };
         let mut inbox = vec![first];
-        let mut flights: JoinSet<(Command, Result<CommandResult, CommandError>)> = JoinSet::new();
+        let mut flights: JoinSet<(std::sync::Arc<Command>, Result<CommandResult, CommandError>)> =
+            JoinSet::new();
         let mut steps: u64 = 0;
         let mut cancel: Cancel = self
             .cancel
@@ -270,7 +271,7 @@ impl<'a, C: Cloud + 'static> Deploy<'a, C> {
                     if let Ok((command, result)) = joined
                         && d.in_flight().any(|c| c.id == command.id && c.attempt == command.attempt)
                     {
-                        inbox.push(Input::CommandDone { id: command.id, result });
+                        inbox.push(Input::CommandDone { id: command.id.clone(), result });
                     }
                 }
                 _ = tokio::time::sleep(sleep.unwrap_or(Duration::ZERO)), if sleep.is_some() => {

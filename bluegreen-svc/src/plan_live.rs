@@ -107,7 +107,10 @@ pub async fn plan_live<C: Cloud>(cloud: &C, spec: &DeploymentSpec) -> LivePlan {
                         }
                         ideal.respond(&c)
                     };
-                    inbox.push(Input::CommandDone { id: c.id, result });
+                    inbox.push(Input::CommandDone {
+                        id: c.id.clone(),
+                        result,
+                    });
                 }
                 Output::Notice(_) => {}
                 Output::Idle { wake_at } => break wake_at,

@@ -2,6 +2,7 @@
 //! emission guards every command passes on its way out.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use crate::name::Name;
 use serde::{Deserialize, Serialize};
@@ -44,10 +45,12 @@ impl Role {
     }
 }
 
-/// A command handed out and not yet answered.
+/// A command handed out and not yet answered. The command is shared with the
+/// [`Output::Command`] that handed it out: one allocation per command, and moving it
+/// through the outbox, this table and the executor moves a pointer, not ~150 bytes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InFlight {
-    pub command: Command,
+    pub command: Arc<Command>,
     pub issued_at: Timestamp,
     pub deadline: Timestamp,
     pub role: Role,
@@ -83,12 +86,23 @@ pub struct Exec {
 
 impl Exec {
     pub(crate) fn send(&mut self, command: Command, now: Timestamp, command_ms: u64, role: Role) {
+        self.send_shared(Arc::new(command), now, command_ms, role);
+    }
+
+    /// Send a command already shared (one that was in flight, sent again as it is).
+    pub(crate) fn send_shared(
+        &mut self,
+        command: Arc<Command>,
+        now: Timestamp,
+        command_ms: u64,
+        role: Role,
+    ) {
         self.commands_sent += 1;
         self.aws_calls_min += u64::from(command.kind.aws_calls_min());
         // A re-send replaces the earlier attempt of the same step.
         self.in_flight.retain(|f| f.command.id != command.id);
         self.in_flight.push(InFlight {
-            command: command.clone(),
+            command: Arc::clone(&command),
             issued_at: now,
             deadline: now.plus_ms(command_ms),
             role,

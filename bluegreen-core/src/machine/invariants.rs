@@ -122,11 +122,11 @@ mod tests {
                 })
             };
             d.exec.in_flight.push(InFlight {
-                command: Command {
+                command: std::sync::Arc::new(Command {
                     id: CommandId::numbered(&d.id, "c", i as u64, ""),
                     attempt: 1,
                     kind,
-                },
+                }),
                 issued_at: T,
                 deadline: T.plus_ms(1_000),
                 role: Role::Plain,
@@ -208,7 +208,7 @@ mod tests {
         let mut probe = done.clone();
         in_flight(&mut probe, 1, false);
         retrying.exec.retries.push(Retry {
-            command: probe.exec.in_flight[0].command.clone(),
+            command: (*probe.exec.in_flight[0].command).clone(),
             at: T,
             role: Role::Plain,
         });

@@ -166,7 +166,7 @@ impl Deployment {
     }
     /// Commands handed out and not yet answered.
     pub fn in_flight(&self) -> impl Iterator<Item = &Command> {
-        self.exec.in_flight.iter().map(|f| &f.command)
+        self.exec.in_flight.iter().map(|f| &*f.command)
     }
     /// Commands sent so far, retries included.
     pub fn commands_sent(&self) -> u64 {

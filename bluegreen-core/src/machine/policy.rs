@@ -7,6 +7,8 @@
 //! moves traffic onto green first take a fresh look at green. Commands past their deadline
 //! are lost; after a restart, nothing in flight has an executor.
 
+use std::sync::Arc;
+
 use super::error_policy::{self, ErrorAction, Failure};
 use super::exec::{self, InFlight, Retry, Role};
 use super::phase::Phase;
@@ -36,7 +38,7 @@ impl Deployment {
             .and_then(|r| resolve::validate(&self.spec, &flight.command.kind, &r).map(|()| r));
         match checked {
             Ok(r) => self.on_success(now, flight, r),
-            Err(e) => self.on_error(now, flight.command, flight.role, e),
+            Err(e) => self.on_error(now, Arc::unwrap_or_clone(flight.command), flight.role, e),
         }
     }
 
@@ -324,7 +326,7 @@ impl Deployment {
                 "Timeout",
                 format!("no answer within {} ms", self.spec.timeouts.command_ms),
             );
-            self.on_error(now, f.command, f.role, error);
+            self.on_error(now, Arc::unwrap_or_clone(f.command), f.role, error);
         }
         true
     }
@@ -343,9 +345,9 @@ impl Deployment {
                     "Restarted",
                     "the executor restarted while this write was out",
                 );
-                self.resolve(now, f.command, error);
+                self.resolve(now, Arc::unwrap_or_clone(f.command), error);
             } else {
-                self.exec.send(f.command, now, command_ms, f.role);
+                self.exec.send_shared(f.command, now, command_ms, f.role);
             }
         }
     }

@@ -444,7 +444,10 @@ pub fn drive(
             match out {
                 Output::Command(cmd) => {
                     let result = cloud.respond(&cmd);
-                    inbox.push(Input::CommandDone { id: cmd.id, result });
+                    inbox.push(Input::CommandDone {
+                        id: cmd.id.clone(),
+                        result,
+                    });
                 }
                 Output::Notice(_) => {}
                 Output::Idle { wake_at: w } => {

@@ -355,7 +355,10 @@ impl Run {
             match out {
                 Output::Command(c) => {
                     let result = self.w.respond(&c);
-                    self.inbox.push(Input::CommandDone { id: c.id, result });
+                    self.inbox.push(Input::CommandDone {
+                        id: c.id.clone(),
+                        result,
+                    });
                 }
                 Output::Notice(_) => {}
                 Output::Idle { wake_at } => {
@@ -423,7 +426,10 @@ impl Run {
             match out {
                 Output::Command(c) => {
                     let result = self.w.respond(&c);
-                    self.inbox.push(Input::CommandDone { id: c.id, result });
+                    self.inbox.push(Input::CommandDone {
+                        id: c.id.clone(),
+                        result,
+                    });
                 }
                 Output::Notice(_) => {}
                 Output::Idle { wake_at } => {
@@ -436,7 +442,7 @@ impl Run {
 
     pub fn commands(&self) -> impl Iterator<Item = &Command> {
         self.outs.iter().filter_map(|r| match &r.out {
-            Output::Command(c) => Some(c),
+            Output::Command(c) => Some(&**c),
             _ => None,
         })
     }

@@ -47,7 +47,7 @@ impl Sim {
     }
 
     /// Send one command. `false`: the controller crashed before it went out.
-    pub(crate) fn send(&mut self, dep: u32, command: Command, order: u64) -> bool {
+    pub(crate) fn send(&mut self, dep: u32, command: std::sync::Arc<Command>, order: u64) -> bool {
         let crash = self.scenario.crash;
         if !self.healed && crash.before_send > 0.0 && self.rng.chance(crash.before_send) {
             self.crash(dep, "after persisting, before sending its commands");
@@ -428,7 +428,7 @@ impl Sim {
         self.turn(
             p.dep,
             Input::CommandDone {
-                id: p.command.id,
+                id: p.command.id.clone(),
                 result,
             },
         );

@@ -13,11 +13,11 @@
 mod alarms;
 mod deploy;
 mod dispatch;
+mod queue;
 pub mod report;
 pub mod swarm;
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 
 use bluegreen_core::admission::Admission;
 use bluegreen_core::journal::Recorder;
@@ -35,6 +35,7 @@ use crate::auditor::{Auditor, Invariant};
 use crate::rng::Rng;
 use crate::trace::Trace;
 use crate::world::World;
+use queue::{EventQueue, Queued};
 
 /// Most events one run may process (a runaway loop is a liveness failure, not a hang).
 pub const EVENTS_MAX: u64 = 5_000_000;
@@ -93,39 +94,6 @@ pub(crate) enum Ev {
     BudgetScan {
         at: Timestamp,
     },
-}
-
-/// An event in the heap: ordered by time, then by the order it was queued in (`seq` is
-/// unique), earliest first — the event itself never takes part in the order, so the
-/// heap compares two integers instead of a tuple with an enum behind them.
-#[derive(Clone, Copy, Debug)]
-struct Queued {
-    at: Timestamp,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        self.seq == other.seq
-    }
-}
-
-impl Eq for Queued {}
-
-impl Ord for Queued {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest event must come out first.
-    #[inline]
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-impl PartialOrd for Queued {
-    #[inline]
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
 }
 
 /// How much a run records.
@@ -216,7 +184,7 @@ pub(crate) struct AppState {
 pub(crate) struct Pending {
     pub dep: u32,
     pub incarnation: u32,
-    pub command: bluegreen_core::Command,
+    pub command: std::sync::Arc<bluegreen_core::Command>,
     pub verdict: crate::faults::Verdict,
     pub order: u64,
     pub result: Option<Result<CommandResult, bluegreen_core::CommandError>>,
@@ -236,7 +204,7 @@ pub struct Sim {
     seq: u64,
     /// Numbers the machine's outputs (orders commands against transitions).
     order: u64,
-    queue: BinaryHeap<Queued>,
+    queue: EventQueue,
     pub(crate) pending: Vec<Option<Pending>>,
     free_slots: Vec<u32>,
     pub(crate) rng: Rng,
@@ -295,7 +263,7 @@ impl Sim {
             now: start,
             seq: 0,
             order: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::default(),
             pending: Vec::new(),
             free_slots: Vec::new(),
             rng: Rng::derive(scenario.seed, 0x4a72),

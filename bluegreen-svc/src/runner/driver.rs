@@ -10,6 +10,7 @@
 //! A panic — in the machine, the driver or the cloud adapter — fails this deployment
 //! (the world is unknown: an operator must look) and nothing else.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bluegreen_core::journal::{JournalEntry, JournalLine, OUTPUTS_PER_INPUT_MAX};
@@ -50,7 +51,7 @@ enum PersistFailed {
     GaveUp,
 }
 
-type Flight = (Command, Result<CommandResult, CommandError>);
+type Flight = (Arc<Command>, Result<CommandResult, CommandError>);
 type Reply = oneshot::Sender<Result<(), Refused>>;
 
 /// Driver-local bookkeeping for metrics.
@@ -281,7 +282,7 @@ fn take(
             if current {
                 inbox.push((
                     Input::CommandDone {
-                        id: command.id,
+                        id: command.id.clone(),
                         result,
                     },
                     None,
@@ -320,7 +321,7 @@ fn drain(
     id: &DeploymentId,
     seq: &mut u64,
     lines: &mut Vec<JournalLine>,
-    commands: &mut Vec<Command>,
+    commands: &mut Vec<Arc<Command>>,
     wake_at: &mut Option<Timestamp>,
     watch: &mut Watch,
 ) {
@@ -575,7 +576,7 @@ async fn best_effort<C: Cloud + 'static>(
 fn dispatch<C: Cloud + 'static>(
     runner: &Runner<C>,
     flights: &mut JoinSet<Flight>,
-    command: Command,
+    command: Arc<Command>,
     d: &Deployment,
 ) {
     let inner = runner.inner();

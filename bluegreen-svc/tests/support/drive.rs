@@ -93,7 +93,7 @@ impl Driver {
                 result: result.clone(),
             });
             self.executed.push(Executed {
-                command,
+                command: std::sync::Arc::unwrap_or_clone(command),
                 calls: made,
                 result,
             });
