@@ -108,19 +108,40 @@ impl CommandId {
     /// `<deployment>/<prefix><n><suffix>` (e.g. `web-1/t17-health`), the digits written
     /// without formatting machinery: the monitor makes one of these per read.
     pub fn numbered(deployment: &DeploymentId, prefix: &str, n: u64, suffix: &str) -> Self {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut v = n;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
+        let mut width = 1;
+        let mut rest = n / 10;
+        while rest > 0 {
+            width += 1;
+            rest /= 10;
         }
-        let digits = core::str::from_utf8(&digits[i..]).expect("ascii digits");
-        joined(&[&deployment.0, "/", prefix, digits, suffix])
+        let head = [deployment.0.as_str(), "/", prefix];
+        let len = head.iter().map(|p| p.len()).sum::<usize>() + width + suffix.len();
+        if len > COMMAND_ID_INLINE_MAX {
+            return CommandId(IdRepr::Shared(Arc::from(format!(
+                "{}/{prefix}{n}{suffix}",
+                deployment.0
+            ))));
+        }
+        // Written in place, digits last-to-first, as `joined` does (no formatter).
+        let mut id = CommandId(IdRepr::Inline {
+            len: len as u8,
+            bytes: [0u8; COMMAND_ID_INLINE_MAX],
+        });
+        if let IdRepr::Inline { bytes, .. } = &mut id.0 {
+            let mut at = 0;
+            for p in head {
+                bytes[at..at + p.len()].copy_from_slice(p.as_bytes());
+                at += p.len();
+            }
+            let mut v = n;
+            for i in (at..at + width).rev() {
+                bytes[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            at += width;
+            bytes[at..at + suffix.len()].copy_from_slice(suffix.as_bytes());
+        }
+        id
     }
 
     /// An id for a step derived from this one (`<id>~<suffix>`), e.g. the read that

@@ -9,6 +9,7 @@ use super::exec::Cx;
 use super::monitor::{Monitor, Watch};
 use super::phase::{Phase, Step, tick_or_wait};
 use crate::command::{CommandKind, Observe};
+use crate::ids::CommandId;
 use crate::io::{Reason, ReasonKind};
 use crate::spec::EnvironmentModel;
 use crate::time::{Timestamp, format_duration_ms};
@@ -207,8 +208,8 @@ impl DrainBlue {
         // At the deadline: one last look now, judged above when it is back.
         if self.monitor.due_by(cx.now, deadline) {
             let n = self.monitor.begin(cx);
-            cx.issue(
-                &format!("verify-blue-{n}"),
+            cx.issue_as(
+                CommandId::numbered(cx.id, "verify-blue-", n, ""),
                 CommandKind::Observe(Observe::Service {
                     cluster: cx.spec.cluster.clone(),
                     service: blue_service,
@@ -230,21 +231,45 @@ fn looked_just_now(cx: &Cx<'_>) -> bool {
         .is_some_and(|s| s.at == cx.now)
 }
 
+/// What blue still holds. Printed only when the drain times out; checked at every look.
+enum BlueLeft<'a> {
+    Tasks { tasks: u32, desired: u32 },
+    TaskSet { id: &'a str, running: u32 },
+}
+
+impl core::fmt::Display for BlueLeft<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            BlueLeft::Tasks { tasks, desired } => {
+                write!(f, "{tasks} task(s) (desired {desired})")
+            }
+            BlueLeft::TaskSet { id, running } => {
+                write!(f, "task set {id} with {running} running")
+            }
+        }
+    }
+}
+
 /// What blue still holds, or `None` when it holds nothing.
-fn blue_left(cx: &Cx<'_>, blue_service: &str) -> Option<String> {
+fn blue_left<'a>(cx: &'a Cx<'_>, blue_service: &str) -> Option<BlueLeft<'a>> {
     let s = &cx.k.services.get(blue_service)?.value;
     match &cx.spec.environment {
         EnvironmentModel::ServicePair { .. } => {
             let tasks = s.running_count + s.pending_count;
-            (tasks > 0 || s.desired_count > 0)
-                .then(|| format!("{tasks} task(s) (desired {})", s.desired_count))
+            (tasks > 0 || s.desired_count > 0).then_some(BlueLeft::Tasks {
+                tasks,
+                desired: s.desired_count,
+            })
         }
         EnvironmentModel::TaskSet { .. } => {
             let blue = cx.sides.blue_task_set.as_deref()?;
             s.task_sets
                 .iter()
                 .find(|ts| ts.arn == blue)
-                .map(|ts| format!("task set {} with {} running", ts.id, ts.running_count))
+                .map(|ts| BlueLeft::TaskSet {
+                    id: &ts.id,
+                    running: ts.running_count,
+                })
         }
     }
 }

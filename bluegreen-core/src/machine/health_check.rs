@@ -38,12 +38,20 @@ impl HealthCheck {
         }
     }
 
-    /// The guard: "2 of 3 healthy checks: not healthy yet".
+    /// Is green healthy in the latest observation? (The guard, without its reason:
+    /// asked at every observation, and the reason is only wanted at the deadline.)
+    fn is_healthy_now(cx: &Cx<'_>) -> bool {
+        let desired = cx.green_desired();
+        cx.k.green_health(cx.spec, cx.sides)
+            .is_some_and(|s| s.value.healthy >= desired && s.value.unhealthy == 0)
+    }
+
+    /// The guard with its reason: "2 of 3 targets healthy (1 unhealthy, 0 initial)".
     fn healthy_now(cx: &Cx<'_>) -> Result<(), String> {
         let desired = cx.green_desired();
         match cx.k.green_health(cx.spec, cx.sides) {
             None => Err("green's target group not observed yet".into()),
-            Some(s) if s.value.healthy >= desired && s.value.unhealthy == 0 => Ok(()),
+            Some(_) if Self::is_healthy_now(cx) => Ok(()),
             Some(s) => {
                 let mut why = format!(
                     "{} of {desired} targets healthy ({} unhealthy, {} initial)",
@@ -73,9 +81,10 @@ impl HealthCheck {
                 return Step::Rollback(reason);
             }
             if self.hooks.is_none() {
-                match Self::healthy_now(cx) {
-                    Ok(()) => self.consecutive_healthy += 1,
-                    Err(_) => self.consecutive_healthy = 0,
+                if Self::is_healthy_now(cx) {
+                    self.consecutive_healthy += 1;
+                } else {
+                    self.consecutive_healthy = 0;
                 }
                 if self.consecutive_healthy >= cx.spec.health.healthy_observations_min {
                     cx.k.green_healthy_at = Some(cx.now);

@@ -41,14 +41,20 @@ pub enum Quality {
 
 impl Quality {
     pub fn from_name(image: &str) -> Quality {
-        let lower = image.to_ascii_lowercase();
-        if lower.contains("crashloop") {
+        // Case-insensitive, without lowering a copy: every task the world starts asks.
+        let has = |word: &str| {
+            image
+                .as_bytes()
+                .windows(word.len())
+                .any(|w| w.eq_ignore_ascii_case(word.as_bytes()))
+        };
+        if has("crashloop") {
             Quality::CrashLoop
-        } else if lower.contains("unhealthy") {
+        } else if has("unhealthy") {
             Quality::Unhealthy
-        } else if lower.contains("5xx") {
+        } else if has("5xx") {
             Quality::Errors5xx
-        } else if lower.contains("slow") {
+        } else if has("slow") {
             Quality::Slow
         } else {
             Quality::Healthy
