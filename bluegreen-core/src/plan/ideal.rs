@@ -42,6 +42,8 @@ pub struct IdealCloud {
     /// Sum of `aws_calls_min` over every command answered.
     pub aws_calls: u64,
     pub commands: u64,
+    /// `ACTIVE`, shared by every service status it answers (no text made per answer).
+    active: Name,
 }
 
 fn family(app: &str) -> String {
@@ -97,6 +99,7 @@ impl IdealCloud {
             revisions: 1,
             aws_calls: 0,
             commands: 0,
+            active: Name::from("ACTIVE"),
         }
     }
 
@@ -139,15 +142,15 @@ impl IdealCloud {
     }
 
     fn status(&self, name: &str) -> Result<ServiceStatus, CommandError> {
-        let s = self.services.get(name).ok_or_else(|| {
+        let (service, s) = self.services.get_key_value(name).ok_or_else(|| {
             CommandError::fatal(
                 "ServiceNotFoundException",
                 format!("service {name} not found"),
             )
         })?;
         Ok(ServiceStatus {
-            service: Name::from(name),
-            status: "ACTIVE".into(),
+            service: service.clone(),
+            status: self.active.clone(),
             desired_count: s.desired,
             running_count: if s.task_sets.is_empty() {
                 s.desired
