@@ -296,7 +296,9 @@ pub enum CommandResult {
 #[serde(tag = "what", rename_all = "snake_case")]
 pub enum Observation {
     Listener(ListenerState),
-    Service(ServiceStatus),
+    /// Boxed: a service's status is by far the largest observation, and inline it made
+    /// every result and every `Input` carrying one ~160 bytes to move.
+    Service(Box<ServiceStatus>),
     TargetHealth(TargetHealth),
     Alarms(AlarmStates),
     Metrics(MetricData),

@@ -63,7 +63,7 @@ fn find(cloud: &mut IdealCloud, base: &str, image: &str) -> Option<Name> {
 
 fn service(cloud: &mut IdealCloud, name: &str) -> ServiceStatus {
     match cloud.respond(&observe_service(name)) {
-        Ok(CommandResult::Observed(Observation::Service(s))) => s,
+        Ok(CommandResult::Observed(Observation::Service(s))) => *s,
         other => panic!("observe {name}: {other:?}"),
     }
 }
@@ -157,7 +157,7 @@ fn a_live_plan_continues_from_what_the_real_account_answered() {
     real.task_definition = format!("{TD}:7").into();
     cloud.adopt(
         &observe_service("web-b"),
-        &CommandResult::Observed(Observation::Service(real)),
+        &CommandResult::Observed(Observation::Service(Box::new(real))),
     );
     let td7 = format!("{TD}:7");
     assert_eq!(cloud.service_state("web-b"), Some((4, td7.as_str())));

@@ -216,7 +216,7 @@ impl Knowledge {
                 if let Some(also) = s.also.take() {
                     self.record_service(*also, now);
                 }
-                self.record_service(s, now);
+                self.record_service(*s, now);
             }
             (
                 CommandKind::Observe(Observe::TargetHealth { target_group }),

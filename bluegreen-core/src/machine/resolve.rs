@@ -429,18 +429,20 @@ mod tests {
         desired: u32,
         task_sets: Vec<crate::command::TaskSetStatus>,
     ) -> CommandResult {
-        CommandResult::Observed(Observation::Service(crate::command::ServiceStatus {
-            service: "web".into(),
-            status: "ACTIVE".into(),
-            desired_count: desired,
-            running_count: desired,
-            pending_count: 0,
-            task_definition: td.into(),
-            target_groups: vec![],
-            task_sets,
-            failed_tasks: 0,
-            also: None,
-        }))
+        CommandResult::Observed(Observation::Service(Box::new(
+            crate::command::ServiceStatus {
+                service: "web".into(),
+                status: "ACTIVE".into(),
+                desired_count: desired,
+                running_count: desired,
+                pending_count: 0,
+                task_definition: td.into(),
+                target_groups: vec![],
+                task_sets,
+                failed_tasks: 0,
+                also: None,
+            },
+        )))
     }
 
     fn ts(arn: &str, external_id: &str, td: &str, status: &str) -> crate::command::TaskSetStatus {

@@ -358,7 +358,7 @@ impl IdealCloud {
                 if let Some(also) = also {
                     status.also = Some(Box::new(self.status(also)?));
                 }
-                CommandResult::Observed(Observation::Service(status))
+                CommandResult::Observed(Observation::Service(Box::new(status)))
             }
             CommandKind::Observe(Observe::TargetHealth { target_group }) => {
                 CommandResult::Observed(Observation::TargetHealth(TargetHealth {

@@ -630,7 +630,7 @@ impl World {
                 }
                 let mut status = self.describe_service(s, failures.as_ref());
                 status.also = also.map(|a| Box::new(self.describe_service(a, None)));
-                Ok(Observation::Service(status))
+                Ok(Observation::Service(Box::new(status)))
             }
             Observe::TargetHealth { target_group } => {
                 let tg = self.lookup_tg(target_group)?;

@@ -350,7 +350,9 @@ pub(crate) async fn observe_service(
     if let (Some(also), Some(s)) = (also, found.get(1)) {
         status.also = Some(Box::new(service_status(also, s, 0)));
     }
-    Ok(CommandResult::Observed(Observation::Service(status)))
+    Ok(CommandResult::Observed(Observation::Service(Box::new(
+        status,
+    ))))
 }
 
 fn service_status(service: &str, s: &Service, failed_tasks: u32) -> ServiceStatus {
