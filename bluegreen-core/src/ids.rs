@@ -185,11 +185,35 @@ fn joined(parts: &[&str]) -> CommandId {
 
 impl PartialEq for CommandId {
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            // Bytes past `len` are always zero (every inline id starts zeroed), so the
+            // whole fixed arrays compare equal exactly when the texts do — compared
+            // inline, without a `memcmp` call (the machine matches every answer by id).
+            (IdRepr::Inline { len: a, bytes: x }, IdRepr::Inline { len: b, bytes: y }) => {
+                a == b && inline_eq(x, y)
+            }
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 
 impl Eq for CommandId {}
+
+/// Two inline id buffers, compared as five (overlapping) 8-byte words: branch-free and
+/// without the `memcmp` call a 38-byte array comparison becomes.
+#[inline]
+fn inline_eq(x: &[u8; COMMAND_ID_INLINE_MAX], y: &[u8; COMMAND_ID_INLINE_MAX]) -> bool {
+    const LAST: usize = COMMAND_ID_INLINE_MAX - 8;
+    let word = |b: &[u8; COMMAND_ID_INLINE_MAX], at: usize| {
+        u64::from_ne_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+    };
+    let differ = (word(x, 0) ^ word(y, 0))
+        | (word(x, 8) ^ word(y, 8))
+        | (word(x, 16) ^ word(y, 16))
+        | (word(x, 24) ^ word(y, 24))
+        | (word(x, LAST) ^ word(y, LAST));
+    differ == 0
+}
 
 impl PartialOrd for CommandId {
     fn partial_cmp(&self, other: &Self) -> Option<core::cmp::Ordering> {
@@ -263,6 +287,29 @@ pub const fn mix64(mut z: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ids are equal exactly when their texts are: whatever the length (inline up to
+    /// the limit, shared past it) and wherever one byte differs — first, last, or in
+    /// the overlap of the word-wise comparison.
+    #[test]
+    fn ids_are_equal_exactly_when_their_texts_are() {
+        for len in 0..=COMMAND_ID_INLINE_MAX + 2 {
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let id = joined(&[&text]);
+            assert_eq!(id, joined(&[&text]), "len {len}");
+            assert_eq!(id.as_str(), text);
+            for at in 0..len {
+                let mut other = text.clone().into_bytes();
+                other[at] = b'Z';
+                let other = String::from_utf8(other).expect("ascii");
+                assert_ne!(id, joined(&[&other]), "len {len}, differing at {at}");
+            }
+            let longer = format!("{text}a");
+            assert_ne!(id, joined(&[&longer]), "len {len} vs one longer");
+        }
+    }
 
     #[test]
     fn deployment_ids_reject_characters_that_need_escaping() {

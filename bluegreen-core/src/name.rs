@@ -157,15 +157,23 @@ impl From<&Name> for String {
     }
 }
 
+/// The text of a name and a `&str` are usually one allocation too (the `&str` read
+/// out of a `Name` and handed down): same address and length is equal without a
+/// `memcmp`.
+#[inline]
+fn same_text(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        same_text(&self.0, other)
     }
 }
 
 impl PartialEq<&str> for Name {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        same_text(&self.0, other)
     }
 }
 
@@ -177,13 +185,13 @@ impl PartialEq<String> for Name {
 
 impl PartialEq<Name> for str {
     fn eq(&self, other: &Name) -> bool {
-        self == &*other.0
+        same_text(self, &other.0)
     }
 }
 
 impl PartialEq<Name> for &str {
     fn eq(&self, other: &Name) -> bool {
-        *self == &*other.0
+        same_text(self, &other.0)
     }
 }
 

@@ -141,7 +141,7 @@ impl IdealCloud {
             .sum()
     }
 
-    fn status(&self, name: &str) -> Result<ServiceStatus, CommandError> {
+    fn status(&self, name: &Name) -> Result<ServiceStatus, CommandError> {
         let (service, s) = self.services.get_key_value(name).ok_or_else(|| {
             CommandError::fatal(
                 "ServiceNotFoundException",
