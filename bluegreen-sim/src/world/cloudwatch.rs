@@ -28,22 +28,6 @@ pub struct Alarm {
     pub threshold_percent: f64,
     /// `[from, until)` windows where a fault holds the alarm in ALARM.
     pub forced: Vec<(Timestamp, Timestamp)>,
-    /// The metric verdict of the latest evaluation, by evaluation time.
-    pub(crate) evaluated: Evaluated,
-}
-
-/// One evaluation's answer from the metrics, kept until the next evaluation time: a
-/// deployment reads its alarms at every poll, while CloudWatch evaluates once a period,
-/// and the period it looks at lies wholly before the evaluation (history that later
-/// writes cannot change). Forced windows are checked on every read, outside it. A memo,
-/// not state: two worlds that differ only here are equal.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Evaluated(std::cell::RefCell<Option<(Timestamp, AlarmState, String)>>);
-
-impl PartialEq for Evaluated {
-    fn eq(&self, _: &Evaluated) -> bool {
-        true
-    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -175,18 +159,6 @@ impl World {
                 "Threshold Crossed: 1 datapoint was greater than the threshold (forced)".into(),
             );
         }
-        if let Some((at, state, reason)) = &*a.evaluated.0.borrow()
-            && *at == now
-        {
-            return (*state, reason.clone());
-        }
-        let (state, reason) = self.alarm_verdict(alarm, a, now);
-        *a.evaluated.0.borrow_mut() = Some((now, state, reason.clone()));
-        (state, reason)
-    }
-
-    /// What the alarm's metric says at evaluation time `now`.
-    fn alarm_verdict(&self, alarm: u32, a: &Alarm, now: Timestamp) -> (AlarmState, String) {
         let period = self.profile.alarm_period_ms.max(1);
         let key = 0xa1a7_0000 + u64::from(alarm);
         let mut end = Timestamp::from_millis(now.as_millis() - now.as_millis() % period);
@@ -270,7 +242,6 @@ impl World {
             lb,
             threshold_percent: self.profile.alarm_5xx_percent,
             forced: Vec::new(),
-            evaluated: Evaluated::default(),
         });
         self.cw.by_name.insert(Name::from(name), ix);
         ix
