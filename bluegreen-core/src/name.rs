@@ -221,25 +221,29 @@ mod tests {
         assert!(core::ptr::eq(a.as_str(), b.as_str()));
     }
 
-    // Owned values on purpose: each `PartialEq` impl (`Name`/`str`/`&str`/`String`, both
-    // ways) is exercised, which is what clippy's `cmp_owned` would optimise away.
-    #[allow(clippy::cmp_owned)]
     /// The address shortcut never makes different texts equal: a slice of a name's own
     /// text (same address, shorter) is not the name, and a copy elsewhere still is.
     #[test]
     fn a_name_equals_a_str_exactly_when_the_text_is_the_same() {
         let n = Name::from("web-blue");
         let prefix: &str = &n.as_str()[..3];
-        assert!(n != prefix && prefix != n);
-        assert!(n != *prefix && *prefix != n);
+        assert!(n != prefix);
+        assert!(prefix != n);
+        assert!(n != *prefix);
+        assert!(*prefix != n);
         let whole: &str = n.as_str();
-        assert!(n == whole && whole == n);
+        assert!(n == whole);
+        assert!(whole == n);
         let copy = String::from("web-blue");
-        assert!(n == copy.as_str() && copy.as_str() == n);
-        assert!(n == *copy.as_str() && *copy.as_str() == n);
-        assert!(n != "web-bluE" && "web-bluE" != n);
+        assert!(n == copy.as_str());
+        assert!(copy.as_str() == n);
+        assert!(n != "web-bluE");
+        assert!("web-bluE" != n);
     }
 
+    // Owned values on purpose: each `PartialEq` impl (`Name`/`str`/`&str`/`String`, both
+    // ways) is exercised, which is what clippy's `cmp_owned` would optimise away.
+    #[allow(clippy::cmp_owned)]
     #[test]
     fn a_name_compares_and_orders_like_its_text() {
         let a = Name::from("a");
