@@ -175,7 +175,7 @@ pub enum Observe {
     },
     /// Current state of these alarms (executors batch 100 names per call).
     Alarms {
-        names: Vec<Name>,
+        names: std::sync::Arc<[Name]>,
     },
     Metrics(MetricRequest),
 }

@@ -135,7 +135,7 @@ fn each_rule_names_its_field() {
         ),
         (
             "alarms[1]",
-            Box::new(|d| d.alarms = vec!["a".into(), "a".into()]),
+            Box::new(|d| d.alarms = vec!["a".into(), "a".into()].into()),
         ),
         (
             "alarms",
@@ -360,7 +360,7 @@ fn each_limit_accepts_its_edge_and_names_its_field_one_past_it() {
         ),
         (
             "alarms[0]",
-            Box::new(|d, past| d.alarms = vec!["a".repeat(255 + usize::from(past)).into()]),
+            Box::new(|d, past| d.alarms = vec!["a".repeat(255 + usize::from(past)).into()].into()),
         ),
         (
             "timeouts.deploy",
@@ -464,17 +464,17 @@ fn lists_hold_up_to_their_limit_of_distinct_well_formed_entries() {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(field(&|d| d.alarms = alarms(ALARMS_MAX)), None);
+    assert_eq!(field(&|d| d.alarms = alarms(ALARMS_MAX).into()), None);
     assert_eq!(
-        field(&|d| d.alarms = alarms(ALARMS_MAX + 1)),
+        field(&|d| d.alarms = alarms(ALARMS_MAX + 1).into()),
         Some("alarms".into())
     );
     assert_eq!(
-        field(&|d| d.alarms = vec!["".into()]),
+        field(&|d| d.alarms = vec!["".into()].into()),
         Some("alarms[0]".into())
     );
     assert_eq!(
-        field(&|d| d.alarms = vec!["a".into(), "a".into()]),
+        field(&|d| d.alarms = vec!["a".into(), "a".into()].into()),
         Some("alarms[1]".into())
     );
     assert_eq!(field(&|d| d.metrics = metrics(METRIC_CHECKS_MAX)), None);

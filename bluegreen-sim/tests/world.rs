@@ -463,7 +463,7 @@ fn requests_follow_the_weights_and_5xx_follows_the_image() {
     let Ok(CommandResult::Observed(Observation::Alarms(a))) = run(
         &mut w,
         CommandKind::Observe(Observe::Alarms {
-            names: vec!["web-5xx".into()],
+            names: vec!["web-5xx".into()].into(),
         }),
     ) else {
         panic!()

@@ -41,7 +41,7 @@ async fn throttling_is_classed_throttled_whatever_the_call() {
             target_group: tg("web-b").into(),
         }),
         CommandKind::Observe(Observe::Alarms {
-            names: vec!["a".into()],
+            names: vec!["a".into()].into(),
         }),
     ] {
         let err = run(&c, kind).await.unwrap_err();

@@ -507,7 +507,7 @@ mod tests {
         );
         // Without alarms or metrics configured, nothing is asked of CloudWatch.
         let bare = spec(|d| {
-            d.alarms.clear();
+            d.alarms = Default::default();
             d.metrics.clear();
         });
         let (ids, _) = tick(&bare, &mut k, &mut m, Watch::LIVE, 40_000);

@@ -239,7 +239,7 @@ mod tests {
 
     fn alarms_read() -> CommandKind {
         CommandKind::Observe(Observe::Alarms {
-            names: vec!["a".into(), "b".into()],
+            names: vec!["a".into(), "b".into()].into(),
         })
     }
 

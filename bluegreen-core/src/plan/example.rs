@@ -48,7 +48,7 @@ pub fn example_draft() -> SpecDraft {
         approval_timeout_ms: None,
         health: Default::default(),
         circuit_breaker: Default::default(),
-        alarms: vec!["web-5xx".into()],
+        alarms: vec!["web-5xx".into()].into(),
         metrics: vec![],
         hooks: vec![],
         timeouts: Timeouts::default(),

@@ -248,9 +248,10 @@ pub struct SpecDraft {
     pub health: HealthSpec,
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
-    /// CloudWatch alarm names: any in ALARM → rollback.
+    /// CloudWatch alarm names: any in ALARM → rollback. Shared: every alarms read the
+    /// machine sends names them all, and cloning the list is then a count, not a copy.
     #[serde(default)]
-    pub alarms: Vec<Name>,
+    pub alarms: std::sync::Arc<[Name]>,
     #[serde(default)]
     pub metrics: Vec<MetricCheck>,
     #[serde(default)]

@@ -55,8 +55,8 @@ impl Sim {
             return;
         }
         let names = self.deps[dep as usize].spec.alarms.clone();
-        for name in names {
-            let Some(&ix) = self.world.cw.by_name.get(&name) else {
+        for name in names.iter() {
+            let Some(&ix) = self.world.cw.by_name.get(name) else {
                 continue;
             };
             let ix = ix as usize;

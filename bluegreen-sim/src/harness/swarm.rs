@@ -265,7 +265,7 @@ pub fn app_draft(name: &str) -> SpecDraft {
         listener_arn: format!("{arn}:listener/{lb}/{}", id(4)).into(),
         rule_arn: None,
     };
-    d.alarms = vec![format!("{name}-5xx").into()];
+    d.alarms = vec![format!("{name}-5xx").into()].into();
     d.container = "app".into();
     d.artifact = Artifact::Image(format!("registry.example/{name}:initial").into());
     d

@@ -381,7 +381,7 @@ impl Fixture {
             approval_timeout_ms: None,
             health: HealthSpec::default(),
             circuit_breaker: Default::default(),
-            alarms: vec![ALARM.into()],
+            alarms: vec![ALARM.into()].into(),
             metrics: vec![],
             hooks: vec![],
             timeouts: Timeouts::default(),
@@ -424,7 +424,7 @@ impl Fixture {
             strategy,
         );
         d.app = "api".into();
-        d.alarms = vec![];
+        d.alarms = Default::default();
         d.artifact = Artifact::Image("123456789012.dkr.ecr.us-east-1.amazonaws.com/api:v2".into());
         d
     }
