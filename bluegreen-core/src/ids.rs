@@ -122,17 +122,9 @@ impl CommandId {
                 deployment.0
             ))));
         }
-        // Written in place, digits last-to-first, as `joined` does (no formatter).
-        let mut id = CommandId(IdRepr::Inline {
-            len: len as u8,
-            bytes: [0u8; COMMAND_ID_INLINE_MAX],
-        });
-        if let IdRepr::Inline { bytes, .. } = &mut id.0 {
-            let mut at = 0;
-            for p in head {
-                bytes[at..at + p.len()].copy_from_slice(p.as_bytes());
-                at += p.len();
-            }
+        // The digits last-to-first, without the formatter.
+        inline_id(len, |bytes| {
+            let mut at = copy_parts(bytes, &head);
             let mut v = n;
             for i in (at..at + width).rev() {
                 bytes[i] = b'0' + (v % 10) as u8;
@@ -140,8 +132,7 @@ impl CommandId {
             }
             at += width;
             bytes[at..at + suffix.len()].copy_from_slice(suffix.as_bytes());
-        }
-        id
+        })
     }
 
     /// An id for a step derived from this one (`<id>~<suffix>`), e.g. the read that
@@ -166,21 +157,37 @@ fn joined(parts: &[&str]) -> CommandId {
     if len > COMMAND_ID_INLINE_MAX {
         return CommandId(IdRepr::Shared(Arc::from(parts.concat())));
     }
-    // Filled in place: building the bytes in a local array and moving it into the id
-    // made the CPU reload freshly stored bytes at another width (a store-forwarding
-    // stall on every id made).
+    inline_id(len, |bytes| {
+        copy_parts(bytes, parts);
+    })
+}
+
+/// An inline id of `len` bytes, written by `fill` in place: building the bytes in a
+/// local array and moving it into the id made the CPU reload freshly stored bytes at
+/// another width (a store-forwarding stall on every id made). Every byte past `len`
+/// stays zero, which equality relies on.
+#[inline]
+fn inline_id(len: usize, fill: impl FnOnce(&mut [u8; COMMAND_ID_INLINE_MAX])) -> CommandId {
+    debug_assert!(len <= COMMAND_ID_INLINE_MAX);
     let mut id = CommandId(IdRepr::Inline {
         len: len as u8,
         bytes: [0u8; COMMAND_ID_INLINE_MAX],
     });
     if let IdRepr::Inline { bytes, .. } = &mut id.0 {
-        let mut n = 0;
-        for p in parts {
-            bytes[n..n + p.len()].copy_from_slice(p.as_bytes());
-            n += p.len();
-        }
+        fill(bytes);
     }
     id
+}
+
+/// Copy `parts` one after another from the start of `bytes`; the length written.
+#[inline]
+fn copy_parts(bytes: &mut [u8], parts: &[&str]) -> usize {
+    let mut at = 0;
+    for p in parts {
+        bytes[at..at + p.len()].copy_from_slice(p.as_bytes());
+        at += p.len();
+    }
+    at
 }
 
 impl PartialEq for CommandId {
