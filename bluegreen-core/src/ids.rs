@@ -318,6 +318,39 @@ mod tests {
         }
     }
 
+    /// The word-wise comparison must not let two differences cancel out: the same
+    /// change at the same offset of two different words still makes the ids differ.
+    #[test]
+    fn equal_changes_in_two_words_do_not_cancel() {
+        let text = "a".repeat(COMMAND_ID_INLINE_MAX);
+        let id = joined(&[&text]);
+        let starts = [0, 8, 16, 24, COMMAND_ID_INLINE_MAX - 8];
+        for (i, &p) in starts.iter().enumerate() {
+            for &q in &starts[i + 1..] {
+                let mut other = text.clone().into_bytes();
+                other[p] = b'b';
+                other[q] = b'b';
+                let other = String::from_utf8(other).expect("ascii");
+                assert_ne!(id, joined(&[&other]), "changed at {p} and {q}");
+            }
+        }
+    }
+
+    /// Ids up to the inline limit are inline however they are made (no allocation to
+    /// make, clone or drop one), and one byte more is shared text.
+    #[test]
+    fn numbered_ids_are_inline_up_to_the_limit() {
+        let d = DeploymentId::new("web-1").unwrap();
+        // "web-1/" is 6 bytes, "t" 1, the number 2: the suffix fills the rest.
+        let fill = COMMAND_ID_INLINE_MAX - 9;
+        let at_limit = CommandId::numbered(&d, "t", 42, &"x".repeat(fill));
+        assert_eq!(at_limit.as_str().len(), COMMAND_ID_INLINE_MAX);
+        assert!(matches!(at_limit.0, IdRepr::Inline { .. }));
+        let past = CommandId::numbered(&d, "t", 42, &"x".repeat(fill + 1));
+        assert!(matches!(past.0, IdRepr::Shared(_)));
+        assert_eq!(past.as_str(), format!("web-1/t42{}", "x".repeat(fill + 1)));
+    }
+
     #[test]
     fn deployment_ids_reject_characters_that_need_escaping() {
         assert!(DeploymentId::new("web-20261122T030405-1").is_ok());
