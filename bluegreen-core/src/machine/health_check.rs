@@ -46,12 +46,13 @@ impl HealthCheck {
             .is_some_and(|s| s.value.healthy >= desired && s.value.unhealthy == 0)
     }
 
-    /// The guard with its reason: "2 of 3 targets healthy (1 unhealthy, 0 initial)".
-    fn healthy_now(cx: &Cx<'_>) -> Result<(), String> {
+    /// The latest observation of green's health, for the reason a health check gives up
+    /// with: "2 of 3 targets healthy (1 unhealthy, 0 initial)" and ELBv2's reasons. Said
+    /// also when the last look was healthy (the streak was still too short).
+    fn latest_health(cx: &Cx<'_>) -> String {
         let desired = cx.green_desired();
         match cx.k.green_health(cx.spec, cx.sides) {
-            None => Err("green's target group not observed yet".into()),
-            Some(_) if Self::is_healthy_now(cx) => Ok(()),
+            None => "green's target group not observed yet".into(),
             Some(s) => {
                 let mut why = format!(
                     "{} of {desired} targets healthy ({} unhealthy, {} initial)",
@@ -65,7 +66,7 @@ impl HealthCheck {
                         why.push_str(&format!(": {d}"));
                     }
                 }
-                Err(why)
+                why
             }
         }
     }
@@ -94,7 +95,7 @@ impl HealthCheck {
         }
         let Some(hooks) = &mut self.hooks else {
             if cx.now >= self.deadline {
-                let why = Self::healthy_now(cx).err().unwrap_or_default();
+                let why = Self::latest_health(cx);
                 return Step::Rollback(Reason::new(
                     ReasonKind::Unhealthy,
                     format!(
