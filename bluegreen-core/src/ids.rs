@@ -325,13 +325,17 @@ mod tests {
         let text = "a".repeat(COMMAND_ID_INLINE_MAX);
         let id = joined(&[&text]);
         let starts = [0, 8, 16, 24, COMMAND_ID_INLINE_MAX - 8];
-        for (i, &p) in starts.iter().enumerate() {
-            for &q in &starts[i + 1..] {
-                let mut other = text.clone().into_bytes();
-                other[p] = b'b';
-                other[q] = b'b';
-                let other = String::from_utf8(other).expect("ascii");
-                assert_ne!(id, joined(&[&other]), "changed at {p} and {q}");
+        // Offset 2 as well as 0: bytes 30 and 31 lie in two words, 32 in the last only.
+        for offset in [0, 2] {
+            for (i, &p) in starts.iter().enumerate() {
+                for &q in &starts[i + 1..] {
+                    let (p, q) = (p + offset, q + offset);
+                    let mut other = text.clone().into_bytes();
+                    other[p] = b'b';
+                    other[q] = b'b';
+                    let other = String::from_utf8(other).expect("ascii");
+                    assert_ne!(id, joined(&[&other]), "changed at {p} and {q}");
+                }
             }
         }
     }
