@@ -214,14 +214,20 @@ fn http_answer(status: &str, extra_headers: &str, body: &str) -> String {
     )
 }
 
-#[test]
-fn a_read_that_meets_a_store_not_answering_is_asked_again_after_retry_after() {
-    let dir = temp_dir("retry-read");
-    let unavailable = http_answer(
+/// The server's answer when its store is not answering (`api/error.rs`), asking for a
+/// retry after 1 s so the tests wait no longer than that.
+fn store_unavailable() -> String {
+    http_answer(
         "503 Service Unavailable",
         "retry-after: 1\r\n",
         r#"{"error":{"code":"store_unavailable","message":"the deployment store is not answering right now; nothing was done, retry shortly","field":null}}"#,
-    );
+    )
+}
+
+#[test]
+fn a_read_that_meets_a_store_not_answering_is_asked_again_after_retry_after() {
+    let dir = temp_dir("retry-read");
+    let unavailable = store_unavailable();
     let view = http_answer(
         "200 OK",
         "",
@@ -292,11 +298,7 @@ fn a_write_is_sent_again_only_when_the_server_said_nothing_was_done() {
         text(&out.stderr)
     );
     // The store's "nothing was done": sent again, and accepted.
-    let unavailable = http_answer(
-        "503 Service Unavailable",
-        "retry-after: 1\r\n",
-        r#"{"error":{"code":"store_unavailable","message":"nothing was done, retry shortly","field":null}}"#,
-    );
+    let unavailable = store_unavailable();
     let created = http_answer("201 Created", "", r#"{"id":"web-20261130T120000-2"}"#);
     let (base, server) = scripted_server(vec![unavailable, created]);
     let out = deploy_to(&base);
