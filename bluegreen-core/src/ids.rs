@@ -108,12 +108,7 @@ impl CommandId {
     /// `<deployment>/<prefix><n><suffix>` (e.g. `web-1/t17-health`), the digits written
     /// without formatting machinery: the monitor makes one of these per read.
     pub fn numbered(deployment: &DeploymentId, prefix: &str, n: u64, suffix: &str) -> Self {
-        let mut width = 1;
-        let mut rest = n / 10;
-        while rest > 0 {
-            width += 1;
-            rest /= 10;
-        }
+        let width = n.checked_ilog10().map_or(1, |d| d as usize + 1);
         let head = [deployment.0.as_str(), "/", prefix];
         let len = head.iter().map(|p| p.len()).sum::<usize>() + width + suffix.len();
         if len > COMMAND_ID_INLINE_MAX {
