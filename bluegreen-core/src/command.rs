@@ -5,6 +5,7 @@
 //! whose [`CommandId::client_token`] makes them idempotent at AWS.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -337,8 +338,9 @@ pub struct ServiceStatus {
     pub pending_count: u32,
     /// The service's task definition (service-pair model); empty for `EXTERNAL`.
     pub task_definition: Name,
-    /// Target groups the service is bound to.
-    pub target_groups: Vec<Name>,
+    /// Target groups the service is bound to (shared: a reader answers every look with
+    /// the same list, so a read clones a pointer, not a vector).
+    pub target_groups: Arc<[Name]>,
     pub task_sets: Vec<TaskSetStatus>,
     /// Tasks matching the request's `FailureFilter` that stopped by failure.
     pub failed_tasks: u32,
@@ -357,7 +359,7 @@ pub struct TaskSetStatus {
     pub status: Name,
     pub external_id: Option<Name>,
     pub task_definition: Name,
-    pub target_groups: Vec<Name>,
+    pub target_groups: Arc<[Name]>,
     pub computed_desired_count: u32,
     pub running_count: u32,
     pub pending_count: u32,
@@ -486,7 +488,9 @@ pub struct AlarmStates {
 pub struct AlarmObservation {
     pub name: Name,
     pub state: AlarmState,
-    pub reason: String,
+    /// CloudWatch's `StateReason` (a [`Name`]: a reader answering the same reason at
+    /// every look shares one text instead of allocating it each time).
+    pub reason: Name,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -913,7 +913,7 @@ fn ours_unseen(r: &Run, id: &str, status: &str) -> TaskSetStatus {
         status: status.into(),
         external_id: Some("web-1".into()),
         task_definition: "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2".into(),
-        target_groups: vec![r.d.spec().target_groups[1].clone()],
+        target_groups: [r.d.spec().target_groups[1].clone()].into(),
         computed_desired_count: 0,
         running_count: 1,
         pending_count: 0,

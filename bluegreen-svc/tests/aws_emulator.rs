@@ -295,7 +295,7 @@ async fn service_pair_commands_update_scale_and_observe_services() {
         ("ACTIVE", 3, 3, 0)
     );
     assert_eq!(s.task_definition, fx.web_task_definition);
-    assert_eq!(s.target_groups, vec![fx.web_target_groups[1].clone()]);
+    assert_eq!(s.target_groups[..], [fx.web_target_groups[1].clone()]);
     assert_eq!(s.also, None);
     // Blue read with green: one DescribeServices for both, the failure count green's.
     let before = aws.calls_total();
@@ -311,7 +311,7 @@ async fn service_pair_commands_update_scale_and_observe_services() {
     let blue = s.also.expect("blue read in green's call");
     assert_eq!(blue.service.as_str(), "web-a");
     assert_eq!(blue.status.as_str(), "ACTIVE");
-    assert_eq!(blue.target_groups, vec![fx.web_target_groups[0].clone()]);
+    assert_eq!(blue.target_groups[..], [fx.web_target_groups[0].clone()]);
     assert_eq!(blue.also, None);
 
     let scale = CommandKind::ScaleEnvironment {

@@ -709,7 +709,7 @@ async fn service_observation_counts_only_green_failures_since_the_start() {
         (s.desired_count, s.running_count, s.task_definition.as_str()),
         (3, 3, TD1)
     );
-    assert_eq!(s.target_groups, vec![tg("web-b")]);
+    assert_eq!(s.target_groups[..], [tg("web-b")]);
     assert_eq!(
         c.calls_total(),
         u64::from(kind.aws_calls_min()) + 1,
@@ -754,7 +754,7 @@ async fn service_observation_counts_only_green_failures_since_the_start() {
         ),
         (BLUE_TS, "ecs-svc/111", "PRIMARY", "STEADY_STATE")
     );
-    assert_eq!(ts.target_groups, vec![tg("web-a")]);
+    assert_eq!(ts.target_groups[..], [tg("web-a")]);
 }
 
 #[tokio::test]

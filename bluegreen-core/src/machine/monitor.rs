@@ -464,7 +464,7 @@ mod tests {
                     running_count: desired,
                     pending_count: 0,
                     task_definition: "td:1".into(),
-                    target_groups: vec![],
+                    target_groups: [].into(),
                     task_sets: vec![],
                     failed_tasks: 0,
                     also: None,

@@ -250,7 +250,7 @@ mod tests {
                 .map(|n| AlarmObservation {
                     name: (*n).into(),
                     state: AlarmState::Ok,
-                    reason: String::new(),
+                    reason: Name::default(),
                 })
                 .collect(),
             missing: missing.iter().map(|n| (*n).into()).collect(),
@@ -437,7 +437,7 @@ mod tests {
                 running_count: desired,
                 pending_count: 0,
                 task_definition: td.into(),
-                target_groups: vec![],
+                target_groups: [].into(),
                 task_sets,
                 failed_tasks: 0,
                 also: None,
@@ -452,7 +452,7 @@ mod tests {
             status: status.into(),
             external_id: Some(external_id.into()),
             task_definition: td.into(),
-            target_groups: vec![],
+            target_groups: [].into(),
             computed_desired_count: 2,
             running_count: 2,
             pending_count: 0,

@@ -7,6 +7,7 @@
 //! faults, delays and crashes use `bluegreen-sim`.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::command::{
     AlarmObservation, AlarmState, AlarmStates, Command, CommandError, CommandKind, CommandResult,
@@ -26,7 +27,7 @@ pub const IDEAL_BLUE_TASKS: u32 = 3;
 struct Service {
     desired: u32,
     task_definition: Name,
-    target_groups: Vec<Name>,
+    target_groups: Arc<[Name]>,
     task_sets: Vec<TaskSetStatus>,
 }
 
@@ -44,6 +45,8 @@ pub struct IdealCloud {
     pub commands: u64,
     /// `ACTIVE`, shared by every service status it answers (no text made per answer).
     active: Name,
+    /// The reason every alarm read gives (one text, shared by every answer).
+    alarm_reason: Name,
 }
 
 fn family(app: &str) -> String {
@@ -72,7 +75,7 @@ impl IdealCloud {
                         Service {
                             desired: if slot == 0 { IDEAL_BLUE_TASKS } else { 0 },
                             task_definition: td.clone().into(),
-                            target_groups: vec![tgs[slot].clone()],
+                            target_groups: Arc::from([tgs[slot].clone()]),
                             task_sets: vec![],
                         },
                     );
@@ -84,7 +87,7 @@ impl IdealCloud {
                     Service {
                         desired: IDEAL_BLUE_TASKS,
                         task_definition: Name::default(),
-                        target_groups: vec![],
+                        target_groups: Arc::from([]),
                         task_sets: vec![task_set("ts-blue", "initial", &td, &tgs[0], "PRIMARY")],
                     },
                 );
@@ -100,6 +103,7 @@ impl IdealCloud {
             aws_calls: 0,
             commands: 0,
             active: Name::from("ACTIVE"),
+            alarm_reason: Name::from("ideal"),
         }
     }
 
@@ -373,7 +377,7 @@ impl IdealCloud {
                         .map(|n| AlarmObservation {
                             name: n.clone(),
                             state: AlarmState::Ok,
-                            reason: "ideal".into(),
+                            reason: self.alarm_reason.clone(),
                         })
                         .collect(),
                     missing: vec![],
@@ -401,7 +405,7 @@ fn task_set(id: &str, external_id: &str, td: &str, tg: &str, status: &str) -> Ta
         status: Name::from(status),
         external_id: Some(Name::from(external_id)),
         task_definition: Name::from(td),
-        target_groups: vec![Name::from(tg)],
+        target_groups: Arc::from([Name::from(tg)]),
         computed_desired_count: IDEAL_BLUE_TASKS,
         running_count: IDEAL_BLUE_TASKS,
         pending_count: 0,

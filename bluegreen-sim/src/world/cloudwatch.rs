@@ -34,6 +34,28 @@ pub struct Alarm {
 pub struct CloudWatch {
     pub alarms: Vec<Alarm>,
     pub(crate) by_name: BTreeMap<Name, u32>,
+    reasons: Reasons,
+}
+
+/// The state reasons an alarm read repeats, made once: deployments read their alarms at
+/// every poll, and a reason made from text at each read was an allocation.
+#[derive(Clone, Debug)]
+struct Reasons {
+    forced: Name,
+    no_requests: Name,
+    below: Name,
+}
+
+impl Default for Reasons {
+    fn default() -> Self {
+        Reasons {
+            forced: Name::from(
+                "Threshold Crossed: 1 datapoint was greater than the threshold (forced)",
+            ),
+            no_requests: Name::from("no requests in the period"),
+            below: Name::from("5xx below the threshold"),
+        }
+    }
 }
 
 /// One period's data for one target group.
@@ -147,17 +169,14 @@ impl World {
 
     /// An alarm's state as of its latest evaluation: forced by a fault, else the load
     /// balancer's 5xx percentage over the latest period whose data had landed.
-    pub fn alarm_state(&self, alarm: u32) -> (AlarmState, String) {
+    pub fn alarm_state(&self, alarm: u32) -> (AlarmState, Name) {
         let a = &self.cw.alarms[alarm as usize];
         let now = self.alarm_evaluated_at();
         if a.forced
             .iter()
             .any(|(from, until)| *from <= now && now < *until)
         {
-            return (
-                AlarmState::Alarm,
-                "Threshold Crossed: 1 datapoint was greater than the threshold (forced)".into(),
-            );
+            return (AlarmState::Alarm, self.cw.reasons.forced.clone());
         }
         let period = self.profile.alarm_period_ms.max(1);
         let key = 0xa1a7_0000 + u64::from(alarm);
@@ -181,7 +200,7 @@ impl World {
         if requests <= 0.0 {
             return (
                 AlarmState::InsufficientData,
-                "no requests in the period".into(),
+                self.cw.reasons.no_requests.clone(),
             );
         }
         let percent = 100.0 * errors / requests;
@@ -191,17 +210,21 @@ impl World {
                 format!(
                     "Threshold Crossed: 5xx {percent:.2} % > {} % in the period ending {end}",
                     a.threshold_percent
-                ),
+                )
+                .into(),
             )
         } else {
-            // The common answer: kept cheap (no formatting on the hot path).
-            (AlarmState::Ok, "5xx below the threshold".to_string())
+            // The common answer: kept cheap (no formatting, no allocation).
+            (AlarmState::Ok, self.cw.reasons.below.clone())
         }
     }
 
     /// DescribeAlarms by name.
     pub(crate) fn describe_alarms(&self, names: &[Name]) -> AlarmStates {
-        let mut out = AlarmStates::default();
+        let mut out = AlarmStates {
+            alarms: Vec::with_capacity(names.len()),
+            missing: Vec::new(),
+        };
         for n in names {
             match self.cw.by_name.get(n) {
                 Some(&a) => {

@@ -31,6 +31,9 @@ pub enum TargetState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetGroup {
     pub arn: Name,
+    /// `[arn]`, made once: the target-group list a service or task set bound to this
+    /// group answers with at every read.
+    pub arn_list: std::sync::Arc<[Name]>,
     pub name: Name,
     /// The CloudWatch `TargetGroup` dimension, `targetgroup/<name>/<id>`.
     pub dimension: Name,
@@ -122,6 +125,12 @@ pub struct Elb {
 
 impl Elb {
     pub fn target_group(&self, arn: &str) -> Option<u32> {
+        self.tg_by_arn.get(arn).copied()
+    }
+
+    /// [`Elb::target_group`] by a name a command carries: usually the very key the
+    /// world was seeded with, found by address rather than by comparing the ARN's text.
+    pub fn target_group_named(&self, arn: &Name) -> Option<u32> {
         self.tg_by_arn.get(arn).copied()
     }
 

@@ -157,8 +157,8 @@ impl World {
         }
     }
 
-    fn lookup_cluster(&self, cluster: &str) -> Result<u32, CommandError> {
-        self.ecs.cluster(cluster).ok_or_else(|| {
+    fn lookup_cluster(&self, cluster: &Name) -> Result<u32, CommandError> {
+        self.ecs.cluster_named(cluster).ok_or_else(|| {
             err::fatal(
                 "ClusterNotFoundException",
                 format!("Cluster not found: {cluster}"),
@@ -166,9 +166,9 @@ impl World {
         })
     }
 
-    fn lookup_service(&self, cluster: &str, service: &str) -> Result<u32, CommandError> {
+    fn lookup_service(&self, cluster: &Name, service: &Name) -> Result<u32, CommandError> {
         let c = self.lookup_cluster(cluster)?;
-        self.ecs.service(c, service).ok_or_else(|| {
+        self.ecs.service_named(c, service).ok_or_else(|| {
             err::fatal(
                 "ServiceNotFoundException",
                 format!("Service not found: {service} in cluster {cluster}"),
@@ -202,8 +202,8 @@ impl World {
         })
     }
 
-    pub(crate) fn lookup_tg(&self, arn: &str) -> Result<u32, CommandError> {
-        self.elb.target_group(arn).ok_or_else(|| {
+    pub(crate) fn lookup_tg(&self, arn: &Name) -> Result<u32, CommandError> {
+        self.elb.target_group_named(arn).ok_or_else(|| {
             err::fatal(
                 "TargetGroupNotFound",
                 format!("One or more target groups not found: {arn}"),
@@ -284,8 +284,8 @@ impl World {
                 }
             }
             bluegreen_core::Mode::TaskSet => {
-                let name = p.services.first().map(Name::as_str).unwrap_or_default();
-                let s = self.lookup_service(&p.cluster, name)?;
+                let name = p.services.first().cloned().unwrap_or_default();
+                let s = self.lookup_service(&p.cluster, &name)?;
                 if !self.ecs.services[s as usize].external {
                     return Err(err::fatal(
                         "InvalidParameterException",
@@ -490,7 +490,7 @@ impl World {
         }
     }
 
-    fn delete_environment(&mut self, cluster: &str, service: &str, task_set: &str) -> Res {
+    fn delete_environment(&mut self, cluster: &Name, service: &Name, task_set: &str) -> Res {
         let s = self.lookup_service(cluster, service)?;
         self.call(ApiCall::DeleteTaskSet)?;
         match self.ecs.task_set_by_arn.get(task_set).copied() {

@@ -281,5 +281,16 @@ fn event_epoch(e: &WorldEvent) -> u32 {
 /// looks resources up by name whichever form a command uses.
 pub(crate) use bluegreen_core::arn::short_name;
 
+/// [`short_name`] as a [`Name`]: the name itself (shared, not copied) when it already
+/// is one, so the world's keys are the very names its drafts and their commands carry.
+pub(crate) fn short_name_of(name: &Name) -> Name {
+    let short = short_name(name);
+    if short.len() == name.len() {
+        name.clone()
+    } else {
+        Name::from(short)
+    }
+}
+
 pub(crate) const ACCOUNT: &str = "123456789012";
 pub(crate) const REGION: &str = "us-east-1";

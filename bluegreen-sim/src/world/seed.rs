@@ -112,7 +112,9 @@ impl World {
         ix
     }
 
-    fn add_target_group(&mut self, arn: &str, lb: u32, app: AppIx) -> u32 {
+    /// `arn` is kept as given (the draft's own name), so lookups by the names commands
+    /// carry find it by address.
+    fn add_target_group(&mut self, arn: &Name, lb: u32, app: AppIx) -> u32 {
         if let Some(tg) = self.elb.target_group(arn) {
             return tg;
         }
@@ -122,8 +124,10 @@ impl World {
         let span = self.profile.deregistration_delay_ms;
         let delay = self.rng.range(span.lo, span.hi);
         let ix = self.elb.target_groups.len() as u32;
+        let arn = arn.clone();
         self.elb.target_groups.push(TargetGroup {
-            arn: Name::from(arn),
+            arn_list: std::sync::Arc::from([arn.clone()]),
+            arn: arn.clone(),
             name: name.into(),
             dimension: dimension.clone().into(),
             lb: Some(lb),
@@ -137,7 +141,7 @@ impl World {
             quality_history: VecDeque::new(),
             tags: Default::default(),
         });
-        self.elb.tg_by_arn.insert(Name::from(arn), ix);
+        self.elb.tg_by_arn.insert(arn, ix);
         self.elb.tg_by_dimension.insert(dimension.into(), ix);
         ix
     }

@@ -9,7 +9,7 @@ use bluegreen_core::{CommandError, FailureFilter, ServiceStatus, TaskSetStatus, 
 
 use super::api::err;
 use super::elbv2::TargetState;
-use super::{ACCOUNT, AppIx, REGION, World, short_name};
+use super::{ACCOUNT, AppIx, REGION, World, short_name, short_name_of};
 
 mod tasks;
 
@@ -199,6 +199,7 @@ pub(crate) struct Words {
     steady: Name,
     stabilizing: Name,
     empty: Name,
+    no_target_groups: std::sync::Arc<[Name]>,
 }
 
 impl Default for Words {
@@ -211,6 +212,7 @@ impl Default for Words {
             steady: Name::from("STEADY_STATE"),
             stabilizing: Name::from("STABILIZING"),
             empty: Name::default(),
+            no_target_groups: std::sync::Arc::from([]),
         }
     }
 }
@@ -251,6 +253,28 @@ impl Ecs {
 
     pub fn cluster(&self, name_or_arn: &str) -> Option<u32> {
         self.cluster_by_name.get(short_name(name_or_arn)).copied()
+    }
+
+    /// [`Ecs::cluster`] for a name a command carries: the world keeps the names of the
+    /// drafts it was seeded from, so a command's name is usually the very key (found
+    /// by address); an ARN or another spelling falls back to the short name.
+    pub fn cluster_named(&self, name_or_arn: &Name) -> Option<u32> {
+        match self.cluster_by_name.get(name_or_arn) {
+            Some(&c) => Some(c),
+            None => self.cluster(name_or_arn),
+        }
+    }
+
+    /// [`Ecs::service`] for a name a command carries (see [`Ecs::cluster_named`]).
+    pub fn service_named(&self, cluster: u32, name_or_arn: &Name) -> Option<u32> {
+        match self.service_by_name.get(name_or_arn) {
+            Some(list) => list
+                .iter()
+                .find(|(c, _)| *c == cluster)
+                .map(|(_, s)| *s)
+                .filter(|s| !self.services[*s as usize].deleted),
+            None => self.service(cluster, name_or_arn),
+        }
     }
 
     pub fn service(&self, cluster: u32, name_or_arn: &str) -> Option<u32> {
@@ -319,16 +343,17 @@ impl Ecs {
 }
 
 impl World {
-    pub(crate) fn create_cluster(&mut self, name: &str) -> u32 {
+    pub(crate) fn create_cluster(&mut self, name: &Name) -> u32 {
         if let Some(c) = self.ecs.cluster(name) {
             return c;
         }
         let ix = self.ecs.clusters.len() as u32;
+        let name = short_name_of(name);
         self.ecs.clusters.push(Cluster {
-            name: Name::from(name),
+            name: name.clone(),
             arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/{name}").into(),
         });
-        self.ecs.cluster_by_name.insert(Name::from(name), ix);
+        self.ecs.cluster_by_name.insert(name, ix);
         ix
     }
 
@@ -365,7 +390,7 @@ impl World {
     pub(crate) fn create_service(
         &mut self,
         cluster: u32,
-        name: &str,
+        name: &Name,
         app: AppIx,
         external: bool,
         td: Option<u32>,
@@ -373,8 +398,9 @@ impl World {
     ) -> u32 {
         let ix = self.ecs.services.len() as u32;
         let cname = self.ecs.clusters[cluster as usize].name.clone();
+        let name = short_name_of(name);
         self.ecs.services.push(Service {
-            name: Name::from(name),
+            name: name.clone(),
             arn: format!("arn:aws:ecs:{REGION}:{ACCOUNT}:service/{cname}/{name}").into(),
             cluster,
             app,
@@ -389,7 +415,7 @@ impl World {
         });
         self.ecs
             .service_by_name
-            .entry(Name::from(name))
+            .entry(name)
             .or_default()
             .push((cluster, ix));
         ix
@@ -521,7 +547,7 @@ impl World {
             status: self.ecs.words.task_set_state(t.state),
             external_id: t.external_id.clone(),
             task_definition: self.ecs.task_def_arn(t.td).clone(),
-            target_groups: vec![self.elb.target_groups[t.tg as usize].arn.clone()],
+            target_groups: self.elb.target_groups[t.tg as usize].arn_list.clone(),
             computed_desired_count: desired,
             running_count: running,
             pending_count: pending,
@@ -567,10 +593,10 @@ impl World {
                 || self.ecs.words.empty.clone(),
                 |td| self.ecs.task_def_arn(td).clone(),
             ),
-            target_groups: svc
-                .tg
-                .map(|tg| vec![self.elb.target_groups[tg as usize].arn.clone()])
-                .unwrap_or_default(),
+            target_groups: svc.tg.map_or_else(
+                || self.ecs.words.no_target_groups.clone(),
+                |tg| self.elb.target_groups[tg as usize].arn_list.clone(),
+            ),
             task_sets,
             failed_tasks,
             also: None,

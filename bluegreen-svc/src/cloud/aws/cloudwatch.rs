@@ -92,7 +92,7 @@ pub(crate) async fn fetch(
                         AlarmObservation {
                             name: Name::from(name),
                             state: state_of(state),
-                            reason: reason.unwrap_or_default().to_string(),
+                            reason: Name::from(reason.unwrap_or_default()),
                         },
                     );
                 }

@@ -10,6 +10,7 @@ use bluegreen_core::{
     CommandError, CommandResult, EnsureGreen, FailureFilter, Name, Observation, ServiceStatus,
     TaskSetStatus,
 };
+use std::sync::Arc;
 
 use super::errors::Effect;
 use super::{AwsCloud, count};
@@ -303,7 +304,7 @@ pub(crate) async fn describe_services_each(
 }
 
 /// The target groups a service or task set is bound to.
-fn target_groups(load_balancers: &[aws_sdk_ecs::types::LoadBalancer]) -> Vec<Name> {
+fn target_groups(load_balancers: &[aws_sdk_ecs::types::LoadBalancer]) -> Arc<[Name]> {
     load_balancers
         .iter()
         .filter_map(|lb| lb.target_group_arn().map(Name::from))
