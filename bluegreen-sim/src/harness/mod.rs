@@ -329,11 +329,7 @@ impl Sim {
 
     pub(crate) fn queue_push(&mut self, at: Timestamp, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Queued {
-            at: at.max(self.now),
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(at.max(self.now), self.seq, ev);
     }
 
     /// The deployment with this id.
@@ -372,6 +368,11 @@ impl Sim {
 
     /// Every push handled and every deployment finished: nothing left to watch.
     pub fn all_done(&self) -> bool {
+        // Asked before every event: a deployment still running answers at once.
+        if self.unfinished > 0 {
+            debug_assert!(self.deps.iter().any(|d| d.outcome.is_none()));
+            return false;
+        }
         self.apps.iter().zip(&self.scenario.apps).all(|(a, plan)| {
             // A held app (a deployment failed) starts nothing more until an operator.
             let held = a.admission.hold().is_some();

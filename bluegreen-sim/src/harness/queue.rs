@@ -23,7 +23,14 @@ pub(crate) struct Queued {
 impl Queued {
     #[inline]
     fn before(&self, other: &Queued) -> bool {
-        (self.at, self.seq) < (other.at, other.seq)
+        // One 128-bit comparison (no branch between the two halves), the same order as
+        // comparing `(at, seq)`.
+        self.key() < other.key()
+    }
+
+    #[inline]
+    fn key(&self) -> u128 {
+        (u128::from(self.at.as_millis()) << 64) | u128::from(self.seq)
     }
 }
 
@@ -33,7 +40,11 @@ pub(crate) struct EventQueue {
 }
 
 impl EventQueue {
-    pub fn push(&mut self, q: Queued) {
+    /// Queue `ev` at `(at, seq)`: the parts as values rather than one `Queued` the
+    /// caller has just written to memory, which the push read straight back at another
+    /// width (a store-forwarding stall on every push).
+    pub fn push(&mut self, at: Timestamp, seq: u64, ev: Ev) {
+        let q = Queued { at, seq, ev };
         let mut i = self.items.len();
         // Grows the vector; the slot is overwritten below without being read.
         self.items.push(q);
@@ -104,11 +115,7 @@ mod tests {
                 }
                 seq += 1;
                 let at = Timestamp::from_millis(rng.range(0, 50));
-                q.push(Queued {
-                    at,
-                    seq,
-                    ev: Ev::Heal,
-                });
+                q.push(at, seq, Ev::Heal);
             }
             while let Some(e) = q.pop() {
                 popped.push((e.at, e.seq));

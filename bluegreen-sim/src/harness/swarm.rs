@@ -251,7 +251,12 @@ pub fn app_draft(name: &str) -> SpecDraft {
         )
     };
     let lb = format!("app/{name}/{}", id(1));
-    let mut d = bluegreen_core::plan::example_draft();
+    // The example's other fields (timeouts, pacing, strategy…), made once per thread:
+    // every field it formats is replaced below, and a clone shares its names.
+    thread_local! {
+        static EXAMPLE: SpecDraft = bluegreen_core::plan::example_draft();
+    }
+    let mut d = EXAMPLE.with(SpecDraft::clone);
     d.app = Name::from(name);
     d.cluster = "prod".into();
     d.environment = EnvironmentModel::ServicePair {

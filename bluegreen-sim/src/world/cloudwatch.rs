@@ -46,8 +46,18 @@ struct Reasons {
     below: Name,
 }
 
+/// Made once per thread (a world is made per run), shared by every world after.
 impl Default for Reasons {
     fn default() -> Self {
+        thread_local! {
+            static REASONS: Reasons = Reasons::new();
+        }
+        REASONS.with(Reasons::clone)
+    }
+}
+
+impl Reasons {
+    fn new() -> Self {
         Reasons {
             forced: Name::from(
                 "Threshold Crossed: 1 datapoint was greater than the threshold (forced)",

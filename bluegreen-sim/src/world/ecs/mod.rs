@@ -202,8 +202,8 @@ pub(crate) struct Words {
     no_target_groups: std::sync::Arc<[Name]>,
 }
 
-impl Default for Words {
-    fn default() -> Self {
+impl Words {
+    fn new() -> Self {
         Words {
             active: Name::from("ACTIVE"),
             inactive: Name::from("INACTIVE"),
@@ -214,6 +214,17 @@ impl Default for Words {
             empty: Name::default(),
             no_target_groups: std::sync::Arc::from([]),
         }
+    }
+}
+
+/// Made once per thread: a world is made per run (the benches make one per
+/// deployment), and a clone of these shares the texts.
+impl Default for Words {
+    fn default() -> Self {
+        thread_local! {
+            static WORDS: Words = Words::new();
+        }
+        WORDS.with(Words::clone)
     }
 }
 
