@@ -541,3 +541,74 @@ fn a_world_replays_identically_from_its_seed() {
     };
     assert_eq!(go(), go());
 }
+
+/// The world finds a resource by the very name its draft carried (by address), by the
+/// same text in another allocation, and by the resource's ARN — and reads by any of
+/// them answer alike; an unknown name is still ServiceNotFound / TargetGroupNotFound.
+#[test]
+fn resources_are_found_by_the_drafts_name_a_copy_of_it_or_the_arn() {
+    let draft = app_draft("web");
+    let w = World::seeded(
+        std::slice::from_ref(&draft),
+        &WorldProfile::fast(),
+        9,
+        Timestamp::from_millis(T0),
+    );
+    let EnvironmentModel::ServicePair { services } = &draft.environment else {
+        panic!("app_draft is a service pair");
+    };
+    let cluster = w
+        .ecs
+        .cluster_named(&draft.cluster)
+        .expect("by the draft's name");
+    let copy = Name::from(draft.cluster.as_str().to_string());
+    assert_eq!(w.ecs.cluster_named(&copy), Some(cluster));
+    let arn = Name::from(format!(
+        "arn:aws:ecs:us-east-1:123456789012:cluster/{}",
+        draft.cluster
+    ));
+    assert_eq!(w.ecs.cluster_named(&arn), Some(cluster));
+    for (i, service) in services.iter().enumerate() {
+        let s = w
+            .ecs
+            .service_named(cluster, service)
+            .expect("by the draft's name");
+        assert_eq!(w.ecs.services[s as usize].name, *service, "service {i}");
+        let copy = Name::from(service.as_str().to_string());
+        assert_eq!(w.ecs.service_named(cluster, &copy), Some(s));
+        let arn = Name::from(World::service_arn(&draft.cluster, service));
+        assert_eq!(w.ecs.service_named(cluster, &arn), Some(s));
+    }
+    assert_eq!(w.ecs.service_named(cluster, &Name::from("web-c")), None);
+    for (slot, arn) in draft.target_groups.iter().enumerate() {
+        let tg = w.elb.target_group_named(arn).expect("by the draft's ARN");
+        assert_eq!(tg, w.apps[0].target_groups[slot]);
+        let copy = Name::from(arn.as_str().to_string());
+        assert_eq!(w.elb.target_group_named(&copy), Some(tg));
+        assert_eq!(w.elb.target_groups[tg as usize].arn_list[..], [arn.clone()]);
+    }
+    assert_eq!(w.elb.target_group_named(&Name::from("arn:nope")), None);
+
+    // Through `execute`, a read naming the service by a copy or by its ARN answers as
+    // a read by the draft's own name does.
+    let mut w = w;
+    let read = |service: Name| {
+        CommandKind::Observe(Observe::Service {
+            cluster: draft.cluster.clone(),
+            service,
+            failures: None,
+            also: None,
+        })
+    };
+    let by_name = run(&mut w, read(services[0].clone())).unwrap();
+    let by_copy = run(&mut w, read(Name::from(services[0].as_str().to_string()))).unwrap();
+    let by_arn = run(
+        &mut w,
+        read(Name::from(World::service_arn(&draft.cluster, &services[0]))),
+    )
+    .unwrap();
+    assert_eq!(by_name, by_copy);
+    assert_eq!(by_name, by_arn);
+    let err = run(&mut w, read(Name::from("web-c"))).unwrap_err();
+    assert_eq!(err.code, "ServiceNotFoundException");
+}
