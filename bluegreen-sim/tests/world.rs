@@ -585,7 +585,10 @@ fn resources_are_found_by_the_drafts_name_a_copy_of_it_or_the_arn() {
         assert_eq!(tg, w.apps[0].target_groups[slot]);
         let copy = Name::from(arn.as_str().to_string());
         assert_eq!(w.elb.target_group_named(&copy), Some(tg));
-        assert_eq!(w.elb.target_groups[tg as usize].arn_list[..], [arn.clone()]);
+        assert_eq!(
+            &w.elb.target_groups[tg as usize].arn_list[..],
+            std::slice::from_ref(arn)
+        );
     }
     assert_eq!(w.elb.target_group_named(&Name::from("arn:nope")), None);
 
