@@ -20,6 +20,8 @@ pub mod budget;
 pub mod clock;
 mod driver;
 mod replica;
+#[cfg(test)]
+mod signal_tests;
 mod submit;
 
 use std::collections::BTreeMap;

@@ -172,7 +172,12 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
 
     /// Hand `signal` to the driver of running deployment `id` of `app`: this replica's
     /// own, or through the store to the replica that drives it.
-    async fn signal(&self, app: &str, id: &str, signal: Signal) -> Result<(), OperateError> {
+    pub(super) async fn signal(
+        &self,
+        app: &str,
+        id: &str,
+        signal: Signal,
+    ) -> Result<(), OperateError> {
         let name = signal.name();
         match self.deliver(app, id, signal).await {
             Err(OperateError::Unavailable(_)) => self.finished_meanwhile(id, name).await,
@@ -184,7 +189,11 @@ impl<C: bluegreen_core::Cloud + 'static> Runner<C> {
     /// lets go of its inbox, so a signal that met a finished deployment (it was read as
     /// running, then ended before the signal got in) is refused with why; only a
     /// deployment still running in the store is truly not driven right now (a takeover).
-    async fn finished_meanwhile(&self, id: &str, request: &str) -> Result<(), OperateError> {
+    pub(super) async fn finished_meanwhile(
+        &self,
+        id: &str,
+        request: &str,
+    ) -> Result<(), OperateError> {
         match self.inner().store.get(id).await? {
             Some(stored) if stored.state != RowState::Running => {
                 Err(OperateError::Refused(Refused {
