@@ -581,16 +581,16 @@ fn resources_are_found_by_the_drafts_name_a_copy_of_it_or_the_arn() {
     }
     assert_eq!(w.ecs.service_named(cluster, &Name::from("web-c")), None);
     for (slot, arn) in draft.target_groups.iter().enumerate() {
-        let tg = w.elb.target_group_named(arn).expect("by the draft's ARN");
+        let tg = w.elb.target_group(arn).expect("by the draft's ARN");
         assert_eq!(tg, w.apps[0].target_groups[slot]);
         let copy = Name::from(arn.as_str().to_string());
-        assert_eq!(w.elb.target_group_named(&copy), Some(tg));
+        assert_eq!(w.elb.target_group(&copy), Some(tg));
         assert_eq!(
             &w.elb.target_groups[tg as usize].arn_list[..],
             std::slice::from_ref(arn)
         );
     }
-    assert_eq!(w.elb.target_group_named(&Name::from("arn:nope")), None);
+    assert_eq!(w.elb.target_group(&Name::from("arn:nope")), None);
 
     // Through `execute`, a read naming the service by a copy or by its ARN answers as
     // a read by the draft's own name does.

@@ -124,13 +124,14 @@ pub struct Elb {
 }
 
 impl Elb {
-    pub fn target_group(&self, arn: &str) -> Option<u32> {
-        self.tg_by_arn.get(arn).copied()
-    }
-
-    /// [`Elb::target_group`] by a name a command carries: usually the very key the
-    /// world was seeded with, found by address rather than by comparing the ARN's text.
-    pub fn target_group_named(&self, arn: &Name) -> Option<u32> {
+    /// The target group with this ARN, as a `&str` or as a [`Name`]: a name a command
+    /// carries is usually the very key the world was seeded with, found by address
+    /// rather than by comparing the ARN's text.
+    pub fn target_group<Q>(&self, arn: &Q) -> Option<u32>
+    where
+        Name: std::borrow::Borrow<Q>,
+        Q: Ord + ?Sized,
+    {
         self.tg_by_arn.get(arn).copied()
     }
 

@@ -203,7 +203,7 @@ impl World {
     }
 
     pub(crate) fn lookup_tg(&self, arn: &Name) -> Result<u32, CommandError> {
-        self.elb.target_group_named(arn).ok_or_else(|| {
+        self.elb.target_group(arn).ok_or_else(|| {
             err::fatal(
                 "TargetGroupNotFound",
                 format!("One or more target groups not found: {arn}"),

@@ -58,28 +58,19 @@ async fn a_signal_to_a_deployment_that_ended_meanwhile_is_refused_with_its_state
     .expect("runner");
 
     // One deployment running (driven here), one queued behind it, then cancelled.
-    let running = match runner
-        .submit(Submit {
+    let submit = |image: &str, source: Source| {
+        runner.submit(Submit {
             app: "web".into(),
-            image: "web:v2".into(),
-            source: Source::Api { supersede: false },
+            image: image.into(),
+            source,
         })
-        .await
-        .expect("submitted")
-    {
-        Submitted::Created { id, queued: false } => id,
+    };
+    let running = match submit("web:v2", Source::Api { supersede: false }).await {
+        Ok(Submitted::Created { id, queued: false }) => id,
         other => panic!("expected a running deployment, got {other:?}"),
     };
-    let queued = match runner
-        .submit(Submit {
-            app: "web".into(),
-            image: "web:v3".into(),
-            source: Source::Webhook { event_time: None },
-        })
-        .await
-        .expect("submitted")
-    {
-        Submitted::Created { id, queued: true } => id,
+    let queued = match submit("web:v3", Source::Webhook { event_time: None }).await {
+        Ok(Submitted::Created { id, queued: true }) => id,
         other => panic!("expected a queued deployment, got {other:?}"),
     };
     runner

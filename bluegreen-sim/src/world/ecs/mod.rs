@@ -278,19 +278,21 @@ impl Ecs {
 
     /// [`Ecs::service`] for a name a command carries (see [`Ecs::cluster_named`]).
     pub fn service_named(&self, cluster: u32, name_or_arn: &Name) -> Option<u32> {
-        match self.service_by_name.get(name_or_arn) {
-            Some(list) => list
-                .iter()
-                .find(|(c, _)| *c == cluster)
-                .map(|(_, s)| *s)
-                .filter(|s| !self.services[*s as usize].deleted),
-            None => self.service(cluster, name_or_arn),
-        }
+        let in_clusters = match self.service_by_name.get(name_or_arn) {
+            Some(list) => list,
+            None => self.service_by_name.get(short_name(name_or_arn))?,
+        };
+        self.live_service_in(cluster, in_clusters)
     }
 
     pub fn service(&self, cluster: u32, name_or_arn: &str) -> Option<u32> {
-        self.service_by_name
-            .get(short_name(name_or_arn))?
+        self.live_service_in(cluster, self.service_by_name.get(short_name(name_or_arn))?)
+    }
+
+    /// Of the services of one name (one per cluster), the one in `cluster`, unless
+    /// deleted.
+    fn live_service_in(&self, cluster: u32, in_clusters: &[(u32, u32)]) -> Option<u32> {
+        in_clusters
             .iter()
             .find(|(c, _)| *c == cluster)
             .map(|(_, s)| *s)
